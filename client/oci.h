@@ -1,0 +1,133 @@
+/*
+ * oci.h - the OCI distribution API over libcurl: catalog, tags, manifests,
+ * blobs, uploads and deletes against one registry host.
+ *
+ * Contract:
+ * - Threads: one oci_client is shared by every thread. Connections, DNS and TLS
+ *   sessions are pooled in a curl share handle; each call uses its own easy
+ *   handle, so calls may run concurrently. No lock is held across network I/O
+ *   by the caller's behalf.
+ * - Errors: every fallible function returns 0 or -errno, converted once here
+ *   from CURLcode and HTTP status: 404/NAME_UNKNOWN/MANIFEST_UNKNOWN -> -ENOENT,
+ *   401/403 -> -EACCES, 405/UNSUPPORTED -> -EOPNOTSUPP, 400 -> -EINVAL,
+ *   connect/timeout/5xx/short or corrupt body -> -EIO, 429 -> -EAGAIN after
+ *   retries. Each failure is logged once here ("client: GET <path>: <cause>").
+ * - Ownership: outputs (struct oci_buf, struct strv) belong to the caller.
+ * - Nothing here knows about FUSE or the cache; blobs are streamed to a file
+ *   descriptor the caller provides.
+ * - Credentials never appear in logs.
+ */
+#ifndef CHARTFS_OCI_H
+#define CHARTFS_OCI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/compiler.h"
+#include "common/digest.h"
+#include "common/strv.h"
+
+/* Media types chartfs understands. */
+#define OCI_MT_MANIFEST "application/vnd.oci.image.manifest.v1+json"
+#define OCI_MT_INDEX "application/vnd.oci.image.index.v1+json"
+#define OCI_MT_ARTIFACT "application/vnd.oci.artifact.manifest.v1+json"
+#define OCI_MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
+#define OCI_MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
+#define HELM_MT_CONFIG "application/vnd.cncf.helm.config.v1+json"
+#define HELM_MT_CHART "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+#define HELM_MT_CHART_LEGACY "application/tar+gzip"
+#define HELM_MT_PROV "application/vnd.cncf.helm.chart.provenance.v1.prov"
+
+/* Largest manifest accepted (distribution's own limit). */
+#define OCI_MANIFEST_MAX (4u * 1024 * 1024)
+
+struct oci_client;
+
+struct oci_client_opts {
+	const char *registry;     /* "host[:port]", no scheme, no path */
+	bool plain_http;          /* http:// instead of https:// */
+	bool insecure;            /* skip TLS verification */
+	const char *ca_file;      /* extra CA bundle, or NULL */
+	const char *cert_file;    /* client certificate (mTLS), or NULL */
+	const char *key_file;     /* its key, or NULL */
+	const char *username;     /* basic credentials, or NULL for anonymous */
+	const char *password;     /* ...; never logged */
+	long connect_timeout;     /* seconds; 0 = default 10 */
+	long low_speed_time;      /* seconds below 1 KiB/s before EIO; 0 = default 30 */
+};
+
+struct oci_buf {
+	char *data; /* NUL-terminated for convenience; len excludes the NUL */
+	size_t len;
+};
+
+/* Result of one manifest fetch. */
+struct oci_fetched {
+	int err;                           /* 0 or -errno for this reference */
+	struct oci_buf body;               /* the manifest bytes, verbatim */
+	char media_type[128];              /* Content-Type without parameters */
+	char digest[DIGEST_STR_MAX];       /* sha256 of body (verified) */
+};
+
+/* Create a client; copies every string in opts. */
+int oci_client_new(const struct oci_client_opts *opts, struct oci_client **out) WUR;
+void oci_client_free(struct oci_client *c);
+/* "https://host:port" (no trailing slash), for messages and xattrs. */
+const char *oci_client_base_url(const struct oci_client *c);
+
+/* GET /v2/: 0 when the registry answers as a registry (200, or 401 with a
+ * challenge we can satisfy), else -errno with one log line. */
+int oci_ping(struct oci_client *c) WUR;
+
+/* Every repository name from /v2/_catalog, following Link headers.
+ * -EOPNOTSUPP when the registry refuses the catalog (401/403/404/405). */
+int oci_catalog(struct oci_client *c, struct strv *out) WUR;
+
+/* Every tag of repo, following Link headers; -ENOENT if the repo is unknown. */
+int oci_tags(struct oci_client *c, const char *repo, struct strv *out) WUR;
+
+/* GET a manifest by tag or digest with the OCI and docker Accept types.
+ * The body's sha256 is checked against ref when ref is a digest and against
+ * Docker-Content-Digest when present; bodies over OCI_MANIFEST_MAX are -EIO. */
+int oci_manifest_get(struct oci_client *c, const char *repo, const char *ref,
+		     struct oci_fetched *out) WUR;
+/* Fetch several references of one repo concurrently (at most max_parallel in
+ * flight). Each result has its own err; returns 0 unless nothing could run. */
+int oci_manifest_get_many(struct oci_client *c, const char *repo,
+			  const char *const *refs, size_t n, unsigned max_parallel,
+			  struct oci_fetched *results) WUR;
+/* Release the body of a fetched result. */
+void oci_fetched_clear(struct oci_fetched *f);
+
+/* HEAD a manifest: its digest (0), -ENOENT when absent. */
+int oci_manifest_head(struct oci_client *c, const char *repo, const char *ref,
+		      char digest[DIGEST_STR_MAX]) WUR;
+
+/* Stream a blob into fd (written from its current offset, following
+ * redirects without forwarding credentials). Does not verify the digest:
+ * the cache does, as it writes. */
+int oci_blob_get(struct oci_client *c, const char *repo, const char *digest,
+		 int fd) WUR;
+
+/* HEAD a blob: 0 if present, -ENOENT if not. */
+int oci_blob_exists(struct oci_client *c, const char *repo, const char *digest) WUR;
+
+/* Upload size bytes read from fd (from offset 0) as blob digest: POST, then
+ * PUT (monolithic) or PATCH chunks + PUT for large blobs. */
+int oci_blob_upload(struct oci_client *c, const char *repo, const char *digest,
+		    int fd, uint64_t size) WUR;
+
+/* PUT a manifest under ref (tag or digest) with the given Content-Type. */
+int oci_manifest_put(struct oci_client *c, const char *repo, const char *ref,
+		     const char *media_type, const void *body, size_t len) WUR;
+
+/* DELETE a manifest by tag or digest. -EINVAL when the registry refuses a tag
+ * (distribution 2.8: 400 DIGEST_INVALID), -EOPNOTSUPP when deletes are
+ * disabled (405). */
+int oci_manifest_delete(struct oci_client *c, const char *repo, const char *ref) WUR;
+
+/* Counters since the client was made (for the root xattrs and benchmarks). */
+uint64_t oci_client_requests(const struct oci_client *c);
+
+#endif

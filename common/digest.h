@@ -1,0 +1,38 @@
+/*
+ * digest.h - OCI content digests ("sha256:<64 lowercase hex>") via OpenSSL EVP.
+ *
+ * Contract: pure functions and a streaming context owned by its caller; no
+ * global state, safe from any thread. Only sha256 is supported: anything else
+ * is rejected by digest_valid(), so it can never reach a file name.
+ */
+#ifndef CHARTFS_DIGEST_H
+#define CHARTFS_DIGEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/compiler.h"
+
+/* "sha256:" + 64 hex + NUL */
+#define DIGEST_STR_MAX 72
+
+struct digest_ctx;
+
+/* True iff d is exactly "sha256:" followed by 64 lowercase hex digits. */
+bool digest_valid(const char *d);
+/* The 64-hex part of a valid digest (pointer into d). */
+const char *digest_hex(const char *d);
+
+/* Streaming sha256; _new returns NULL on allocation failure. */
+struct digest_ctx *digest_ctx_new(void);
+void digest_ctx_update(struct digest_ctx *ctx, const void *data, size_t len);
+/* Writes "sha256:..." into out and resets nothing: call _free after. */
+void digest_ctx_final(struct digest_ctx *ctx, char out[DIGEST_STR_MAX]);
+void digest_ctx_free(struct digest_ctx *ctx);
+
+/* Digest of a buffer. */
+int digest_buf(const void *data, size_t len, char out[DIGEST_STR_MAX]) WUR;
+/* Digest of a whole file, read from offset 0 with pread; *size gets its length. */
+int digest_fd(int fd, char out[DIGEST_STR_MAX], long long *size) WUR;
+
+#endif

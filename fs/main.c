@@ -1,0 +1,5 @@
+/* main.c: in progress */
+int main(void)
+{
+	return 1;
+}
