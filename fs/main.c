@@ -1,5 +1,317 @@
-/* main.c: in progress */
-int main(void)
+/* main.c - command line, mount, daemonize, serve. */
+#include "fs/chartfs_i.h"
+
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+struct options {
+	char *registry; /* REGISTRY[/PREFIX] as given */
+	int plain_http;
+	int insecure;
+	char *cache_dir;
+	char *ttl;
+	char *parallel;
+	char *ca_file;
+	char *cert_file;
+	char *key_file;
+	int nonopts;
+};
+
+#define OPT(t, p)                                                                        \
+	{                                                                                \
+		t, offsetof(struct options, p), 1                                        \
+	}
+static const struct fuse_opt chartfs_opts[] = {
+    OPT("plain_http", plain_http),
+    OPT("insecure", insecure),
+    OPT("cache_dir=%s", cache_dir),
+    OPT("ttl=%s", ttl),
+    OPT("parallel=%s", parallel),
+    OPT("ca_file=%s", ca_file),
+    OPT("cert_file=%s", cert_file),
+    OPT("key_file=%s", key_file),
+    FUSE_OPT_END,
+};
+
+static void usage(const char *prog)
 {
-	return 1;
+	printf("usage: %s [options] REGISTRY[/PREFIX] MOUNTPOINT\n\n"
+	       "Show a Helm chart OCI registry as directories and files.\n\n"
+	       "chartfs options:\n"
+	       "    -o plain_http          talk HTTP instead of HTTPS\n"
+	       "    -o insecure            do not verify the registry's TLS certificate\n"
+	       "    -o ca_file=FILE        trust the CA certificates in FILE too\n"
+	       "    -o cert_file=FILE      client certificate for mutual TLS\n"
+	       "    -o key_file=FILE       key of the client certificate\n"
+	       "    -o cache_dir=DIR       blob cache (default "
+	       "${XDG_CACHE_HOME:-~/.cache}/chartfs)\n"
+	       "    -o ttl=SECONDS         trust tag lists and tag digests this long "
+	       "(default 30)\n"
+	       "    -o parallel=N          manifests fetched at once when listing "
+	       "(default 8)\n"
+	       "    -h, --help             print this help and exit\n"
+	       "    -V, --version          print the version and exit\n\n",
+	       prog);
+}
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct options *o = data;
+
+	(void)outargs;
+	if (key != FUSE_OPT_KEY_NONOPT)
+		return 1;
+	/* The first bare argument is the registry; the second is the mount
+	 * point, left in place for fuse_parse_cmdline. */
+	if (o->nonopts++ == 0) {
+		o->registry = strdup(arg);
+		return 0;
+	}
+	if (o->nonopts == 2)
+		return 1;
+	fprintf(stderr, "chartfs: unexpected argument '%s'\n", arg);
+	return -1;
+}
+
+/* Parse an unsigned option value; -EINVAL if it is not a number in range. */
+static int parse_uint(const char *name, const char *s, unsigned max, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v > max) {
+		fprintf(stderr, "chartfs: -o %s=%s: not a number from 0 to %u\n", name, s,
+			max);
+		return -EINVAL;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* Split "[scheme://]host[:port][/prefix]" into host and prefix. */
+static int split_registry(char *arg, struct options *o, char **host, char **prefix)
+{
+	char *p = arg, *slash;
+	size_t len;
+
+	if (!strncmp(p, "oci://", 6)) {
+		p += 6;
+	} else if (!strncmp(p, "https://", 8)) {
+		p += 8;
+	} else if (!strncmp(p, "http://", 7)) {
+		p += 7;
+		o->plain_http = 1;
+	}
+	len = strlen(p);
+	while (len && p[len - 1] == '/')
+		p[--len] = '\0';
+	slash = strchr(p, '/');
+	if (slash)
+		*slash++ = '\0';
+	if (!*p) {
+		fprintf(stderr, "chartfs: '%s' names no registry host\n", arg);
+		return -EINVAL;
+	}
+	*host = p;
+	*prefix = slash && *slash ? slash : NULL;
+	return 0;
+}
+
+static int mkdir_p(const char *dir)
+{
+	char buf[PATH_MAX];
+	char *p;
+
+	if ((size_t)snprintf(buf, sizeof(buf), "%s", dir) >= sizeof(buf))
+		return -ENAMETOOLONG;
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static char *default_cache_dir(void)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	char *s = NULL;
+
+	if (xdg && *xdg) {
+		if (asprintf(&s, "%s/chartfs", xdg) < 0)
+			return NULL;
+	} else if (asprintf(&s, "%s/.cache/chartfs", home && *home ? home : "/tmp") < 0) {
+		return NULL;
+	}
+	return s;
+}
+
+/* libfuse's messages go through our log module too. */
+static void fuse_log_adapter(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	char buf[1024];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	chartfs_log((int)level, "fuse: %s", buf);
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts fopts = {0};
+	struct options o = {0};
+	struct chartfs c = {0};
+	struct oci_client_opts copts = {0};
+	struct model_opts mopts = {0};
+	struct fuse_loop_config *lcfg = NULL;
+	struct fuse *fuse = NULL;
+	char *host = NULL, *prefix = NULL, *fsname = NULL;
+	unsigned ttl = 30, parallel = 8;
+	int ret = 1, mounted = 0;
+
+	fuse_set_log_func(fuse_log_adapter);
+	if (fuse_opt_parse(&args, &o, chartfs_opts, opt_proc) != 0)
+		goto out;
+	if (fuse_parse_cmdline(&args, &fopts) != 0)
+		goto out;
+	if (fopts.show_help) {
+		usage(argv[0]);
+		fuse_cmdline_help();
+		fuse_lib_help(&args);
+		ret = 0;
+		goto out;
+	}
+	if (fopts.show_version) {
+		printf("chartfs version %s\n", CHARTFS_VERSION);
+		printf("FUSE library version %s\n", fuse_pkgversion());
+		fuse_lowlevel_version();
+		ret = 0;
+		goto out;
+	}
+	if (!o.registry || !fopts.mountpoint) {
+		fprintf(stderr,
+			"usage: %s [options] REGISTRY[/PREFIX] MOUNTPOINT\n"
+			"       %s --help\n",
+			argv[0], argv[0]);
+		goto out;
+	}
+	chartfs_log_set_level(fopts.debug ? LOG_DEBUG : LOG_NOTICE);
+	if (split_registry(o.registry, &o, &host, &prefix) != 0)
+		goto out;
+	if (o.ttl && parse_uint("ttl", o.ttl, 86400 * 365, &ttl) != 0)
+		goto out;
+	if (o.parallel && parse_uint("parallel", o.parallel, 64, &parallel) != 0)
+		goto out;
+
+	c.cache_dir = o.cache_dir ? strdup(o.cache_dir) : default_cache_dir();
+	if (!c.cache_dir || mkdir_p(c.cache_dir) != 0) {
+		fprintf(stderr, "chartfs: cannot create cache directory %s: %s\n",
+			c.cache_dir ? c.cache_dir : "?", strerror(errno));
+		goto out;
+	}
+	if (blobcache_new(c.cache_dir, &c.bc) != 0) {
+		fprintf(stderr, "chartfs: cannot open cache directory %s\n", c.cache_dir);
+		goto out;
+	}
+
+	copts = (struct oci_client_opts){
+	    .registry = host,
+	    .plain_http = o.plain_http,
+	    .insecure = o.insecure,
+	    .ca_file = o.ca_file,
+	    .cert_file = o.cert_file,
+	    .key_file = o.key_file,
+	};
+	if (o.insecure)
+		log_warn("chartfs: -o insecure: the registry's TLS certificate is not "
+			 "verified");
+	if (oci_client_new(&copts, &c.client) != 0) {
+		fprintf(stderr, "chartfs: cannot set up the registry client\n");
+		goto out;
+	}
+	/* Fail here, before mounting, so a typo or a dead registry is an error
+	 * the user sees rather than an empty mount. */
+	if (oci_ping(c.client) != 0) {
+		fprintf(stderr, "chartfs: %s does not answer as an OCI registry\n",
+			oci_client_base_url(c.client));
+		goto out;
+	}
+	mopts = (struct model_opts){.prefix = prefix, .ttl = ttl, .parallel = parallel};
+	if (model_new(&mopts, c.client, c.bc, &c.model) != 0)
+		goto out;
+	c.ttl = ttl;
+	c.uid = getuid();
+	c.gid = getgid();
+
+	if (asprintf(&fsname, "-ofsname=%s%s%s,subtype=chartfs", host, prefix ? "/" : "",
+		     prefix ? prefix : "") < 0 ||
+	    fuse_opt_add_arg(&args, fsname) != 0)
+		goto out;
+	fuse = fuse_new(&args, &chartfs_ops, sizeof(chartfs_ops), &c);
+	if (!fuse)
+		goto out;
+	/* Mount first, then detach: the command returns with the mount ready. */
+	if (fuse_mount(fuse, fopts.mountpoint) != 0)
+		goto out;
+	mounted = 1;
+	if (fuse_daemonize(fopts.foreground) != 0)
+		goto out;
+	if (!fopts.foreground)
+		chartfs_log_use_syslog();
+	if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
+		goto out;
+	log_info("chartfs: %s mounted on %s", oci_client_base_url(c.client),
+		 fopts.mountpoint);
+	if (fopts.singlethread) {
+		ret = fuse_loop(fuse);
+	} else {
+		lcfg = fuse_loop_cfg_create();
+		if (!lcfg)
+			goto out_signals;
+		fuse_loop_cfg_set_clone_fd(lcfg, (unsigned)fopts.clone_fd);
+		fuse_loop_cfg_set_idle_threads(lcfg, fopts.max_idle_threads);
+		fuse_loop_cfg_set_max_threads(lcfg, fopts.max_threads);
+		ret = fuse_loop_mt(fuse, lcfg);
+	}
+	ret = ret ? 1 : 0;
+out_signals:
+	fuse_remove_signal_handlers(fuse_get_session(fuse));
+out:
+	if (mounted)
+		fuse_unmount(fuse);
+	if (fuse)
+		fuse_destroy(fuse);
+	fuse_loop_cfg_destroy(lcfg);
+	model_free(c.model);
+	oci_client_free(c.client);
+	blobcache_free(c.bc);
+	free(c.cache_dir);
+	free(fsname);
+	free(fopts.mountpoint);
+	free(o.registry);
+	free(o.cache_dir);
+	free(o.ttl);
+	free(o.parallel);
+	free(o.ca_file);
+	free(o.cert_file);
+	free(o.key_file);
+	fuse_opt_free_args(&args);
+	return ret;
 }

@@ -1,0 +1,318 @@
+/* model.c - the catalog, path resolution and listings, with ttl freshness. */
+#include "fs/model_i.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+int model_new(const struct model_opts *o, struct oci_client *client, struct blobcache *bc,
+	      struct model **out)
+{
+	struct model *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return -ENOMEM;
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->cond, NULL);
+	m->root = ns_tree_new();
+	m->prefix = o->prefix && *o->prefix ? strdup(o->prefix) : NULL;
+	if (!m->root || (o->prefix && *o->prefix && !m->prefix)) {
+		model_free(m);
+		return -ENOMEM;
+	}
+	m->client = client;
+	m->bc = bc;
+	m->ttl = o->ttl;
+	m->parallel = o->parallel ? o->parallel : 8;
+	m->start = time(NULL);
+	*out = m;
+	return 0;
+}
+
+static void free_repos(struct ns_node *n)
+{
+	size_t i;
+
+	model_repo_free(n->repo);
+	n->repo = NULL;
+	for (i = 0; i < n->nkids; i++)
+		free_repos(n->kids[i]);
+}
+
+void model_free(struct model *m)
+{
+	if (!m)
+		return;
+	if (m->root)
+		free_repos(m->root);
+	ns_tree_free(m->root);
+	free(m->prefix);
+	pthread_mutex_destroy(&m->lock);
+	pthread_cond_destroy(&m->cond);
+	free(m);
+}
+
+time_t model_start_time(const struct model *m)
+{
+	return m->start;
+}
+
+char *model_repo_name(const struct model *m, const struct ns_node *node)
+{
+	char *s = NULL;
+
+	if (!m->prefix)
+		return strdup(node->fullname);
+	if (!node->fullname[0])
+		return strdup(m->prefix);
+	if (asprintf(&s, "%s/%s", m->prefix, node->fullname) < 0)
+		return NULL;
+	return s;
+}
+
+/* ---- catalog ---------------------------------------------------------- */
+
+static void apply_catalog_locked(struct model *m, const struct strv *names)
+{
+	size_t plen = m->prefix ? strlen(m->prefix) : 0, i, count = 0;
+
+	ns_clear_catalog(m->root);
+	for (i = 0; i < names->n; i++) {
+		const char *name = names->v[i];
+		struct ns_node *n;
+
+		if (plen) {
+			if (strncmp(name, m->prefix, plen) != 0 || name[plen] != '/')
+				continue;
+			name += plen + 1;
+		}
+		n = ns_insert(m->root, name);
+		if (!n) {
+			log_info("fs: skipping repository name '%s': not a valid name",
+				 names->v[i]);
+			continue;
+		}
+		if (!model_node_repo(n))
+			continue;
+		n->in_catalog = true;
+		count++;
+	}
+	m->catalog_count = count;
+}
+
+/* Refresh the catalog if stale (single-flight). Errors are logged and the
+ * previous catalog kept: a listing never fails because _catalog did. */
+static void refresh_catalog(struct model *m)
+{
+	struct strv names = {0};
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	for (;;) {
+		if (m->catalog_unsupported || fresh(m, m->catalog_at)) {
+			pthread_mutex_unlock(&m->lock);
+			return;
+		}
+		if (!m->catalog_loading)
+			break;
+		pthread_cond_wait(&m->cond, &m->lock);
+	}
+	m->catalog_loading = true;
+	pthread_mutex_unlock(&m->lock);
+
+	ret = oci_catalog(m->client, &names);
+
+	pthread_mutex_lock(&m->lock);
+	m->catalog_loading = false;
+	if (ret == 0) {
+		apply_catalog_locked(m, &names);
+		m->catalog_ever = true;
+	} else if (ret == -EOPNOTSUPP || (ret == -EACCES && !m->catalog_ever)) {
+		log_notice("fs: %s does not list its repositories (catalog refused): "
+			   "the root shows names already visited; any path can be opened",
+			   oci_client_base_url(m->client));
+		m->catalog_unsupported = true;
+	} else if (m->catalog_ever) {
+		log_warn("fs: catalog refresh failed (%s): serving the previous listing",
+			 strerror(-ret));
+	}
+	/* Retry no sooner than the ttl, success or not, so a dead registry is
+	 * not asked on every lookup. */
+	m->catalog_at = now_mono();
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	strv_free(&names);
+}
+
+/* ---- resolve and list -------------------------------------------------- */
+
+/* For registries without a catalog: is "<node>/<segment>" a repository? */
+static int probe(struct model *m, struct ns_node *node, const char *rest)
+{
+	const char *slash = strchr(rest, '/');
+	size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
+	struct strv tags = {0};
+	char *full = NULL, *api;
+	struct ns_node *n;
+	int ret;
+
+	if (asprintf(&full, "%s%s%.*s", node->fullname, node->fullname[0] ? "/" : "",
+		     (int)len, rest) < 0)
+		return -ENOMEM;
+	if (!oci_repo_valid(full)) {
+		free(full);
+		return -ENOENT;
+	}
+	pthread_mutex_lock(&m->lock);
+	n = ns_insert(m->root, full);
+	pthread_mutex_unlock(&m->lock);
+	free(full);
+	if (!n)
+		return -ENOMEM;
+	api = model_repo_name(m, n);
+	ret = api ? oci_tags(m->client, api, &tags) : -ENOMEM;
+	free(api);
+	pthread_mutex_lock(&m->lock);
+	/* Unknown names become namespace directories: the kernel must be able
+	 * to walk through "org" to reach "org/chart" without a catalog. */
+	n->known = true;
+	if (ret == 0 && model_node_repo(n)) {
+		strv_sort_uniq(&tags);
+		ret = model_apply_tags_locked(n->repo, &tags);
+		n->repo->ever_listed = true;
+		n->repo->listed = now_mono();
+	} else if (ret == -ENOENT) {
+		ret = 0;
+	}
+	pthread_mutex_unlock(&m->lock);
+	strv_free(&tags);
+	return ret;
+}
+
+int model_resolve(struct model *m, const char *path, struct path_res *res)
+{
+	bool probe_ok;
+	int ret, tries;
+
+	refresh_catalog(m);
+	for (tries = 0; tries < 2; tries++) {
+		pthread_mutex_lock(&m->lock);
+		ret = path_resolve(m->root, path, res);
+		probe_ok = m->catalog_unsupported;
+		pthread_mutex_unlock(&m->lock);
+		if (ret || res->kind != PATH_UNKNOWN)
+			return ret;
+		if (!probe_ok || tries)
+			return -ENOENT;
+		ret = probe(m, res->node, res->rest);
+		if (ret)
+			return ret;
+	}
+	return -ENOENT;
+}
+
+static int list_kids_locked(struct ns_node *node, time_t mtime, model_fill_fn fill,
+			    void *arg)
+{
+	size_t i;
+	int ret;
+
+	for (i = 0; i < node->nkids; i++) {
+		struct model_entry e = {node->kids[i]->name, true, 0, mtime};
+		if (!ns_visible(node->kids[i]))
+			continue;
+		ret = fill(arg, &e);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int list_tags_locked(struct ns_node *node, time_t mtime, model_fill_fn fill,
+			    void *arg)
+{
+	struct repo *r = node->repo;
+	char pkg[512];
+	size_t i;
+	int ret;
+
+	for (i = 0; r && i < r->ntags; i++) {
+		struct model_tag *t = r->tags[i];
+		struct model_entry e = {t->tag, true, 0, t->created ? t->created : mtime};
+
+		/* A kid namespace shadows a tag of the same name (see path.c). */
+		if (ns_child(node, t->tag) && ns_visible(ns_child(node, t->tag)))
+			continue;
+		ret = fill(arg, &e);
+		if (ret)
+			return ret;
+		if (!t->chart)
+			continue;
+		snprintf(pkg, sizeof(pkg), "%s-%s.tgz", node->name, t->tag);
+		e = (struct model_entry){pkg, false, t->chart->size, e.mtime};
+		ret = fill(arg, &e);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int model_list(struct model *m, struct ns_node *node, model_fill_fn fill, void *arg)
+{
+	bool is_repo;
+	int ret;
+
+	refresh_catalog(m);
+	pthread_mutex_lock(&m->lock);
+	is_repo = ns_is_repo(node);
+	pthread_mutex_unlock(&m->lock);
+	if (is_repo) {
+		ret = model_refresh_tags(m, node);
+		if (ret == -ENOENT || ret == -EACCES) {
+			log_info("fs: %s: tags unavailable (%s)", node->fullname,
+				 strerror(-ret));
+			is_repo = false;
+		} else if (ret) {
+			return ret;
+		} else {
+			ret = model_refresh_manifests(m, node);
+			if (ret)
+				return ret;
+		}
+	}
+	pthread_mutex_lock(&m->lock);
+	ret = list_kids_locked(node, m->start, fill, arg);
+	if (!ret && is_repo)
+		ret = list_tags_locked(node, m->start, fill, arg);
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+static void invalidate_node(struct ns_node *n, bool deep)
+{
+	size_t i;
+
+	if (n->repo) {
+		n->repo->listed = (struct timespec){0};
+		for (i = 0; i < n->repo->ntags; i++)
+			n->repo->tags[i]->checked = (struct timespec){0};
+	}
+	if (deep)
+		for (i = 0; i < n->nkids; i++)
+			invalidate_node(n->kids[i], true);
+}
+
+void model_invalidate(struct model *m, struct ns_node *node)
+{
+	pthread_mutex_lock(&m->lock);
+	if (!node) {
+		m->catalog_at = (struct timespec){0};
+		invalidate_node(m->root, true);
+	} else {
+		invalidate_node(node, false);
+	}
+	pthread_mutex_unlock(&m->lock);
+}

@@ -1,0 +1,98 @@
+/*
+ * model.h - what the mount knows of the registry, and how fresh it is.
+ *
+ * The model joins the path tree (fs/path.h), the registry client and the blob
+ * cache: it refreshes the catalog, tag lists and tag->manifest mappings when
+ * they are older than the ttl, and fetches and unpacks charts on demand.
+ * Everything addressed by digest is immutable and kept; only names follow
+ * the ttl. A refresh that fails with a network error keeps serving what was
+ * known (stale-if-error) and logs once.
+ *
+ * Contract:
+ * - Threads: all functions are thread-safe. One model lock guards the tree
+ *   and the tag tables; it is never held across network or disk I/O.
+ * - Tag records (struct model_tag) are reference counted and immutable once
+ *   published, except tree_path/blob_path which are set once under the lock.
+ *   Every model_tag_get() needs a model_tag_put().
+ * - Errors: 0 or -errno; a miss in the registry is -ENOENT.
+ * - No FUSE here: fs/ops.c maps these calls onto FUSE.
+ */
+#ifndef CHARTFS_MODEL_H
+#define CHARTFS_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "client/manifest.h"
+#include "client/oci.h"
+#include "cache/blobcache.h"
+#include "common/compiler.h"
+#include "fs/path.h"
+
+struct model;
+
+struct model_tag {
+	int refs; /* guarded by the model lock */
+	char *tag;
+	char digest[DIGEST_STR_MAX]; /* manifest digest */
+	char media_type[128];
+	struct oci_manifest *man;	    /* parsed manifest */
+	const struct oci_descriptor *chart; /* its chart layer, or NULL */
+	time_t created;			    /* org.opencontainers.image.created, or 0 */
+	struct timespec checked;	    /* when tag->digest was last confirmed */
+	char *blob_path;		    /* set once the chart blob is cached */
+	char *tree_path;		    /* set once the chart is unpacked */
+};
+
+/* One entry of a directory listing. */
+struct model_entry {
+	const char *name;
+	bool is_dir;
+	off_t size;
+	time_t mtime;
+};
+typedef int (*model_fill_fn)(void *arg, const struct model_entry *e);
+
+struct model_opts {
+	const char *prefix; /* repository prefix scoping the mount, or NULL */
+	unsigned ttl;	    /* seconds names are trusted */
+	unsigned parallel;  /* manifests fetched at once when listing */
+};
+
+int model_new(const struct model_opts *o, struct oci_client *client, struct blobcache *bc,
+	      struct model **out) WUR;
+void model_free(struct model *m);
+/* When the mount started (mtime of plain directories). */
+time_t model_start_time(const struct model *m);
+
+/* Classify a path, refreshing the catalog when stale and probing names the
+ * catalog cannot tell (registries that refuse it). */
+int model_resolve(struct model *m, const char *path, struct path_res *res) WUR;
+
+/* List a directory node: its visible kids and, for a repository, one dir
+ * per tag and one .tgz per chart tag (manifests fetched in parallel). */
+int model_list(struct model *m, struct ns_node *node, model_fill_fn fill, void *arg) WUR;
+
+/* The record for tag of repository node, fetched if absent or stale. */
+int model_tag_get(struct model *m, struct ns_node *node, const char *tag,
+		  struct model_tag **out) WUR;
+void model_tag_put(struct model *m, struct model_tag *t);
+
+/* Path of the cached chart blob of t (fetching it). -ENOENT if no chart. */
+int model_tag_blob(struct model *m, struct ns_node *node, struct model_tag *t,
+		   const char **path) WUR;
+/* Path of the unpacked chart of t (fetching and unpacking it). */
+int model_tag_tree(struct model *m, struct ns_node *node, struct model_tag *t,
+		   const char **path) WUR;
+
+/* The registry-side name of a repository node (prefix applied). Caller frees. */
+char *model_repo_name(const struct model *m, const struct ns_node *node);
+
+/* Forget every name (catalog, tags, tag->digest) so the next access asks
+ * the registry again (SIGHUP, and after a publish or delete). node NULL
+ * means everything. */
+void model_invalidate(struct model *m, struct ns_node *node);
+
+#endif

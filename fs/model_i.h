@@ -1,0 +1,64 @@
+/* model_i.h - private to fs/model*.c: the model's state. */
+#ifndef CHARTFS_MODEL_I_H
+#define CHARTFS_MODEL_I_H
+
+#include <pthread.h>
+
+#include "fs/model.h"
+
+struct repo {
+	struct timespec listed; /* last successful tag listing; {0} = never */
+	bool listing;		/* a listing is in flight (single-flight) */
+	bool ever_listed;
+	struct model_tag **tags; /* sorted by tag */
+	size_t ntags, cap;
+};
+
+struct model {
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* signalled when a catalog or tag listing completes */
+	struct ns_node *root;
+	struct oci_client *client;
+	struct blobcache *bc;
+	char *prefix;
+	unsigned ttl, parallel;
+	time_t start;
+	struct timespec catalog_at;
+	bool catalog_loading;
+	bool catalog_ever;
+	bool catalog_unsupported; /* registry refuses _catalog: probe names */
+	size_t catalog_count;
+};
+
+static inline struct timespec now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts;
+}
+
+static inline bool fresh(const struct model *m, struct timespec at)
+{
+	struct timespec now = now_mono();
+
+	if (at.tv_sec == 0 && at.tv_nsec == 0)
+		return false;
+	return (now.tv_sec - at.tv_sec) * 1000000000ll + (now.tv_nsec - at.tv_nsec) <
+	       (long long)m->ttl * 1000000000ll;
+}
+
+/* The repo data of a node, created on demand; lock held. */
+struct repo *model_node_repo(struct ns_node *n);
+/* Drop one reference to a tag record; lock held. */
+void model_tag_unref_locked(struct model_tag *t);
+/* Free a repo's data; lock held or model going away. */
+void model_repo_free(struct repo *r);
+/* Replace the repo's tag table with these (sorted) names; lock held. */
+int model_apply_tags_locked(struct repo *r, const struct strv *tags) WUR;
+/* Refresh node's tag listing when stale (single-flight). */
+int model_refresh_tags(struct model *m, struct ns_node *node) WUR;
+/* Fetch the manifests of every listed tag that is not fresh, in parallel. */
+int model_refresh_manifests(struct model *m, struct ns_node *node) WUR;
+
+#endif

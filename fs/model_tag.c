@@ -1,0 +1,464 @@
+/* model_tag.c - tag tables, manifests, blobs and trees of the model. */
+#include "fs/model_i.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "fs/timefmt.h"
+
+/* The repo data of a node, created on demand; lock held. */
+struct repo *model_node_repo(struct ns_node *n)
+{
+	if (!n->repo)
+		n->repo = calloc(1, sizeof(struct repo));
+	return n->repo;
+}
+
+static void tag_free(struct model_tag *t)
+{
+	if (!t)
+		return;
+	free(t->tag);
+	oci_manifest_free(t->man);
+	free(t->blob_path);
+	free(t->tree_path);
+	free(t);
+}
+
+/* Drop one reference; the lock must be held. */
+void model_tag_unref_locked(struct model_tag *t)
+{
+	if (t && --t->refs == 0)
+		tag_free(t);
+}
+
+void model_repo_free(struct repo *r)
+{
+	size_t i;
+
+	if (!r)
+		return;
+	for (i = 0; i < r->ntags; i++)
+		model_tag_unref_locked(r->tags[i]);
+	free(r->tags);
+	free(r);
+}
+
+/* ---- tags ------------------------------------------------------------- */
+
+static ssize_t tag_find(const struct repo *r, const char *tag, bool *found)
+{
+	size_t lo = 0, hi = r->ntags;
+
+	*found = false;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(r->tags[mid]->tag, tag);
+		if (c == 0) {
+			*found = true;
+			return (ssize_t)mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return (ssize_t)lo;
+}
+
+static struct model_tag *tag_new(const char *tag)
+{
+	struct model_tag *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->tag = strdup(tag);
+	if (!t->tag) {
+		free(t);
+		return NULL;
+	}
+	t->refs = 1;
+	return t;
+}
+
+/* Insert or replace the record for t->tag; takes the caller's reference. */
+static int repo_set_tag_locked(struct repo *r, struct model_tag *t)
+{
+	bool found;
+	ssize_t pos = tag_find(r, t->tag, &found);
+
+	if (found) {
+		model_tag_unref_locked(r->tags[pos]);
+		r->tags[pos] = t;
+		return 0;
+	}
+	if (r->ntags == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 16;
+		struct model_tag **v = realloc(r->tags, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		r->tags = v;
+		r->cap = cap;
+	}
+	memmove(r->tags + pos + 1, r->tags + pos,
+		(r->ntags - (size_t)pos) * sizeof(*r->tags));
+	r->tags[pos] = t;
+	r->ntags++;
+	return 0;
+}
+
+static void repo_drop_tag_locked(struct repo *r, const char *tag)
+{
+	bool found;
+	ssize_t pos = tag_find(r, tag, &found);
+
+	if (!found)
+		return;
+	model_tag_unref_locked(r->tags[pos]);
+	memmove(r->tags + pos, r->tags + pos + 1,
+		(r->ntags - (size_t)pos - 1) * sizeof(*r->tags));
+	r->ntags--;
+}
+
+/* Replace the tag table with the listed names, keeping known records. */
+int model_apply_tags_locked(struct repo *r, const struct strv *tags)
+{
+	struct model_tag **v = calloc(tags->n ? tags->n : 1, sizeof(*v));
+	size_t i, n = 0;
+
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < tags->n; i++) {
+		bool found;
+		ssize_t pos;
+
+		if (!oci_tag_valid(tags->v[i]) ||
+		    (n && !strcmp(v[n - 1]->tag, tags->v[i])))
+			continue;
+		pos = tag_find(r, tags->v[i], &found);
+		if (found) {
+			v[n] = r->tags[pos];
+			v[n++]->refs++;
+		} else {
+			v[n] = tag_new(tags->v[i]);
+			if (v[n])
+				n++;
+		}
+	}
+	for (i = 0; i < r->ntags; i++)
+		model_tag_unref_locked(r->tags[i]);
+	free(r->tags);
+	r->tags = v;
+	r->ntags = n;
+	r->cap = tags->n ? tags->n : 1;
+	return 0;
+}
+
+/* Refresh the tag listing of node when stale (single-flight). */
+int model_refresh_tags(struct model *m, struct ns_node *node)
+{
+	struct strv tags = {0};
+	struct repo *r;
+	char *name;
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	r = model_node_repo(node);
+	if (!r) {
+		pthread_mutex_unlock(&m->lock);
+		return -ENOMEM;
+	}
+	for (;;) {
+		if (fresh(m, r->listed)) {
+			pthread_mutex_unlock(&m->lock);
+			return 0;
+		}
+		if (!r->listing)
+			break;
+		pthread_cond_wait(&m->cond, &m->lock);
+	}
+	r->listing = true;
+	pthread_mutex_unlock(&m->lock);
+
+	name = model_repo_name(m, node);
+	ret = name ? oci_tags(m->client, name, &tags) : -ENOMEM;
+	if (ret == 0)
+		strv_sort_uniq(&tags);
+
+	pthread_mutex_lock(&m->lock);
+	r->listing = false;
+	if (ret == 0) {
+		ret = model_apply_tags_locked(r, &tags);
+		r->ever_listed = true;
+		r->listed = now_mono();
+	} else if (r->ever_listed && ret != -ENOENT && ret != -EACCES) {
+		log_warn(
+		    "fs: listing tags of %s failed (%s): serving the previous listing",
+		    name, strerror(-ret));
+		r->listed = now_mono();
+		ret = 0;
+	}
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	strv_free(&tags);
+	free(name);
+	return ret;
+}
+
+/* Build a record from a fetched manifest. */
+static struct model_tag *tag_from_fetched(const char *tag, const struct oci_fetched *f)
+{
+	struct model_tag *t = tag_new(tag);
+	const char *created;
+
+	if (!t)
+		return NULL;
+	memcpy(t->digest, f->digest, sizeof(t->digest));
+	snprintf(t->media_type, sizeof(t->media_type), "%s", f->media_type);
+	if (oci_manifest_parse(f->body.data, f->body.len, f->media_type, &t->man) != 0) {
+		log_info("fs: tag %s: manifest %s is not one chartfs understands", tag,
+			 f->digest);
+		t->man = NULL;
+	}
+	if (t->man) {
+		if (t->man->media_type && !f->media_type[0])
+			snprintf(t->media_type, sizeof(t->media_type), "%s",
+				 t->man->media_type);
+		t->chart = oci_manifest_chart_layer(t->man);
+		created =
+		    oci_manifest_annotation(t->man, "org.opencontainers.image.created");
+		if (created)
+			t->created = timefmt_parse_rfc3339(created);
+	}
+	t->checked = now_mono();
+	return t;
+}
+
+/* Apply one manifest fetch result to the repo; lock held. A fetch that
+ * finds the digest unchanged keeps the record, so its cached tree and the
+ * kernel's page cache stay valid. */
+static void apply_fetched_locked(struct repo *r, const char *tag,
+				 const struct oci_fetched *f)
+{
+	bool found;
+	ssize_t pos = tag_find(r, tag, &found);
+	struct model_tag *t;
+
+	if (f->err == -ENOENT) {
+		repo_drop_tag_locked(r, tag);
+		return;
+	}
+	if (f->err) {
+		if (found)
+			r->tags[pos]->checked = now_mono(); /* stale-if-error */
+		return;
+	}
+	if (found && r->tags[pos]->man && !strcmp(r->tags[pos]->digest, f->digest)) {
+		r->tags[pos]->checked = now_mono();
+		return;
+	}
+	t = tag_from_fetched(tag, f);
+	if (t && repo_set_tag_locked(r, t) != 0)
+		tag_free(t);
+}
+
+/* Fetch the manifests of every listed tag that is not fresh, in parallel. */
+int model_refresh_manifests(struct model *m, struct ns_node *node)
+{
+	struct repo *r;
+	const char **refs = NULL;
+	char **owned = NULL;
+	struct oci_fetched *res = NULL;
+	size_t i, n = 0;
+	char *name = NULL;
+	int ret = 0;
+
+	pthread_mutex_lock(&m->lock);
+	r = node->repo;
+	if (r && r->ntags) {
+		owned = calloc(r->ntags, sizeof(*owned));
+		if (!owned) {
+			pthread_mutex_unlock(&m->lock);
+			return -ENOMEM;
+		}
+		for (i = 0; i < r->ntags; i++) {
+			if (r->tags[i]->man && fresh(m, r->tags[i]->checked))
+				continue;
+			owned[n] = strdup(r->tags[i]->tag);
+			if (owned[n])
+				n++;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (!n)
+		goto out;
+
+	name = model_repo_name(m, node);
+	refs = calloc(n, sizeof(*refs));
+	res = calloc(n, sizeof(*res));
+	if (!name || !refs || !res) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		refs[i] = owned[i];
+	ret = oci_manifest_get_many(m->client, name, refs, n, m->parallel, res);
+	if (ret)
+		goto out;
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < n; i++)
+		apply_fetched_locked(node->repo, owned[i], &res[i]);
+	pthread_mutex_unlock(&m->lock);
+out:
+	for (i = 0; res && i < n; i++)
+		oci_fetched_clear(&res[i]);
+	for (i = 0; owned && i < n; i++)
+		free(owned[i]);
+	free(owned);
+	free(refs);
+	free(res);
+	free(name);
+	return ret;
+}
+
+int model_tag_get(struct model *m, struct ns_node *node, const char *tag,
+		  struct model_tag **out)
+{
+	struct oci_fetched f = {0};
+	struct repo *r;
+	bool found;
+	ssize_t pos;
+	char *name;
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	r = model_node_repo(node);
+	if (!r) {
+		pthread_mutex_unlock(&m->lock);
+		return -ENOMEM;
+	}
+	pos = tag_find(r, tag, &found);
+	if (found && r->tags[pos]->man && fresh(m, r->tags[pos]->checked)) {
+		*out = r->tags[pos];
+		(*out)->refs++;
+		pthread_mutex_unlock(&m->lock);
+		return 0;
+	}
+	/* A fresh listing without this tag answers without a request. */
+	if (!found && fresh(m, r->listed)) {
+		pthread_mutex_unlock(&m->lock);
+		return -ENOENT;
+	}
+	pthread_mutex_unlock(&m->lock);
+
+	name = model_repo_name(m, node);
+	if (!name)
+		return -ENOMEM;
+	ret = oci_manifest_get(m->client, name, tag, &f);
+	f.err = ret;
+	free(name);
+
+	pthread_mutex_lock(&m->lock);
+	apply_fetched_locked(r, tag, &f);
+	pos = tag_find(r, tag, &found);
+	if (found && r->tags[pos]->man) {
+		*out = r->tags[pos];
+		(*out)->refs++;
+		ret = 0;
+	} else if (ret == 0) {
+		ret = -EIO;
+	}
+	pthread_mutex_unlock(&m->lock);
+	oci_fetched_clear(&f);
+	return ret;
+}
+
+void model_tag_put(struct model *m, struct model_tag *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&m->lock);
+	model_tag_unref_locked(t);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* ---- blobs and trees --------------------------------------------------- */
+
+struct fetch_arg {
+	struct oci_client *client;
+	const char *repo;
+	const char *digest;
+};
+
+static int fetch_blob(void *arg, int fd)
+{
+	struct fetch_arg *a = arg;
+
+	return oci_blob_get(a->client, a->repo, a->digest, fd);
+}
+
+/* Store path into *slot once; lock taken here. */
+static const char *set_once(struct model *m, char **slot, const char *path)
+{
+	const char *ret;
+
+	pthread_mutex_lock(&m->lock);
+	if (!*slot)
+		*slot = strdup(path);
+	ret = *slot;
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+int model_tag_blob(struct model *m, struct ns_node *node, struct model_tag *t,
+		   const char **path)
+{
+	char buf[4096];
+	struct fetch_arg a;
+	char *name;
+	int ret;
+
+	if (!t->chart)
+		return -ENOENT;
+	pthread_mutex_lock(&m->lock);
+	*path = t->blob_path;
+	pthread_mutex_unlock(&m->lock);
+	if (*path)
+		return 0;
+	name = model_repo_name(m, node);
+	if (!name)
+		return -ENOMEM;
+	a = (struct fetch_arg){m->client, name, t->chart->digest};
+	ret = blobcache_get(m->bc, t->chart->digest, t->chart->size, fetch_blob, &a, buf,
+			    sizeof(buf));
+	free(name);
+	if (ret)
+		return ret;
+	*path = set_once(m, &t->blob_path, buf);
+	return *path ? 0 : -ENOMEM;
+}
+
+int model_tag_tree(struct model *m, struct ns_node *node, struct model_tag *t,
+		   const char **path)
+{
+	char buf[4096];
+	const char *blob;
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	*path = t->tree_path;
+	pthread_mutex_unlock(&m->lock);
+	if (*path)
+		return 0;
+	ret = model_tag_blob(m, node, t, &blob);
+	if (ret)
+		return ret;
+	ret = blobcache_tree(m->bc, t->chart->digest, buf, sizeof(buf));
+	if (ret)
+		return ret;
+	*path = set_once(m, &t->tree_path, buf);
+	return *path ? 0 : -ENOMEM;
+}
