@@ -1,24 +1,85 @@
-/* chartfs_i.h - the daemon's shared context (private to fs/). */
+/* chartfs_i.h - the daemon's shared context and helpers (private to fs/). */
 #ifndef CHARTFS_I_H
 #define CHARTFS_I_H
 
 #define FUSE_USE_VERSION 314
 #include <fuse.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "cache/blobcache.h"
 #include "client/oci.h"
 #include "fs/model.h"
 
+/* A file being written into the mount: a chart on its way to the registry. */
+struct upload {
+	struct upload *next;
+	char *path;	     /* the FUSE path it was created as */
+	struct ns_node *dir; /* the directory it was written into */
+	int fd;		     /* spool file in the cache's tmp/ */
+	char spool[4096];
+	bool dirty; /* written since the last push */
+	int refs;   /* open handles */
+};
+
+/* What fi->fh points at for every open file. */
+struct handle {
+	int fd;
+	struct upload *up; /* NULL for reads */
+};
+
 struct chartfs {
 	struct oci_client *client;
 	struct blobcache *bc;
 	struct model *model;
 	unsigned ttl;
+	bool immutable; /* -o immutable: never replace an existing tag */
 	uid_t uid;
 	gid_t gid;
 	char *cache_dir;
+	pthread_mutex_t up_lock;
+	struct upload *uploads;
 };
+
+static inline struct chartfs *chartfs_ctx(void)
+{
+	return fuse_get_context()->private_data;
+}
+
+/* Attributes of a synthetic entry: dirs 0555 / files 0444, owned by the
+ * mounting user (0755 / 0644 where writes are accepted). */
+void chartfs_fill_stat(struct stat *st, bool dir, off_t size, time_t mtime);
+/* The tag record a resolved path names (the chart is required unless the
+ * path is the tag directory itself). */
+int chartfs_get_tag(struct chartfs *c, struct path_res *r, struct model_tag **t);
+/* An open upload for path, with a reference taken, or NULL. */
+struct upload *chartfs_upload_find(struct chartfs *c, const char *path);
+/* Drop a reference to an upload; the last one removes its spool file. */
+void chartfs_upload_put(struct chartfs *c, struct upload *up);
+
+/* Operations, by file. */
+int chartfs_getxattr(const char *path, const char *name, char *value, size_t size);
+int chartfs_listxattr(const char *path, char *list, size_t size);
+int chartfs_create(const char *path, mode_t mode, struct fuse_file_info *fi);
+int chartfs_open_write(const char *path, struct path_res *r, struct fuse_file_info *fi);
+int chartfs_write(const char *path, const char *buf, size_t size, off_t off,
+		  struct fuse_file_info *fi);
+int chartfs_flush(const char *path, struct fuse_file_info *fi);
+int chartfs_truncate(const char *path, off_t size, struct fuse_file_info *fi);
+int chartfs_mkdir(const char *path, mode_t mode);
+int chartfs_unlink(const char *path);
+int chartfs_rmdir(const char *path);
+int chartfs_rename(const char *from, const char *to, unsigned int flags);
+int chartfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi);
+int chartfs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi);
+int chartfs_utimens(const char *path, const struct timespec tv[2],
+		    struct fuse_file_info *fi);
+int chartfs_setxattr(const char *path, const char *name, const char *value, size_t size,
+		     int flags);
+int chartfs_removexattr(const char *path, const char *name);
+int chartfs_symlink(const char *from, const char *to);
 
 /* The FUSE operations (fs/ops.c). */
 extern const struct fuse_operations chartfs_ops;

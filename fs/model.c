@@ -192,7 +192,8 @@ static int probe(struct model *m, struct ns_node *node, const char *rest)
 	return ret;
 }
 
-int model_resolve(struct model *m, const char *path, struct path_res *res)
+static int resolve(struct model *m, const char *path, struct path_res *res,
+		   bool may_probe)
 {
 	bool probe_ok;
 	int ret, tries;
@@ -201,9 +202,9 @@ int model_resolve(struct model *m, const char *path, struct path_res *res)
 	for (tries = 0; tries < 2; tries++) {
 		pthread_mutex_lock(&m->lock);
 		ret = path_resolve(m->root, path, res);
-		probe_ok = m->catalog_unsupported;
+		probe_ok = m->catalog_unsupported && may_probe;
 		pthread_mutex_unlock(&m->lock);
-		if (ret || res->kind != PATH_UNKNOWN)
+		if (ret || res->kind != PATH_UNKNOWN || !may_probe)
 			return ret;
 		if (!probe_ok || tries)
 			return -ENOENT;
@@ -212,6 +213,16 @@ int model_resolve(struct model *m, const char *path, struct path_res *res)
 			return ret;
 	}
 	return -ENOENT;
+}
+
+int model_resolve(struct model *m, const char *path, struct path_res *res)
+{
+	return resolve(m, path, res, true);
+}
+
+int model_resolve_new(struct model *m, const char *path, struct path_res *res)
+{
+	return resolve(m, path, res, false);
 }
 
 static int list_kids_locked(struct ns_node *node, time_t mtime, model_fill_fn fill,
@@ -315,4 +326,62 @@ void model_invalidate(struct model *m, struct ns_node *node)
 		invalidate_node(node, false);
 	}
 	pthread_mutex_unlock(&m->lock);
+}
+
+struct oci_client *model_client(const struct model *m)
+{
+	return m->client;
+}
+
+struct blobcache *model_blobcache(const struct model *m)
+{
+	return m->bc;
+}
+
+int model_mkdir(struct model *m, struct ns_node *dir, const char *name)
+{
+	struct ns_node *n, *kid;
+	char *full = NULL;
+	int ret = 0;
+
+	if (asprintf(&full, "%s%s%s", dir->fullname, dir->fullname[0] ? "/" : "", name) <
+	    0)
+		return -ENOMEM;
+	pthread_mutex_lock(&m->lock);
+	kid = ns_child(dir, name);
+	if (kid && ns_visible(kid)) {
+		ret = -EEXIST;
+		goto out;
+	}
+	n = ns_insert(m->root, full);
+	if (!n) {
+		/* Not a valid repository component: the registry could never
+		 * hold it, so say so now rather than at the first cp. */
+		ret = -EINVAL;
+		goto out;
+	}
+	n->known = true;
+out:
+	pthread_mutex_unlock(&m->lock);
+	free(full);
+	return ret;
+}
+
+int model_add_repo(struct model *m, const char *fullname, struct ns_node **out)
+{
+	struct ns_node *n;
+	int ret = 0;
+
+	pthread_mutex_lock(&m->lock);
+	n = ns_insert(m->root, fullname);
+	if (!n || !model_node_repo(n)) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	n->known = true;
+	n->repo->listed = (struct timespec){0};
+	*out = n;
+out:
+	pthread_mutex_unlock(&m->lock);
+	return ret;
 }

@@ -70,6 +70,8 @@ time_t model_start_time(const struct model *m);
 /* Classify a path, refreshing the catalog when stale and probing names the
  * catalog cannot tell (registries that refuse it). */
 int model_resolve(struct model *m, const char *path, struct path_res *res) WUR;
+/* The same without probing: for a name about to be created. */
+int model_resolve_new(struct model *m, const char *path, struct path_res *res) WUR;
 
 /* List a directory node: its visible kids and, for a repository, one dir
  * per tag and one .tgz per chart tag (manifests fetched in parallel). */
@@ -94,5 +96,20 @@ char *model_repo_name(const struct model *m, const struct ns_node *node);
  * the registry again (SIGHUP, and after a publish or delete). node NULL
  * means everything. */
 void model_invalidate(struct model *m, struct ns_node *node);
+
+/* The client and cache the model was made with (for publish.c). */
+struct oci_client *model_client(const struct model *m);
+struct blobcache *model_blobcache(const struct model *m);
+
+/* Make "dir/name" a local namespace directory (mkdir): registries have no
+ * empty namespaces, so it lasts as long as the mount. -EEXIST if shown. */
+int model_mkdir(struct model *m, struct ns_node *dir, const char *name) WUR;
+/* Note a repository that now exists (after a push): it is listed at once
+ * and its tags are asked again on the next access. */
+int model_add_repo(struct model *m, const char *fullname, struct ns_node **out) WUR;
+/* After re-reading node's tags and manifests: does any tag other than tag
+ * point at digest? (before a delete by digest, which removes them all) */
+int model_digest_shared(struct model *m, struct ns_node *node, const char *tag,
+			const char *digest, bool *shared) WUR;
 
 #endif

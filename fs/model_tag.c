@@ -462,3 +462,30 @@ int model_tag_tree(struct model *m, struct ns_node *node, struct model_tag *t,
 	*path = set_once(m, &t->tree_path, buf);
 	return *path ? 0 : -ENOMEM;
 }
+
+int model_digest_shared(struct model *m, struct ns_node *node, const char *tag,
+			const char *digest, bool *shared)
+{
+	struct repo *r;
+	size_t i;
+	int ret;
+
+	model_invalidate(m, node);
+	ret = model_refresh_tags(m, node);
+	if (!ret)
+		ret = model_refresh_manifests(m, node);
+	if (ret)
+		return ret;
+	*shared = false;
+	pthread_mutex_lock(&m->lock);
+	r = node->repo;
+	for (i = 0; r && i < r->ntags; i++) {
+		const struct model_tag *t = r->tags[i];
+		/* A tag whose manifest could not be read counts as shared:
+		 * better refuse a delete than remove a version silently. */
+		if (strcmp(t->tag, tag) && (!t->man || !strcmp(t->digest, digest)))
+			*shared = true;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}

@@ -1,0 +1,300 @@
+/* publish.c - helm push and tag delete, over the client and the cache. */
+#include "fs/publish.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache/chartmeta.h"
+#include "cache/unpack.h"
+#include "common/log.h"
+#include "fs/timefmt.h"
+
+/* helm refuses archives whose content passes this; the packed file can be no
+ * bigger in practice, and a bound keeps a runaway cp from filling memory. */
+#define PACKAGE_MAX CHART_MAX_TOTAL
+
+struct blob {
+	const char *media_type;
+	char digest[DIGEST_STR_MAX];
+	uint64_t size;
+	int fd;
+};
+
+/* Upload a blob unless the registry already has it (helm does the same). */
+static int push_blob(struct oci_client *c, const char *repo, const struct blob *b)
+{
+	int ret = oci_blob_exists(c, repo, b->digest);
+
+	if (ret == 0)
+		return 0;
+	if (ret != -ENOENT)
+		return ret;
+	return oci_blob_upload(c, repo, b->digest, b->fd, b->size);
+}
+
+static json_t *descriptor(const struct blob *b)
+{
+	return json_pack("{s:s, s:s, s:I}", "mediaType", b->media_type, "digest",
+			 b->digest, "size", (json_int_t)b->size);
+}
+
+/* The manifest helm writes: no top-level mediaType, layers sorted by digest,
+ * annotations sorted by key (json_dumps with JSON_SORT_KEYS would reorder
+ * the top level too, so the map is built in order). */
+static char *build_manifest(const struct blob *config, struct blob *layers,
+			    size_t nlayers, const struct strv *keys,
+			    const struct strv *values)
+{
+	json_t *root = json_object(), *arr = json_array(), *ann = json_object();
+	char *out = NULL;
+	size_t i, j;
+
+	if (!root || !arr || !ann)
+		goto out;
+	for (i = 1; i < nlayers; i++)
+		for (j = i; j > 0 && strcmp(layers[j - 1].digest, layers[j].digest) > 0;
+		     j--) {
+			struct blob t = layers[j];
+			layers[j] = layers[j - 1];
+			layers[j - 1] = t;
+		}
+	for (i = 0; i < nlayers; i++)
+		json_array_append_new(arr, descriptor(&layers[i]));
+	for (i = 0; i < keys->n; i++)
+		json_object_set_new(ann, keys->v[i], json_string(values->v[i]));
+	json_object_set_new(root, "schemaVersion", json_integer(2));
+	json_object_set_new(root, "config", descriptor(config));
+	json_object_set(root, "layers", arr);
+	if (keys->n)
+		json_object_set(root, "annotations", ann);
+	out = json_dumps(root, JSON_COMPACT);
+out:
+	json_decref(root);
+	json_decref(arr);
+	json_decref(ann);
+	return out;
+}
+
+/* "<dir>/<name>" unless dir's last segment already is the chart's name
+ * (helm push's rule: oci://host/ns + chart web -> ns/web). */
+static char *target_repo(const struct ns_node *dir, const char *name)
+{
+	char *s = NULL;
+
+	if (dir->parent && !strcmp(dir->name, name))
+		return strdup(dir->fullname);
+	if (asprintf(&s, "%s%s%s", dir->fullname, dir->fullname[0] ? "/" : "", name) < 0)
+		return NULL;
+	return s;
+}
+
+struct pkg {
+	void *map;
+	size_t len;
+	struct chartmeta *meta;
+	char *tag;
+	char *repo_full; /* below the mount root */
+};
+
+static void pkg_clear(struct pkg *p)
+{
+	if (p->map)
+		munmap(p->map, p->len);
+	chartmeta_free(p->meta);
+	free(p->tag);
+	free(p->repo_full);
+}
+
+/* Check the spooled file is a chart helm would accept, and name it. */
+static int read_package(struct ns_node *dir, int fd, struct pkg *p)
+{
+	char *yaml = NULL, *top = NULL, *c;
+	struct stat st;
+	int ret;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_size == 0 || st.st_size > PACKAGE_MAX) {
+		log_warn("fs: publish into /%s: %lld bytes is not a chart package",
+			 dir->fullname, (long long)st.st_size);
+		return -EINVAL;
+	}
+	p->len = (size_t)st.st_size;
+	p->map = mmap(NULL, p->len, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (p->map == MAP_FAILED) {
+		p->map = NULL;
+		return -errno;
+	}
+	ret = chart_check_mem(p->map, p->len, &yaml, &top);
+	if (ret) {
+		log_warn("fs: publish into /%s: not a valid chart package",
+			 dir->fullname);
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = chartmeta_parse(yaml, strlen(yaml), &p->meta);
+	if (ret) {
+		log_warn("fs: publish into /%s: Chart.yaml lacks a valid name or SemVer "
+			 "version",
+			 dir->fullname);
+		ret = -EINVAL;
+		goto out;
+	}
+	p->tag = strdup(chartmeta_version(p->meta));
+	p->repo_full = target_repo(dir, chartmeta_name(p->meta));
+	if (!p->tag || !p->repo_full) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (c = p->tag; *c; c++)
+		if (*c == '+')
+			*c = '_';
+	if (!oci_tag_valid(p->tag) || !oci_repo_valid(p->repo_full)) {
+		log_warn("fs: publish into /%s: %s:%s is not a valid OCI reference",
+			 dir->fullname, p->repo_full, p->tag);
+		ret = -EINVAL;
+	}
+out:
+	free(yaml);
+	free(top);
+	return ret;
+}
+
+int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_path,
+		  bool immutable)
+{
+	struct oci_client *c = model_client(m);
+	struct pkg p = {0};
+	struct blob config = {HELM_MT_CONFIG, {0}, 0, -1};
+	struct blob layer = {HELM_MT_CHART, {0}, 0, fd};
+	struct strv keys = {0}, values = {0};
+	struct ns_node *node;
+	char *repo = NULL, *cjson = NULL, *manifest = NULL, digest[DIGEST_STR_MAX];
+	char created[32];
+	size_t clen;
+	long long size;
+	int ret;
+
+	ret = read_package(dir, fd, &p);
+	if (ret)
+		goto out;
+	ret = model_add_repo(m, p.repo_full, &node);
+	if (ret)
+		goto out;
+	repo = model_repo_name(m, node);
+	if (!repo) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (immutable && oci_manifest_head(c, repo, p.tag, digest) == 0) {
+		log_warn("fs: publish %s:%s: the tag exists and the mount is immutable",
+			 repo, p.tag);
+		ret = -EEXIST;
+		goto out;
+	}
+	ret = digest_fd(fd, layer.digest, &size);
+	if (ret)
+		goto out;
+	layer.size = (uint64_t)size;
+	ret = chartmeta_config_json(p.meta, &cjson, &clen);
+	if (ret)
+		goto out;
+	ret = digest_buf(cjson, clen, config.digest);
+	if (ret)
+		goto out;
+	config.size = clen;
+	config.fd = memfd_create("chartfs-config", MFD_CLOEXEC);
+	if (config.fd < 0 || write(config.fd, cjson, clen) != (ssize_t)clen) {
+		ret = -errno;
+		goto out;
+	}
+	timefmt_rfc3339(time(NULL), created, sizeof(created));
+	ret = chartmeta_annotations(p.meta, created, &keys, &values);
+	if (ret)
+		goto out;
+	manifest = build_manifest(&config, &layer, 1, &keys, &values);
+	if (!manifest) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	/* Blobs first: a manifest is only PUT once everything it names is
+	 * there, so a failed upload leaves no tag behind. */
+	ret = push_blob(c, repo, &layer);
+	if (!ret)
+		ret = push_blob(c, repo, &config);
+	if (!ret)
+		ret = oci_manifest_put(c, repo, p.tag, OCI_MT_MANIFEST, manifest,
+				       strlen(manifest));
+	if (ret) {
+		log_warn("fs: publish %s:%s failed: %s", repo, p.tag, strerror(-ret));
+		goto out;
+	}
+	log_info("fs: published %s:%s (%s)", repo, p.tag, layer.digest);
+	/* The bytes are verified and ours: keep them as the cached blob. */
+	if (blobcache_adopt(model_blobcache(m), layer.digest, spool_path) != 0)
+		log_debug("fs: could not keep %s in the cache", layer.digest);
+	model_invalidate(m, node);
+out:
+	if (config.fd >= 0)
+		close(config.fd);
+	strv_free(&keys);
+	strv_free(&values);
+	free(cjson);
+	free(manifest);
+	free(repo);
+	pkg_clear(&p);
+	return ret;
+}
+
+int publish_delete(struct model *m, struct ns_node *node, const char *tag)
+{
+	struct oci_client *c = model_client(m);
+	struct model_tag *t = NULL;
+	char digest[DIGEST_STR_MAX];
+	char *repo = model_repo_name(m, node);
+	bool shared = false;
+	int ret;
+
+	if (!repo)
+		return -ENOMEM;
+	/* OCI 1.1 tag delete first: zot and distribution v3 untag. */
+	ret = oci_manifest_delete(c, repo, tag);
+	if (ret != -EINVAL && ret != -EOPNOTSUPP)
+		goto out;
+	/* distribution 2.8 and Harbor only delete by digest, which removes
+	 * every tag pointing there: refuse when that is more than asked. */
+	ret = model_tag_get(m, node, tag, &t);
+	if (ret)
+		goto out;
+	memcpy(digest, t->digest, sizeof(digest));
+	model_tag_put(m, t);
+	ret = model_digest_shared(m, node, tag, digest, &shared);
+	if (ret)
+		goto out;
+	if (shared) {
+		log_warn(
+		    "fs: delete %s:%s refused: other tags share its manifest %s and the "
+		    "registry can only delete by digest",
+		    repo, tag, digest);
+		ret = -EBUSY;
+		goto out;
+	}
+	ret = oci_manifest_delete(c, repo, digest);
+	if (ret == -EOPNOTSUPP) {
+		log_warn("fs: delete %s:%s: the registry has deletes disabled", repo,
+			 tag);
+		ret = -EPERM;
+	}
+out:
+	if (!ret)
+		log_info("fs: deleted %s:%s", repo, tag);
+	model_invalidate(m, node);
+	free(repo);
+	return ret;
+}

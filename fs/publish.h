@@ -1,0 +1,30 @@
+/*
+ * publish.h - the write path: push a chart package as `helm push` does, and
+ * delete a tag as `oras manifest delete` does.
+ *
+ * Contract: thread-safe (state lives in the model and the registry); no FUSE
+ * here. Errors are -errno with one log line saying why: -EINVAL for a file
+ * that is not a valid chart package (nothing is pushed), -EACCES when the
+ * registry refuses, -EIO when it fails; a failed blob upload never leads to
+ * a manifest, so no tag appears half-made. -EEXIST when immutable and the
+ * tag exists, -EBUSY when a delete would remove other tags too, -EPERM when
+ * the registry has deletes disabled.
+ */
+#ifndef CHARTFS_PUBLISH_H
+#define CHARTFS_PUBLISH_H
+
+#include <stdbool.h>
+
+#include "common/compiler.h"
+#include "fs/model.h"
+
+/* Push the chart package held in file fd (spooled at spool_path) that was
+ * written into directory dir. On success the spool file has been moved into
+ * the blob cache and the new tag is listed at once. */
+int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_path,
+		  bool immutable) WUR;
+
+/* Delete tag of repository node. */
+int publish_delete(struct model *m, struct ns_node *node, const char *tag) WUR;
+
+#endif

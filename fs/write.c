@@ -1,0 +1,307 @@
+/* write.c - the write path: cp publishes, rm deletes, mkdir makes a namespace. */
+#include "fs/chartfs_i.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "fs/publish.h"
+
+struct upload *chartfs_upload_find(struct chartfs *c, const char *path)
+{
+	struct upload *up;
+
+	pthread_mutex_lock(&c->up_lock);
+	for (up = c->uploads; up; up = up->next)
+		if (!strcmp(up->path, path))
+			break;
+	if (up)
+		up->refs++;
+	pthread_mutex_unlock(&c->up_lock);
+	return up;
+}
+
+void chartfs_upload_put(struct chartfs *c, struct upload *up)
+{
+	struct upload **pp;
+
+	pthread_mutex_lock(&c->up_lock);
+	if (--up->refs > 0) {
+		pthread_mutex_unlock(&c->up_lock);
+		return;
+	}
+	for (pp = &c->uploads; *pp; pp = &(*pp)->next)
+		if (*pp == up) {
+			*pp = up->next;
+			break;
+		}
+	pthread_mutex_unlock(&c->up_lock);
+	close(up->fd);
+	/* Gone already when the push adopted it into the blob store. */
+	unlink(up->spool);
+	free(up->path);
+	free(up);
+}
+
+/* The directory a new name at path would be created in, or -errno. */
+static int new_entry_dir(struct chartfs *c, const char *path, struct path_res *r,
+			 struct ns_node **dir)
+{
+	int ret = model_resolve_new(c->model, path, r);
+
+	if (ret)
+		return ret;
+	switch (r->kind) {
+	case PATH_DIR:
+		return -EEXIST;
+	case PATH_IN_TAG:
+		/* A chart's content is the registry's, addressed by digest. */
+		return -EROFS;
+	case PATH_UNKNOWN:
+		if (strchr(r->rest, '/'))
+			return -ENOENT;
+		/* fall through */
+	default:
+		*dir = r->node;
+		return 0;
+	}
+}
+
+static int start_upload(struct chartfs *c, const char *path, struct ns_node *dir,
+			struct fuse_file_info *fi)
+{
+	struct upload *up = calloc(1, sizeof(*up));
+	struct handle *h = calloc(1, sizeof(*h));
+	int ret;
+
+	if (!up || !h || !(up->path = strdup(path))) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	/* Spool to the cache directory, not memory: charts can be large and
+	 * the bytes become the cached blob once pushed. */
+	up->fd = blobcache_spool(c->bc, up->spool, sizeof(up->spool));
+	if (up->fd < 0) {
+		ret = up->fd;
+		goto fail;
+	}
+	up->dir = dir;
+	up->refs = 1;
+	h->fd = up->fd;
+	h->up = up;
+	pthread_mutex_lock(&c->up_lock);
+	up->next = c->uploads;
+	c->uploads = up;
+	pthread_mutex_unlock(&c->up_lock);
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->direct_io = 1;
+	return 0;
+fail:
+	if (up)
+		free(up->path);
+	free(up);
+	free(h);
+	return ret;
+}
+
+int chartfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct chartfs *c = chartfs_ctx();
+	struct ns_node *dir;
+	struct path_res r;
+	int ret;
+
+	(void)mode;
+	ret = new_entry_dir(c, path, &r, &dir);
+	if (ret)
+		return ret;
+	return start_upload(c, path, dir, fi);
+}
+
+int chartfs_open_write(const char *path, struct path_res *r, struct fuse_file_info *fi)
+{
+	/* Overwriting an existing package is a push of the new bytes (helm
+	 * push replaces the tag too). Anything else exists and is read-only. */
+	if (r->kind != PATH_PKG)
+		return r->kind == PATH_DIR || r->kind == PATH_TAG ? -EISDIR : -EROFS;
+	return start_upload(chartfs_ctx(), path, r->node, fi);
+}
+
+int chartfs_write(const char *path, const char *buf, size_t size, off_t off,
+		  struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	ssize_t n;
+
+	(void)path;
+	if (!h->up)
+		return -EBADF;
+	do
+		n = pwrite(h->fd, buf, size, off);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	h->up->dirty = true;
+	return (int)n;
+}
+
+int chartfs_flush(const char *path, struct fuse_file_info *fi)
+{
+	struct chartfs *c = chartfs_ctx();
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	int ret;
+
+	(void)path;
+	if (!h->up || !h->up->dirty)
+		return 0;
+	/* Push at flush so cp sees the result in close(2). */
+	h->up->dirty = false;
+	ret = publish_chart(c->model, h->up->dir, h->fd, h->up->spool, c->immutable);
+	return ret;
+}
+
+int chartfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	struct chartfs *c = chartfs_ctx();
+	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+	struct upload *up = h ? h->up : chartfs_upload_find(c, path);
+	int ret;
+
+	if (!up)
+		return -EROFS;
+	ret = ftruncate(up->fd, size) < 0 ? -errno : 0;
+	up->dirty = true;
+	if (!h)
+		chartfs_upload_put(c, up);
+	return ret;
+}
+
+int chartfs_mkdir(const char *path, mode_t mode)
+{
+	struct chartfs *c = chartfs_ctx();
+	struct model_tag *t;
+	struct ns_node *dir;
+	struct path_res r;
+	const char *name = strrchr(path, '/') + 1;
+	int ret;
+
+	(void)mode;
+	ret = new_entry_dir(c, path, &r, &dir);
+	if (ret)
+		return ret;
+	if (r.kind == PATH_PKG)
+		return -EEXIST;
+	if (r.kind == PATH_TAG) {
+		ret = model_tag_get(c->model, r.node, r.tag, &t);
+		if (ret == 0) {
+			model_tag_put(c->model, t);
+			return -EEXIST;
+		}
+		if (ret != -ENOENT)
+			return ret;
+	}
+	return model_mkdir(c->model, dir, name);
+}
+
+int chartfs_unlink(const char *path)
+{
+	struct chartfs *c = chartfs_ctx();
+	struct path_res r;
+	int ret;
+
+	ret = model_resolve(c->model, path, &r);
+	if (ret)
+		return ret;
+	switch (r.kind) {
+	case PATH_PKG:
+		return publish_delete(c->model, r.node, r.tag);
+	case PATH_UNKNOWN:
+		return -ENOENT;
+	case PATH_DIR:
+	case PATH_TAG:
+		return -EISDIR;
+	default:
+		return -EROFS;
+	}
+}
+
+int chartfs_rmdir(const char *path)
+{
+	(void)path;
+	return -EROFS;
+}
+
+int chartfs_rename(const char *from, const char *to, unsigned int flags)
+{
+	(void)from;
+	(void)to;
+	(void)flags;
+	/* A retag would be a rename of a package; not offered yet. */
+	return -EROFS;
+}
+
+/* Attribute changes are accepted (and ignored) on files being written, so
+ * `cp -p` and `install` work; elsewhere the registry decides. */
+static int setattr_result(const char *path, struct fuse_file_info *fi)
+{
+	struct chartfs *c = chartfs_ctx();
+	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+	struct upload *up;
+
+	if (h && h->up)
+		return 0;
+	up = chartfs_upload_find(c, path);
+	if (!up)
+		return -EROFS;
+	chartfs_upload_put(c, up);
+	return 0;
+}
+
+int chartfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	(void)mode;
+	return setattr_result(path, fi);
+}
+
+int chartfs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+	(void)uid;
+	(void)gid;
+	return setattr_result(path, fi);
+}
+
+int chartfs_utimens(const char *path, const struct timespec tv[2],
+		    struct fuse_file_info *fi)
+{
+	(void)tv;
+	return setattr_result(path, fi);
+}
+
+int chartfs_setxattr(const char *path, const char *name, const char *value, size_t size,
+		     int flags)
+{
+	(void)path;
+	(void)name;
+	(void)value;
+	(void)size;
+	(void)flags;
+	return -EROFS;
+}
+
+int chartfs_removexattr(const char *path, const char *name)
+{
+	(void)path;
+	(void)name;
+	return -EROFS;
+}
+
+int chartfs_symlink(const char *from, const char *to)
+{
+	(void)from;
+	(void)to;
+	return -EROFS;
+}

@@ -1,0 +1,130 @@
+/* xattr.c - registry metadata as extended attributes. */
+#include "fs/chartfs_i.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#define XATTR_ANN "user.oci.annotation."
+
+/* Copy value into the caller's buffer with getxattr(2) semantics. */
+static int xattr_value(const char *v, char *out, size_t size)
+{
+	size_t len = strlen(v);
+
+	if (size == 0)
+		return (int)len;
+	if (size < len)
+		return -ERANGE;
+	memcpy(out, v, len);
+	return (int)len;
+}
+
+struct xattr_list {
+	char *out;
+	size_t size, len;
+};
+
+static void xattr_add(struct xattr_list *l, const char *prefix, const char *name)
+{
+	size_t n = strlen(prefix) + strlen(name) + 1;
+
+	if (l->size && l->len + n <= l->size)
+		snprintf(l->out + l->len, n, "%s%s", prefix, name);
+	l->len += n;
+}
+
+static int xattr_done(struct xattr_list *l)
+{
+	if (l->size && l->len > l->size)
+		return -ERANGE;
+	return (int)l->len;
+}
+
+static int root_xattr(struct chartfs *c, const char *name, char *out, size_t size,
+		      struct xattr_list *list)
+{
+	char num[32];
+
+	if (list) {
+		xattr_add(list, "user.chartfs.", "registry");
+		xattr_add(list, "user.chartfs.", "cache_dir");
+		xattr_add(list, "user.chartfs.", "requests");
+		return xattr_done(list);
+	}
+	if (!strcmp(name, "user.chartfs.registry"))
+		return xattr_value(oci_client_base_url(c->client), out, size);
+	if (!strcmp(name, "user.chartfs.cache_dir"))
+		return xattr_value(c->cache_dir, out, size);
+	if (!strcmp(name, "user.chartfs.requests")) {
+		snprintf(num, sizeof(num), "%" PRIu64, oci_client_requests(c->client));
+		return xattr_value(num, out, size);
+	}
+	return -ENODATA;
+}
+
+static int tag_xattr(const struct model_tag *t, const char *name, char *out, size_t size,
+		     struct xattr_list *list)
+{
+	size_t i, n = t->man ? t->man->n_annotations : 0;
+
+	if (list) {
+		xattr_add(list, "user.oci.", "digest");
+		xattr_add(list, "user.oci.", "media_type");
+		for (i = 0; i < n; i++)
+			xattr_add(list, XATTR_ANN, t->man->annotations[i].key);
+		return xattr_done(list);
+	}
+	if (!strcmp(name, "user.oci.digest"))
+		return xattr_value(t->digest, out, size);
+	if (!strcmp(name, "user.oci.media_type"))
+		return xattr_value(t->media_type, out, size);
+	if (!strncmp(name, XATTR_ANN, strlen(XATTR_ANN))) {
+		const char *v =
+		    t->man ? oci_manifest_annotation(t->man, name + strlen(XATTR_ANN))
+			   : NULL;
+		if (v)
+			return xattr_value(v, out, size);
+	}
+	return -ENODATA;
+}
+
+static int do_xattr(const char *path, const char *name, char *out, size_t size,
+		    struct xattr_list *list)
+{
+	struct chartfs *c = chartfs_ctx();
+	struct model_tag *t = NULL;
+	struct path_res r;
+	int ret;
+
+	ret = model_resolve(c->model, path, &r);
+	if (ret)
+		return ret;
+	if (r.kind == PATH_DIR) {
+		if (r.node->parent == NULL)
+			return root_xattr(c, name, out, size, list);
+		return list ? 0 : -ENODATA;
+	}
+	ret = chartfs_get_tag(c, &r, &t);
+	if (ret)
+		return ret;
+	if (r.kind == PATH_IN_TAG)
+		ret = list ? 0 : -ENODATA;
+	else
+		ret = tag_xattr(t, name, out, size, list);
+	model_tag_put(c->model, t);
+	return ret;
+}
+
+int chartfs_getxattr(const char *path, const char *name, char *value, size_t size)
+{
+	return do_xattr(path, name, value, size, NULL);
+}
+
+int chartfs_listxattr(const char *path, char *list, size_t size)
+{
+	struct xattr_list l = {list, size, 0};
+
+	return do_xattr(path, NULL, NULL, 0, &l);
+}
