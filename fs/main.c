@@ -174,6 +174,15 @@ static char *default_cache_dir(void)
 	return s;
 }
 
+static struct model *hup_model;
+
+static void on_sighup(int sig)
+{
+	(void)sig;
+	if (hup_model)
+		model_forget_soon(hup_model);
+}
+
 /* libfuse's messages go through our log module too. */
 static void fuse_log_adapter(enum fuse_log_level level, const char *fmt, va_list ap)
 {
@@ -290,6 +299,14 @@ int main(int argc, char *argv[])
 		chartfs_log_use_syslog();
 	if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
 		goto out;
+	/* libfuse ends the session on SIGHUP; here it means "forget names",
+	 * like a daemon re-reading its state. */
+	hup_model = c.model;
+	{
+		struct sigaction sa = {.sa_handler = on_sighup};
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGHUP, &sa, NULL);
+	}
 	log_info("chartfs: %s mounted on %s", oci_client_base_url(c.client),
 		 fopts.mountpoint);
 	if (fopts.singlethread) {

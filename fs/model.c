@@ -198,6 +198,10 @@ static int resolve(struct model *m, const char *path, struct path_res *res,
 	bool probe_ok;
 	int ret, tries;
 
+	if (atomic_exchange(&m->forget, false)) {
+		log_notice("fs: forgetting cached names (SIGHUP)");
+		model_invalidate(m, NULL);
+	}
 	refresh_catalog(m);
 	for (tries = 0; tries < 2; tries++) {
 		pthread_mutex_lock(&m->lock);
@@ -384,4 +388,9 @@ int model_add_repo(struct model *m, const char *fullname, struct ns_node **out)
 out:
 	pthread_mutex_unlock(&m->lock);
 	return ret;
+}
+
+void model_forget_soon(struct model *m)
+{
+	atomic_store(&m->forget, true);
 }

@@ -97,6 +97,10 @@ char *model_repo_name(const struct model *m, const struct ns_node *node);
  * means everything. */
 void model_invalidate(struct model *m, struct ns_node *node);
 
+/* Async-signal-safe: ask for model_invalidate(m, NULL) at the next access
+ * (SIGHUP). */
+void model_forget_soon(struct model *m);
+
 /* The client and cache the model was made with (for publish.c). */
 struct oci_client *model_client(const struct model *m);
 struct blobcache *model_blobcache(const struct model *m);

@@ -3,6 +3,7 @@
 #define CHARTFS_MODEL_I_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "fs/model.h"
 
@@ -28,6 +29,7 @@ struct model {
 	bool catalog_ever;
 	bool catalog_unsupported; /* registry refuses _catalog: probe names */
 	size_t catalog_count;
+	atomic_bool forget; /* set by a signal handler: drop names at next use */
 };
 
 static inline struct timespec now_mono(void)
