@@ -1,0 +1,493 @@
+/*
+ * auth.c - registry authentication: WWW-Authenticate parsing, Basic
+ * credentials, and Bearer tokens fetched from the realm and cached per scope.
+ *
+ * The scheme, realm and service a registry asked for are remembered, so
+ * later requests send credentials at once instead of paying a 401 each.
+ * Network I/O (token fetches) never happens under auth_lock.
+ */
+#include "client/http_i.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "common/log.h"
+
+#define TOKEN_MAX (64u * 1024)
+#define TOKEN_RESP_MAX (1u * 1024 * 1024)
+#define TOKENS_KEPT 64
+
+struct auth_token {
+	struct auth_token *next;
+	char *scope;
+	char *value;
+	long long expires; /* CLOCK_MONOTONIC seconds */
+};
+
+struct challenge {
+	int scheme;
+	char *realm;
+	char *service;
+	char *scope;
+};
+
+void auth_free_secret(char *s)
+{
+	if (!s)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+static long long now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec;
+}
+
+static void token_free(struct auth_token *t)
+{
+	free(t->scope);
+	auth_free_secret(t->value);
+	free(t);
+}
+
+void auth_free(struct oci_client *c)
+{
+	struct auth_token *t, *next;
+
+	for (t = c->tokens; t; t = next) {
+		next = t->next;
+		token_free(t);
+	}
+	c->tokens = NULL;
+	free(c->auth_realm);
+	free(c->auth_service);
+	c->auth_realm = c->auth_service = NULL;
+}
+
+/* ---- WWW-Authenticate -------------------------------------------------- */
+
+static void challenge_clear(struct challenge *ch)
+{
+	free(ch->realm);
+	free(ch->service);
+	free(ch->scope);
+	memset(ch, 0, sizeof(*ch));
+}
+
+static bool is_tchar(char ch)
+{
+	return ch && !strchr(" \t,=\"", ch);
+}
+
+/* One auth-param value, token or quoted-string (with \-escapes), from *p. */
+static char *param_value(const char **p)
+{
+	const char *s = *p;
+	size_t n = 0;
+	char *v;
+
+	if (*s != '"') {
+		while (is_tchar(s[n]))
+			n++;
+		*p = s + n;
+		return strndup(s, n);
+	}
+	s++;
+	v = malloc(strlen(s) + 1);
+	if (!v)
+		return NULL;
+	while (*s && *s != '"') {
+		if (*s == '\\' && s[1])
+			s++;
+		v[n++] = *s++;
+	}
+	v[n] = '\0';
+	*p = *s ? s + 1 : s;
+	return v;
+}
+
+/* Parse the first challenge of a header: scheme, then key=value pairs
+ * separated by commas, until the end or the next scheme. */
+static int parse_challenge(const char *h, struct challenge *ch)
+{
+	const char *p = h, *key;
+	size_t klen;
+
+	memset(ch, 0, sizeof(*ch));
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!strncasecmp(p, "Bearer", 6) && (!p[6] || p[6] == ' ' || p[6] == '\t'))
+		ch->scheme = AUTH_BEARER;
+	else if (!strncasecmp(p, "Basic", 5) && (!p[5] || p[5] == ' ' || p[5] == '\t'))
+		ch->scheme = AUTH_BASIC;
+	else
+		return -EINVAL;
+	p += ch->scheme == AUTH_BEARER ? 6 : 5;
+	for (;;) {
+		char *v, **slot = NULL;
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		key = p;
+		while (is_tchar(*p))
+			p++;
+		klen = (size_t)(p - key);
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!klen || *p != '=')
+			break;
+		p++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		v = param_value(&p);
+		if (!v) {
+			challenge_clear(ch);
+			return -ENOMEM;
+		}
+		if (klen == 5 && !strncasecmp(key, "realm", 5))
+			slot = &ch->realm;
+		else if (klen == 7 && !strncasecmp(key, "service", 7))
+			slot = &ch->service;
+		else if (klen == 5 && !strncasecmp(key, "scope", 5))
+			slot = &ch->scope;
+		if (slot) {
+			free(*slot);
+			*slot = v;
+		} else {
+			free(v);
+		}
+	}
+	return 0;
+}
+
+/* ---- credentials ------------------------------------------------------- */
+
+static char *base64(const char *s)
+{
+	static const char tab[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *in = (const unsigned char *)s;
+	size_t len = strlen(s), i, j = 0;
+	char *out = malloc(4 * ((len + 2) / 3) + 1);
+
+	if (!out)
+		return NULL;
+	for (i = 0; i < len; i += 3) {
+		unsigned v = (unsigned)in[i] << 16;
+		if (i + 1 < len)
+			v |= (unsigned)in[i + 1] << 8;
+		if (i + 2 < len)
+			v |= in[i + 2];
+		out[j++] = tab[(v >> 18) & 63];
+		out[j++] = tab[(v >> 12) & 63];
+		out[j++] = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+		out[j++] = i + 2 < len ? tab[v & 63] : '=';
+	}
+	out[j] = '\0';
+	return out;
+}
+
+static char *basic_header(const struct oci_client *c)
+{
+	char *pair = NULL, *b64, *hdr = NULL;
+
+	if (asprintf(&pair, "%s:%s", c->username, c->password ? c->password : "") < 0)
+		return NULL;
+	b64 = base64(pair);
+	auth_free_secret(pair);
+	if (b64 && asprintf(&hdr, "Authorization: Basic %s", b64) < 0)
+		hdr = NULL;
+	auth_free_secret(b64);
+	return hdr;
+}
+
+static char *bearer_header(const char *token)
+{
+	char *hdr;
+
+	if (asprintf(&hdr, "Authorization: Bearer %s", token) < 0)
+		return NULL;
+	return hdr;
+}
+
+/* A cached, unexpired token for scope as a header; lock held. */
+static char *cached_locked(struct oci_client *c, const char *scope)
+{
+	struct auth_token *t;
+	long long now = now_s();
+
+	for (t = c->tokens; t; t = t->next)
+		if (!strcmp(t->scope, scope) && t->expires > now)
+			return bearer_header(t->value);
+	return NULL;
+}
+
+static void drop_locked(struct oci_client *c, const char *scope)
+{
+	struct auth_token **pp = &c->tokens, *t;
+	long long now = now_s();
+
+	while ((t = *pp)) {
+		if (!strcmp(t->scope, scope) || t->expires <= now) {
+			*pp = t->next;
+			token_free(t);
+		} else {
+			pp = &t->next;
+		}
+	}
+}
+
+static void store_token(struct oci_client *c, const char *scope, const char *value,
+			long expires_in)
+{
+	struct auth_token *t = calloc(1, sizeof(*t)), **pp;
+	size_t n = 0;
+
+	if (!t)
+		return;
+	t->scope = strdup(scope);
+	t->value = strdup(value);
+	/* Renew a little early so a token does not expire in flight. */
+	t->expires = now_s() + expires_in - (expires_in >= 20 ? 10 : 1);
+	if (!t->scope || !t->value) {
+		token_free(t);
+		return;
+	}
+	pthread_mutex_lock(&c->auth_lock);
+	drop_locked(c, scope);
+	t->next = c->tokens;
+	c->tokens = t;
+	for (pp = &c->tokens; *pp; pp = &(*pp)->next) {
+		if (++n > TOKENS_KEPT) {
+			struct auth_token *rest = *pp;
+			*pp = NULL;
+			while (rest) {
+				struct auth_token *next = rest->next;
+				token_free(rest);
+				rest = next;
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->auth_lock);
+}
+
+/* The realm URL with service and one scope= per space-separated scope. */
+static char *token_url(const char *realm, const char *service, const char *scopes)
+{
+	char *url = strdup(realm), *next, *esc;
+	const char *p = scopes ? scopes : "";
+	bool first = !strchr(realm, '?');
+
+	if (url && service && service[0]) {
+		esc = http_escape(service);
+		if (!esc ||
+		    asprintf(&next, "%s%cservice=%s", url, first ? '?' : '&', esc) < 0)
+			next = NULL;
+		free(esc);
+		free(url);
+		url = next;
+		first = false;
+	}
+	while (url && *p) {
+		size_t n = strcspn(p, " ");
+		char *one = n ? strndup(p, n) : NULL;
+		if (n) {
+			esc = one ? http_escape(one) : NULL;
+			if (!esc || asprintf(&next, "%s%cscope=%s", url,
+					     first ? '?' : '&', esc) < 0)
+				next = NULL;
+			free(esc);
+			free(one);
+			free(url);
+			url = next;
+			first = false;
+		}
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	return url;
+}
+
+static bool token_ok(const char *t)
+{
+	size_t n = 0;
+
+	for (; t && *t; t++, n++)
+		if (*t <= 0x20 || *t >= 0x7f || n >= TOKEN_MAX)
+			return false;
+	return n > 0;
+}
+
+/* GET realm?service=&scope= and store the token under key. */
+static int fetch_token(struct oci_client *c, const char *realm, const char *service,
+		       const char *scopes, const char *key, char *why, size_t why_len)
+{
+	struct http_req rq = HTTP_REQ_INIT;
+	struct http_resp rs = {0};
+	char *url = NULL, *basic = NULL, where[256];
+	json_t *root = NULL, *v;
+	const char *tok;
+	long expires = 60;
+	int ret;
+
+	ret = http_resolve(c, realm, realm, false, &url);
+	if (ret) {
+		snprintf(why, why_len, "401 with an unusable token realm");
+		return -EACCES;
+	}
+	free(url);
+	url = token_url(realm, service, scopes);
+	if (!url)
+		return -ENOMEM;
+	http_log_path(c, url, where, sizeof(where));
+	if (c->username) {
+		/* Clear text only where the registry itself is spoken to in
+		 * clear text: never to another host. */
+		if (strncasecmp(url, "https://", 8) &&
+		    !(c->plain_http && http_same_host(c, url)))
+			log_notice("client: token realm %s is plain http: asking "
+				   "anonymously",
+				   where);
+		else if (!(basic = basic_header(c))) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+	rq.method = "GET";
+	rq.url = url;
+	rq.no_auth = true;
+	rq.authorization = basic;
+	rq.max_body = TOKEN_RESP_MAX;
+	rq.quiet = HTTP_QUIET_ALL;
+	ret = http_request(c, &rq, &rs);
+	if (ret) {
+		snprintf(why, why_len, "token from %s: %s", where, rs.cause);
+		ret = ret == -EACCES || ret == -ENOENT || ret == -EINVAL ? -EACCES : ret;
+		goto out;
+	}
+	root = json_loadb(rs.body.data ? rs.body.data : "", rs.body.len, 0, NULL);
+	tok = json_string_value(json_object_get(root, "token"));
+	if (!tok || !tok[0])
+		tok = json_string_value(json_object_get(root, "access_token"));
+	v = json_object_get(root, "expires_in");
+	if (json_is_integer(v) && json_integer_value(v) > 0 &&
+	    json_integer_value(v) < 365L * 86400)
+		expires = (long)json_integer_value(v);
+	if (!token_ok(tok)) {
+		snprintf(why, why_len, "token from %s: no usable token in the answer",
+			 where);
+		ret = -EACCES;
+		goto out;
+	}
+	store_token(c, key, tok, expires);
+out:
+	if (root)
+		json_decref(root);
+	if (rs.body.data)
+		explicit_bzero(rs.body.data, rs.body.len);
+	http_resp_clear(&rs);
+	auth_free_secret(basic);
+	free(url);
+	return ret;
+}
+
+int auth_header(struct oci_client *c, const char *scope, char **hdr, char *why,
+		size_t why_len)
+{
+	const char *key = scope ? scope : "";
+	char *realm = NULL, *service = NULL;
+	int scheme, ret = 0;
+
+	*hdr = NULL;
+	pthread_mutex_lock(&c->auth_lock);
+	scheme = c->auth_scheme;
+	if (scheme == AUTH_BASIC && c->username) {
+		*hdr = basic_header(c);
+		ret = *hdr ? 0 : -ENOMEM;
+	} else if (scheme == AUTH_BEARER) {
+		*hdr = cached_locked(c, key);
+		if (!*hdr) {
+			realm = c->auth_realm ? strdup(c->auth_realm) : NULL;
+			service = c->auth_service ? strdup(c->auth_service) : NULL;
+			ret = c->auth_realm && !realm ? -ENOMEM : 0;
+		}
+	}
+	pthread_mutex_unlock(&c->auth_lock);
+	if (ret || !realm)
+		goto out;
+	/* The registry wants tokens: get one now rather than after a 401. */
+	ret = fetch_token(c, realm, service, scope, key, why, why_len);
+	if (!ret) {
+		pthread_mutex_lock(&c->auth_lock);
+		*hdr = cached_locked(c, key);
+		pthread_mutex_unlock(&c->auth_lock);
+		ret = *hdr ? 0 : -ENOMEM;
+	}
+out:
+	if (ret == -ENOMEM)
+		snprintf(why, why_len, "out of memory");
+	free(realm);
+	free(service);
+	return ret;
+}
+
+int auth_challenge(struct oci_client *c, const char *www_auth, const char *scope,
+		   bool sent_credentials, char *why, size_t why_len)
+{
+	const char *key = scope ? scope : "";
+	struct challenge ch;
+	int was, ret;
+
+	if (!www_auth) {
+		snprintf(why, why_len, "401 without a challenge");
+		return -EACCES;
+	}
+	ret = parse_challenge(www_auth, &ch);
+	if (ret) {
+		snprintf(why, why_len, "401 with an unsupported challenge");
+		return ret == -ENOMEM ? ret : -EACCES;
+	}
+	if (ch.scheme == AUTH_BASIC) {
+		pthread_mutex_lock(&c->auth_lock);
+		was = c->auth_scheme;
+		c->auth_scheme = AUTH_BASIC;
+		pthread_mutex_unlock(&c->auth_lock);
+		if (!c->username) {
+			snprintf(why, why_len, "401: the registry wants credentials");
+			ret = -EACCES;
+		} else if (sent_credentials && was == AUTH_BASIC) {
+			snprintf(why, why_len, "401: credentials refused");
+			ret = -EACCES;
+		}
+		goto out;
+	}
+	if (!ch.realm || !ch.realm[0]) {
+		snprintf(why, why_len, "401: bearer challenge without a realm");
+		ret = -EACCES;
+		goto out;
+	}
+	pthread_mutex_lock(&c->auth_lock);
+	c->auth_scheme = AUTH_BEARER;
+	free(c->auth_realm);
+	free(c->auth_service);
+	c->auth_realm = strdup(ch.realm);
+	c->auth_service = ch.service ? strdup(ch.service) : NULL;
+	drop_locked(c, key);
+	pthread_mutex_unlock(&c->auth_lock);
+	/* The registry knows best what the request needs (e.g. delete). */
+	ret = fetch_token(c, ch.realm, ch.service, ch.scope ? ch.scope : scope, key, why,
+			  why_len);
+out:
+	challenge_clear(&ch);
+	return ret;
+}

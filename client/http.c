@@ -1,0 +1,605 @@
+/*
+ * http.c - the request core: one exchange with retries, the 401 round,
+ * status -> errno, and the single log line per failure.
+ */
+#include "client/http_i.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+#define ERR_BODY_MAX (64u * 1024)
+#define DEFAULT_BODY_MAX (1u * 1024 * 1024)
+#define MAX_RETRIES 3
+/* A stalled registry costs low_speed_time per attempt: retry that once, so
+ * a FUSE call fails within twice the limit instead of four times. */
+#define MAX_TIMEOUT_RETRIES 1
+#define RETRY_AFTER_CAP_MS 5000
+
+/* State of one transfer attempt, shared with the curl callbacks. */
+struct xfer {
+	const struct http_req *rq;
+	struct http_resp *rs;
+	size_t body_cap;
+	uint64_t in_pos;
+	int err; /* set by a callback that aborted the transfer */
+	const char *err_cause;
+};
+
+void http_resp_clear(struct http_resp *rs)
+{
+	free(rs->body.data);
+	free(rs->location);
+	free(rs->link_next);
+	free(rs->content_type);
+	free(rs->docker_digest);
+	free(rs->www_auth);
+	memset(rs, 0, sizeof(*rs));
+}
+
+/* ---- curl callbacks ---------------------------------------------------- */
+
+static char *header_value(const char *line, size_t len, const char *name)
+{
+	size_t n = strlen(name), start, end;
+
+	if (len <= n || line[n] != ':' || strncasecmp(line, name, n) != 0)
+		return NULL;
+	start = n + 1;
+	while (start < len && (line[start] == ' ' || line[start] == '\t'))
+		start++;
+	end = len;
+	while (end > start && strchr(" \t\r\n", line[end - 1]))
+		end--;
+	return strndup(line + start, end - start);
+}
+
+/* The target of the rel="next" entry of a Link header, or NULL. */
+static char *link_next(const char *v)
+{
+	const char *p = v, *lt, *gt, *end;
+
+	while ((lt = strchr(p, '<')) && (gt = strchr(lt, '>'))) {
+		end = strchr(gt, '<');
+		if (!end)
+			end = gt + strlen(gt);
+		/* Search only this entry's parameters for the relation. */
+		for (p = gt + 1; p < end; p++) {
+			if (strncasecmp(p, "rel=", 4) != 0)
+				continue;
+			p += 4;
+			if (*p == '"')
+				p++;
+			if (!strncasecmp(p, "next", 4) &&
+			    strchr("\"; ,", p[4] ? p[4] : ' '))
+				return strndup(lt + 1, (size_t)(gt - lt - 1));
+		}
+		p = end;
+	}
+	return NULL;
+}
+
+static void set_str(char **slot, char *v)
+{
+	if (!v)
+		return;
+	free(*slot);
+	*slot = v;
+}
+
+static size_t on_header(char *buf, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	struct http_resp *rs = x->rs;
+	size_t len = size * n;
+	char *v;
+
+	if (len > 5 && !strncasecmp(buf, "HTTP/", 5)) {
+		/* A new response (after a redirect or 100): forget the last.
+		 * curl's line is not NUL-terminated, so parse a copy. */
+		char line[32], *sp;
+		snprintf(line, sizeof(line), "%.*s", (int)(len < 31 ? len : 31), buf);
+		sp = strchr(line, ' ');
+		http_resp_clear(rs);
+		rs->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+		x->body_cap = 0;
+		return len;
+	}
+	if ((v = header_value(buf, len, "Location")))
+		set_str(&rs->location, v);
+	else if ((v = header_value(buf, len, "Content-Type")))
+		set_str(&rs->content_type, v);
+	else if ((v = header_value(buf, len, "Docker-Content-Digest")))
+		set_str(&rs->docker_digest, v);
+	else if ((v = header_value(buf, len, "Link"))) {
+		if (!rs->link_next)
+			rs->link_next = link_next(v);
+		free(v);
+	} else if ((v = header_value(buf, len, "WWW-Authenticate"))) {
+		bool bearer = !strncasecmp(v, "Bearer", 6);
+		if (!rs->www_auth || (bearer && strncasecmp(rs->www_auth, "Bearer", 6)))
+			set_str(&rs->www_auth, v);
+		else
+			free(v);
+	} else if ((v = header_value(buf, len, "Retry-After"))) {
+		char *end;
+		long s = strtol(v, &end, 10);
+		rs->retry_after = (end != v && *end == '\0' && s > 0) ? s : 0;
+		free(v);
+	}
+	return len;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	struct http_resp *rs = x->rs;
+	size_t len = size * n, limit;
+	bool ok = rs->status >= 200 && rs->status < 300;
+	char *nb;
+
+	if (ok && x->rq->out_fd >= 0) {
+		x->err = write_all(x->rq->out_fd, p, len);
+		if (x->err) {
+			x->err_cause = "cannot write the blob";
+			return 0;
+		}
+		return len;
+	}
+	limit =
+	    ok ? (x->rq->max_body ? x->rq->max_body : DEFAULT_BODY_MAX) : ERR_BODY_MAX;
+	if (rs->body.len + len > limit) {
+		if (ok) {
+			x->err = -EIO;
+			x->err_cause = "response body too large";
+			return 0;
+		}
+		/* An error body is only read for its message: keep the start. */
+		len = limit - rs->body.len;
+		if (!len)
+			return size * n;
+	}
+	if (rs->body.len + len + 1 > x->body_cap) {
+		size_t cap = x->body_cap ? x->body_cap : 4096;
+		while (cap < rs->body.len + len + 1)
+			cap *= 2;
+		nb = realloc(rs->body.data, cap);
+		if (!nb) {
+			x->err = -ENOMEM;
+			x->err_cause = "out of memory";
+			return 0;
+		}
+		rs->body.data = nb;
+		x->body_cap = cap;
+	}
+	memcpy(rs->body.data + rs->body.len, p, len);
+	rs->body.len += len;
+	rs->body.data[rs->body.len] = '\0';
+	return size * n;
+}
+
+static size_t on_read(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	const struct http_req *rq = x->rq;
+	uint64_t total = rq->in_fd >= 0 ? rq->in_len : rq->body_len;
+	size_t want = size * n;
+	ssize_t r;
+
+	if (x->in_pos >= total)
+		return 0;
+	if (want > total - x->in_pos)
+		want = (size_t)(total - x->in_pos);
+	if (rq->in_fd < 0) {
+		memcpy(p, (const char *)rq->body + x->in_pos, want);
+		x->in_pos += want;
+		return want;
+	}
+	do
+		r = pread(rq->in_fd, p, want, (off_t)(rq->in_off + x->in_pos));
+	while (r < 0 && errno == EINTR);
+	if (r <= 0) {
+		x->err = r < 0 ? -errno : -EIO;
+		x->err_cause = r < 0 ? "cannot read the upload" : "upload file too short";
+		return CURL_READFUNC_ABORT;
+	}
+	x->in_pos += (uint64_t)r;
+	return (size_t)r;
+}
+
+static int on_seek(void *ud, curl_off_t off, int origin)
+{
+	struct xfer *x = ud;
+
+	if (origin != SEEK_SET || off < 0)
+		return CURL_SEEKFUNC_CANTSEEK;
+	x->in_pos = (uint64_t)off;
+	return CURL_SEEKFUNC_OK;
+}
+
+/* ---- one attempt ------------------------------------------------------- */
+
+static int add_header(struct curl_slist **l, const char *name, const char *value)
+{
+	struct curl_slist *n;
+	char *h;
+
+	if (!value)
+		return 0;
+	if (asprintf(&h, "%s: %s", name, value) < 0)
+		return -ENOMEM;
+	n = curl_slist_append(*l, h);
+	auth_free_secret(h);
+	if (!n)
+		return -ENOMEM;
+	*l = n;
+	return 0;
+}
+
+static int build_headers(const struct http_req *rq, const char *auth,
+			 struct curl_slist **out)
+{
+	struct curl_slist *l = NULL, *n;
+	int ret;
+
+	/* Registries do not answer 100-continue reliably; wait for nothing. */
+	n = curl_slist_append(NULL, "Expect:");
+	if (!n)
+		return -ENOMEM;
+	l = n;
+	ret = add_header(&l, "Accept", rq->accept);
+	if (!ret)
+		ret = add_header(&l, "Content-Type", rq->content_type);
+	if (!ret && !rq->content_type && !strcmp(rq->method, "POST")) {
+		/* Keep curl from labelling the empty POST as a form. */
+		n = curl_slist_append(l, "Content-Type:");
+		ret = n ? 0 : -ENOMEM;
+		l = n ? n : l;
+	}
+	if (!ret)
+		ret = add_header(&l, "Content-Range", rq->content_range);
+	if (!ret && auth) {
+		n = curl_slist_append(l, auth);
+		ret = n ? 0 : -ENOMEM;
+		l = n ? n : l;
+	}
+	if (ret) {
+		curl_slist_free_all(l);
+		return ret;
+	}
+	*out = l;
+	return 0;
+}
+
+static void set_common(struct oci_client *c, CURL *h, const struct http_req *rq)
+{
+	curl_easy_setopt(h, CURLOPT_URL, rq->url);
+	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->connect_timeout);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->low_speed_time);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "chartfs/" CHARTFS_VERSION);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS,
+			 (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+	if (c->insecure) {
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (c->ca_file)
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+	if (c->cert_file)
+		curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
+	if (c->key_file)
+		curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
+	if (rq->follow) {
+		/* Without CURLOPT_UNRESTRICTED_AUTH curl drops Authorization
+		 * (ours included) when a redirect changes host, port or
+		 * scheme, so object storage never sees a registry token. */
+		curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+		curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
+	}
+}
+
+static void set_method(CURL *h, const struct http_req *rq, struct xfer *x)
+{
+	const char *m = rq->method;
+
+	if (!strcmp(m, "HEAD")) {
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	} else if (!strcmp(m, "GET")) {
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	} else if (!strcmp(m, "POST")) {
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+	} else if (!strcmp(m, "PUT") || !strcmp(m, "PATCH")) {
+		uint64_t len = rq->in_fd >= 0 ? rq->in_len : rq->body_len;
+		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(h, CURLOPT_READDATA, x);
+		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+		curl_easy_setopt(h, CURLOPT_SEEKDATA, x);
+		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+		if (strcmp(m, "PUT"))
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
+	} else {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
+	}
+}
+
+static bool curl_transient(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* One exchange. 0 when an HTTP answer arrived (any status); else -errno
+ * with the cause in rs->... via cause. */
+static int perform_once(struct oci_client *c, const struct http_req *rq,
+			struct http_resp *rs, const char *auth, CURLcode *rc_out,
+			char *cause, size_t cause_len)
+{
+	struct xfer x = {.rq = rq, .rs = rs};
+	char errbuf[CURL_ERROR_SIZE] = "", where[256];
+	struct curl_slist *hdrs = NULL;
+	curl_off_t up = 0, down = 0, us = 0;
+	CURLcode rc = CURLE_OUT_OF_MEMORY;
+	CURL *h;
+	int ret;
+
+	http_resp_clear(rs);
+	h = http_handle_get(c);
+	if (!h)
+		goto nomem;
+	ret = build_headers(rq, auth, &hdrs);
+	if (ret)
+		goto nomem;
+	set_common(c, h, rq);
+	set_method(h, rq, &x);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+
+	atomic_fetch_add(&c->requests, 1);
+	rc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rs->status);
+	curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &up);
+	curl_easy_getinfo(h, CURLINFO_SIZE_DOWNLOAD_T, &down);
+	curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &us);
+	if (chartfs_log_level() >= LOG_DEBUG) {
+		http_log_path(c, rq->url, where, sizeof(where));
+		log_debug("client: %s %s -> %ld, %" PRId64 " bytes, %" PRId64 " ms",
+			  rq->method, where, rc == CURLE_OK ? rs->status : -1L,
+			  (int64_t)(up + down), (int64_t)(us / 1000));
+	}
+	/* Nothing may point at the stack buffer once we return. */
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+	http_handle_put(c, h);
+	curl_slist_free_all(hdrs);
+	*rc_out = rc;
+	if (x.err) {
+		snprintf(cause, cause_len, "%s", x.err_cause);
+		return x.err;
+	}
+	if (rc != CURLE_OK) {
+		snprintf(cause, cause_len, "%s",
+			 errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		return rc == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EIO;
+	}
+	return 0;
+nomem:
+	if (h)
+		http_handle_put(c, h);
+	*rc_out = rc;
+	snprintf(cause, cause_len, "out of memory");
+	return -ENOMEM;
+}
+
+/* Undo what a failed attempt wrote into out_fd; false if that is not
+ * possible, in which case the caller must not retry. */
+static bool rewind_out(const struct http_req *rq, off_t start)
+{
+	if (rq->out_fd < 0)
+		return true;
+	if (start < 0)
+		return false;
+	if (lseek(rq->out_fd, 0, SEEK_CUR) == start)
+		return true;
+	return ftruncate(rq->out_fd, start) == 0 &&
+	       lseek(rq->out_fd, start, SEEK_SET) == start;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* perform_once with retries on what may pass: 408, 429, 5xx, timeouts and
+ * connection failures. A PATCH is never repeated: the registry may already
+ * hold part of the chunk. */
+static int perform_retry(struct oci_client *c, const struct http_req *rq,
+			 struct http_resp *rs, const char *auth, char *cause,
+			 size_t cause_len)
+{
+	off_t start = rq->out_fd >= 0 ? lseek(rq->out_fd, 0, SEEK_CUR) : -1;
+	bool retryable = strcmp(rq->method, "PATCH") != 0;
+	CURLcode rc;
+	int attempt, ret;
+	long ms;
+
+	for (attempt = 0;; attempt++) {
+		ret = perform_once(c, rq, rs, auth, &rc, cause, cause_len);
+		if (ret && !(ret == -EIO && curl_transient(rc)))
+			return ret;
+		if (!ret && rs->status != 408 && rs->status != 429 && rs->status < 500)
+			return 0;
+		if (!retryable || attempt == MAX_RETRIES || !rewind_out(rq, start))
+			return ret;
+		if (ret && rc == CURLE_OPERATION_TIMEDOUT &&
+		    attempt == MAX_TIMEOUT_RETRIES)
+			return ret;
+		ms = 100L << attempt;
+		if (!ret && rs->retry_after > 0)
+			ms = rs->retry_after >= RETRY_AFTER_CAP_MS / 1000
+				 ? RETRY_AFTER_CAP_MS
+				 : rs->retry_after * 1000;
+		sleep_ms(ms);
+	}
+}
+
+/* ---- status mapping ---------------------------------------------------- */
+
+/* Copy s into out, keeping printable ASCII only: registry text goes into
+ * the log and must not forge lines. */
+static void clean_copy(char *out, size_t size, const char *s)
+{
+	size_t i = 0;
+
+	for (; s && *s && i + 1 < size; s++)
+		out[i++] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
+	out[i] = '\0';
+}
+
+static void parse_error_body(struct http_resp *rs, char *msg, size_t msg_len)
+{
+	json_t *root, *e;
+	const char *code, *m;
+
+	msg[0] = '\0';
+	if (!rs->body.len)
+		return;
+	root = json_loadb(rs->body.data, rs->body.len, 0, NULL);
+	e = json_array_get(json_object_get(root, "errors"), 0);
+	code = json_string_value(json_object_get(e, "code"));
+	m = json_string_value(json_object_get(e, "message"));
+	clean_copy(rs->errcode, sizeof(rs->errcode), code);
+	clean_copy(msg, msg_len, m);
+	json_decref(root);
+}
+
+static int status_errno(long st, const char *code)
+{
+	if (st >= 200 && st < 300)
+		return 0;
+	if (!strcmp(code, "UNSUPPORTED"))
+		return -EOPNOTSUPP;
+	switch (st) {
+	case 401:
+	case 403:
+		return -EACCES;
+	case 404:
+		return -ENOENT;
+	case 405:
+		return -EOPNOTSUPP;
+	case 400:
+		return -EINVAL;
+	case 429:
+		return -EAGAIN;
+	default:
+		return -EIO;
+	}
+}
+
+static bool is_quiet(unsigned quiet, int err)
+{
+	return (quiet & HTTP_QUIET_ALL) ||
+	       (err == -ENOENT && (quiet & HTTP_QUIET_ENOENT)) ||
+	       (err == -EACCES && (quiet & HTTP_QUIET_EACCES)) ||
+	       (err == -EOPNOTSUPP && (quiet & HTTP_QUIET_EOPNOTSUPP)) ||
+	       (err == -EINVAL && (quiet & HTTP_QUIET_EINVAL));
+}
+
+int http_request(struct oci_client *c, const struct http_req *rq, struct http_resp *rs)
+{
+	bool own = !rq->no_auth && http_same_origin(c, rq->url);
+	char cause[320] = "", msg[200], where[256];
+	char *auth = NULL;
+	int round, ret;
+
+	memset(rs, 0, sizeof(*rs));
+	for (round = 0;; round++) {
+		bool sent;
+		if (own) {
+			ret = auth_header(c, rq->scope, &auth, cause, sizeof(cause));
+			if (ret)
+				goto out;
+		}
+		sent = auth != NULL;
+		ret = perform_retry(c, rq, rs, auth ? auth : rq->authorization, cause,
+				    sizeof(cause));
+		auth_free_secret(auth);
+		auth = NULL;
+		if (ret || rs->status != 401 || !own || round == 1)
+			break;
+		ret = auth_challenge(c, rs->www_auth, rq->scope, sent, cause,
+				     sizeof(cause));
+		if (ret)
+			goto out;
+	}
+	if (ret)
+		goto out;
+	msg[0] = '\0';
+	if (rs->status < 200 || rs->status >= 300)
+		parse_error_body(rs, msg, sizeof(msg));
+	ret = status_errno(rs->status, rs->errcode);
+	if (ret)
+		snprintf(cause, sizeof(cause), "%ld%s%s%s%s", rs->status,
+			 rs->errcode[0] ? " " : "", rs->errcode, msg[0] ? ": " : "", msg);
+out:
+	if (ret) {
+		snprintf(rs->cause, sizeof(rs->cause), "%s", cause);
+		http_log_path(c, rq->url, where, sizeof(where));
+		if (is_quiet(rq->quiet, ret))
+			log_debug("client: %s %s: %s", rq->method, where, cause);
+		else
+			log_warn("client: %s %s: %s", rq->method, where, cause);
+	}
+	return ret;
+}

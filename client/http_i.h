@@ -1,0 +1,146 @@
+/*
+ * http_i.h - the request core shared by the client's files: one HTTP exchange
+ * with retries, the 401 challenge flow, error mapping and logging.
+ *
+ * Contract: http_request() returns 0 for a 2xx answer, else -errno, and logs
+ * the failure once ("client: METHOD /path: cause") unless the caller asked
+ * for that errno to be quiet. Credentials are only attached to URLs on the
+ * registry's own origin. struct http_resp is owned by the caller
+ * (http_resp_clear).
+ */
+#ifndef CHARTFS_HTTP_I_H
+#define CHARTFS_HTTP_I_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <curl/curl.h>
+
+#include "client/oci.h"
+
+#define HTTP_POOL_MAX 16
+
+struct auth_token;
+
+struct oci_client {
+	char *registry;
+	char *base; /* "scheme://host[:port]" */
+	bool plain_http;
+	bool insecure;
+	char *ca_file;
+	char *cert_file;
+	char *key_file;
+	char *username;
+	char *password;
+	long connect_timeout;
+	long low_speed_time;
+
+	CURLSH *share;
+	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+	/* Idle easy handles: each keeps its own live connections, so reusing
+	 * them is what gives keep-alive (see http.c for why the connection
+	 * cache itself is not shared). */
+	pthread_mutex_t pool_lock;
+	CURL *pool[HTTP_POOL_MAX];
+	size_t n_pool;
+
+	/* What the registry asked for last, and tokens per scope. */
+	pthread_mutex_t auth_lock;
+	int auth_scheme;
+	char *auth_realm;
+	char *auth_service;
+	struct auth_token *tokens;
+
+	atomic_uint_fast64_t requests;
+};
+
+/* Errnos a caller expects and handles itself: logged at debug only. */
+enum {
+	HTTP_QUIET_ENOENT = 1 << 0,
+	HTTP_QUIET_EACCES = 1 << 1,
+	HTTP_QUIET_EOPNOTSUPP = 1 << 2,
+	HTTP_QUIET_EINVAL = 1 << 3,
+	HTTP_QUIET_ALL = 1 << 4, /* the caller reports rs->cause itself */
+};
+
+struct http_req {
+	const char *method; /* GET HEAD POST PUT PATCH DELETE */
+	const char *url;    /* absolute */
+	const char *scope;  /* auth scope, or NULL (ping) */
+	bool no_auth;	    /* the token request itself */
+	const char *accept;
+	const char *content_type;
+	const char *content_range;
+	const char *authorization; /* preset header value (token request only) */
+	/* Body from memory, or from in_fd (pread at in_off, in_len bytes). */
+	const void *body;
+	size_t body_len;
+	int in_fd; /* -1 when unused */
+	uint64_t in_off;
+	uint64_t in_len;
+	/* A 2xx body is streamed into out_fd when >= 0, else kept in memory up
+	 * to max_body bytes (0: 1 MiB). */
+	int out_fd;
+	size_t max_body;
+	bool follow; /* follow redirects (GET/HEAD only) */
+	unsigned quiet;
+};
+
+struct http_resp {
+	long status;
+	struct oci_buf body;
+	char *location;
+	char *link_next;
+	char *content_type;
+	char *docker_digest;
+	char *www_auth; /* the most useful challenge seen (Bearer over Basic) */
+	long retry_after;
+	char errcode[48]; /* first code of an OCI error body */
+	char cause[320];  /* why it failed, as logged */
+};
+
+/* client.c: an easy handle, reset, with its live connections; and back. */
+CURL *http_handle_get(struct oci_client *c);
+void http_handle_put(struct oci_client *c, CURL *h);
+
+int http_request(struct oci_client *c, const struct http_req *rq,
+		 struct http_resp *rs) WUR;
+void http_resp_clear(struct http_resp *rs);
+
+/* An empty request: no body, no output fd. */
+#define HTTP_REQ_INIT                                                                    \
+	{                                                                                \
+		.in_fd = -1, .out_fd = -1                                                \
+	}
+
+/* url.c */
+/* ref resolved against base (RFC 3986) into *out; -EPERM if same_origin is asked
+ * and it leaves the registry's origin, -EINVAL if it is not http(s). */
+int http_resolve(const struct oci_client *c, const char *base, const char *ref,
+		 bool same_origin, char **out) WUR;
+/* True iff url has the registry's scheme, host and port. */
+bool http_same_origin(const struct oci_client *c, const char *url);
+/* True iff url names the registry's host (any scheme or port). */
+bool http_same_host(const struct oci_client *c, const char *url);
+/* The part of url that may be logged: the path, and the host if foreign. */
+void http_log_path(const struct oci_client *c, const char *url, char *buf, size_t size);
+/* Percent-encode s for a query value. */
+char *http_escape(const char *s);
+
+/* auth.c */
+enum { AUTH_NONE, AUTH_BASIC, AUTH_BEARER };
+/* The Authorization header for a request in scope ("Authorization: ..."),
+ * or NULL in *hdr when nothing is known to be needed. May fetch a token. */
+int auth_header(struct oci_client *c, const char *scope, char **hdr, char *why,
+		size_t why_len) WUR;
+/* Learn from a 401: obtain what the retry needs, or -EACCES with why. */
+int auth_challenge(struct oci_client *c, const char *www_auth, const char *scope,
+		   bool sent_credentials, char *why, size_t why_len) WUR;
+void auth_free(struct oci_client *c);
+/* Overwrite then free a secret. */
+void auth_free_secret(char *s);
+
+#endif
