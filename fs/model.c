@@ -192,6 +192,22 @@ static int probe(struct model *m, struct ns_node *node, const char *rest)
 	return ret;
 }
 
+/* Is tag in node's tag list (refreshed if stale)? */
+static bool tag_listed(struct model *m, struct ns_node *node, const char *tag)
+{
+	bool found = false;
+	size_t i;
+
+	if (model_refresh_tags(m, node) != 0)
+		return false;
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; node->repo && i < node->repo->ntags; i++)
+		if (!strcmp(node->repo->tags[i]->tag, tag))
+			found = true;
+	pthread_mutex_unlock(&m->lock);
+	return found;
+}
+
 static int resolve(struct model *m, const char *path, struct path_res *res,
 		   bool may_probe)
 {
@@ -208,11 +224,19 @@ static int resolve(struct model *m, const char *path, struct path_res *res,
 		ret = path_resolve(m->root, path, res);
 		probe_ok = m->catalog_unsupported && may_probe;
 		pthread_mutex_unlock(&m->lock);
-		if (ret || res->kind != PATH_UNKNOWN || !may_probe)
+		if (ret || !may_probe || res->kind == PATH_DIR || res->kind == PATH_PKG)
 			return ret;
-		if (!probe_ok || tries)
+		if (!probe_ok)
+			return res->kind == PATH_UNKNOWN ? -ENOENT : 0;
+		/* Without a catalog, "repo/x" may be a tag of repo or a repository
+		 * below it: only the tag list can tell. */
+		if (res->kind != PATH_UNKNOWN && !tag_listed(m, res->node, res->tag))
+			res->kind = PATH_UNKNOWN;
+		if (res->kind != PATH_UNKNOWN)
+			return 0;
+		if (tries)
 			return -ENOENT;
-		ret = probe(m, res->node, res->rest);
+		ret = probe(m, res->node, res->seg);
 		if (ret)
 			return ret;
 	}

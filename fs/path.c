@@ -200,6 +200,7 @@ int path_resolve(struct ns_node *root, const char *path, struct path_res *res)
 		}
 		res->node = n;
 		res->rest = p;
+		res->seg = p;
 		if (!ns_is_repo(n)) {
 			res->kind = PATH_UNKNOWN;
 			return 0;

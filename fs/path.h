@@ -68,6 +68,7 @@ struct path_res {
 	struct ns_node *node;
 	char tag[129];
 	const char *rest; /* points into the path given to path_resolve */
+	const char *seg;  /* the first name below node (where the walk stopped) */
 };
 
 /* Walk path (absolute, as FUSE gives it) down the tree. Never fails: a name

@@ -1,0 +1,3 @@
+{{- define "helm-oci-test.fullname" -}}
+{{ .Release.Name }}-{{ .Chart.Name }}
+{{- end }}
