@@ -91,6 +91,8 @@ static int start_upload(struct chartfs *c, const char *path, struct ns_node *dir
 	}
 	up->dir = dir;
 	up->refs = 1;
+	/* Even an empty file is a publish attempt: it must fail at close. */
+	up->dirty = true;
 	h->fd = up->fd;
 	h->up = up;
 	pthread_mutex_lock(&c->up_lock);

@@ -185,6 +185,7 @@ class Helm:
         return dest
 
     def pull(self, host, repo, version, dest):
+        os.makedirs(dest, exist_ok=True)
         self.run("pull", "oci://%s/%s" % (host, repo), "--version", version, "-d", dest,
                  "--plain-http")
 

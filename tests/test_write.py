@@ -1,0 +1,217 @@
+"""The write path: cp publishes what helm push would, rm deletes a tag."""
+import errno
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import threading
+
+import pytest
+
+from util import CHARTS, HELM_CHART, HELM_CONFIG, copy_chart, sha256
+
+REPO = "charts/test/helm-oci-test"
+
+
+def cp(src, dst):
+    """cp(1), so errors come from close(2) as a user sees them."""
+    return subprocess.run(["cp", src, dst], capture_output=True, text=True)
+
+
+def make_tgz(path, files):
+    """A chart package written by hand: files is {name: bytes}."""
+    with tarfile.open(path, "w:gz") as t:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_cp_publishes_what_helm_pulls(registry_factory, mount, helm3, helm4, packages, tmp_path):
+    reg = registry_factory()
+    m = mount(reg.host)
+    os.makedirs(m.path("charts/test"))
+    src = packages["helm-oci-test-0.2.0"]
+    r = cp(src, m.path("charts/test/"))
+    assert r.returncode == 0, r.stderr
+    # Named from Chart.yaml: charts/test + chart helm-oci-test.
+    assert reg.tags(REPO) == ["0.2.0"]
+    assert os.listdir(m.path(REPO)) != []
+    for helm in (helm3, helm4):
+        out = tmp_path / os.path.basename(helm.binary)
+        helm.pull(reg.host, REPO, "0.2.0", str(out))
+        assert open(out / "helm-oci-test-0.2.0.tgz", "rb").read() == open(src, "rb").read()
+        shown = helm.run("show", "chart", "oci://%s/%s" % (reg.host, REPO), "--version", "0.2.0",
+                         "--plain-http").stdout
+        assert "name: helm-oci-test" in shown
+    man, _, _ = reg.manifest(REPO, "0.2.0")
+    assert "mediaType" not in man
+    assert man["layers"][0]["mediaType"] == HELM_CHART
+    assert man["layers"][0]["digest"] == sha256(open(src, "rb").read())
+    assert man["config"]["mediaType"] == HELM_CONFIG
+    ann = man["annotations"]
+    assert ann["org.opencontainers.image.title"] == "helm-oci-test"
+    assert ann["org.opencontainers.image.version"] == "0.2.0"
+
+
+@pytest.mark.parametrize("chart", ["helm-oci-test-0.1.0", "web-1.0.0"])
+def test_config_blob_equals_helm_push(registry_factory, mount, helm4, packages, chart):
+    reg = registry_factory()
+    helm4.push(packages[chart], reg.host, "byhelm")
+    m = mount(reg.host)
+    os.mkdir(m.path("bychartfs"))
+    assert cp(packages[chart], m.path("bychartfs/")).returncode == 0
+    name, version = chart.rsplit("-", 1)
+    ours, _, _ = reg.manifest("bychartfs/" + name, version)
+    theirs, _, _ = reg.manifest("byhelm/" + name, version)
+    assert ours["config"] == theirs["config"]
+    assert ours["layers"] == theirs["layers"]
+    created = "org.opencontainers.image.created"
+    assert {k: v for k, v in ours["annotations"].items() if k != created} == \
+        {k: v for k, v in theirs["annotations"].items() if k != created}
+
+
+def test_cp_into_repository_dir_and_new_tag_listed_at_once(seeded, registry_factory, mount,
+                                                         helm4, packages):
+    reg = registry_factory()
+    helm4.push(packages["helm-oci-test-0.1.0"], reg.host, "charts")
+    m = mount(reg.host, opts=("plain_http", "ttl=600"))
+    repo = m.path("charts/helm-oci-test")
+    assert sorted(os.listdir(repo)) == ["0.1.0", "helm-oci-test-0.1.0.tgz"]
+    assert cp(packages["helm-oci-test-0.2.0"], repo + "/").returncode == 0
+    assert sorted(os.listdir(repo)) == ["0.1.0", "0.2.0", "helm-oci-test-0.1.0.tgz",
+                                        "helm-oci-test-0.2.0.tgz"]
+    assert open(os.path.join(repo, "0.2.0", "templates", "configmap.yaml")).read()
+
+
+def test_mkdir_then_cp(registry_factory, mount, packages):
+    reg = registry_factory()
+    m = mount(reg.host)
+    os.makedirs(m.path("team/new"))
+    assert os.path.isdir(m.path("team/new"))
+    with pytest.raises(FileExistsError):
+        os.mkdir(m.path("team"))
+    assert cp(packages["web-1.0.0"], m.path("team/new/")).returncode == 0
+    assert reg.tags("team/new/web") == ["1.0.0"]
+    assert sorted(os.listdir(m.path("team/new"))) == ["web"]
+
+
+@pytest.mark.parametrize("kind", ["garbage", "plain-tar", "no-chart-yaml", "root-chart-yaml",
+                                  "not-semver", "no-name", "empty"])
+def test_invalid_package_is_refused_at_close(registry_factory, mount, tmp_path, kind):
+    reg = registry_factory()
+    m = mount(reg.host)
+    f = str(tmp_path / "bad.tgz")
+    chart = b"apiVersion: v2\nname: bad\nversion: 1.0.0\n"
+    if kind == "garbage":
+        open(f, "wb").write(b"this is not a chart\n" * 10)
+    elif kind == "plain-tar":
+        with tarfile.open(f, "w") as t:
+            info = tarfile.TarInfo("bad/Chart.yaml")
+            info.size = len(chart)
+            t.addfile(info, io.BytesIO(chart))
+    elif kind == "no-chart-yaml":
+        make_tgz(f, {"bad/values.yaml": b"a: 1\n"})
+    elif kind == "root-chart-yaml":
+        make_tgz(f, {"Chart.yaml": chart})
+    elif kind == "not-semver":
+        make_tgz(f, {"bad/Chart.yaml": b"apiVersion: v2\nname: bad\nversion: latest\n"})
+    elif kind == "no-name":
+        make_tgz(f, {"bad/Chart.yaml": b"apiVersion: v2\nversion: 1.0.0\n"})
+    else:
+        open(f, "wb").close()
+    os.mkdir(m.path("ns"))
+    r = cp(f, m.path("ns/"))
+    assert r.returncode != 0
+    assert "Invalid argument" in r.stderr
+    st, _, body = reg.request("GET", "/v2/_catalog")
+    assert b'"repositories":[]' in body
+
+
+def test_overwrite_replaces_and_immutable_refuses(registry_factory, mount, helm4, tmp_path):
+    reg = registry_factory()
+    m = mount(reg.host)
+    src = CHARTS + "/helm-oci-test-0.1.0"
+    a = helm4.package(src, str(tmp_path / "a"))
+    b_dir = copy_chart(src, str(tmp_path / "b-src"), description="changed")
+    b = helm4.package(b_dir, str(tmp_path / "b"))
+    os.mkdir(m.path("charts"))
+    assert cp(a, m.path("charts/")).returncode == 0
+    first = reg.manifest("charts/helm-oci-test", "0.1.0")[1]
+    assert cp(b, m.path("charts/helm-oci-test/")).returncode == 0
+    second = reg.manifest("charts/helm-oci-test", "0.1.0")[1]
+    assert first != second
+    m2 = mount(reg.host, opts=("plain_http", "immutable"))
+    r = cp(a, m2.path("charts/helm-oci-test/"))
+    assert r.returncode != 0 and "File exists" in r.stderr
+    assert reg.manifest("charts/helm-oci-test", "0.1.0")[1] == second
+
+
+def test_rm_deletes_that_tag(registry_factory, mount, helm3, packages):
+    reg = registry_factory()
+    helm3.push(packages["helm-oci-test-0.1.0"], reg.host, "charts")
+    helm3.push(packages["helm-oci-test-0.2.0"], reg.host, "charts")
+    m = mount(reg.host, opts=("plain_http", "ttl=600"))
+    repo = m.path("charts/helm-oci-test")
+    os.unlink(os.path.join(repo, "helm-oci-test-0.1.0.tgz"))
+    assert reg.tags("charts/helm-oci-test") == ["0.2.0"]
+    assert sorted(os.listdir(repo)) == ["0.2.0", "helm-oci-test-0.2.0.tgz"]
+    with pytest.raises(FileNotFoundError):
+        os.unlink(os.path.join(repo, "helm-oci-test-0.1.0.tgz"))
+
+
+def test_rm_refuses_when_another_tag_shares_the_digest(registry_factory, mount, helm4, packages):
+    reg = registry_factory()
+    helm4.push(packages["helm-oci-test-0.1.0"], reg.host, "charts")
+    _, digest, body = reg.manifest("charts/helm-oci-test", "0.1.0")
+    st, _, _ = reg.request("PUT", "/v2/charts/helm-oci-test/manifests/stable", body=body,
+                           headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    assert st == 201
+    m = mount(reg.host)
+    with pytest.raises(OSError) as e:
+        os.unlink(m.path("charts/helm-oci-test/helm-oci-test-0.1.0.tgz"))
+    assert e.value.errno == errno.EBUSY
+    assert sorted(reg.tags("charts/helm-oci-test")) == ["0.1.0", "stable"]
+
+
+def test_rm_with_deletes_disabled(registry_factory, mount, helm4, packages):
+    reg = registry_factory(delete=False)
+    helm4.push(packages["web-1.0.0"], reg.host, "charts")
+    m = mount(reg.host)
+    with pytest.raises(OSError) as e:
+        os.unlink(m.path("charts/web/web-1.0.0.tgz"))
+    assert e.value.errno == errno.EPERM
+    assert reg.tags("charts/web") == ["1.0.0"]
+
+
+def test_concurrent_cp(registry_factory, mount, packages):
+    reg = registry_factory()
+    m = mount(reg.host)
+    os.mkdir(m.path("c"))
+    results = []
+    threads = [threading.Thread(target=lambda p=p: results.append(cp(p, m.path("c/"))))
+               for p in (packages["web-1.0.0"], packages["helm-oci-test-0.1.0"],
+                         packages["helm-oci-test-0.2.0"])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
+    assert reg.tags("c/web") == ["1.0.0"]
+    assert sorted(reg.tags("c/helm-oci-test")) == ["0.1.0", "0.2.0"]
+
+
+def test_registry_down_fails_cp_and_leaves_no_tag(registry_factory, mount, packages):
+    reg = registry_factory()
+    m = mount(reg.host)
+    os.mkdir(m.path("charts"))
+    reg.stop()
+    r = cp(packages["web-1.0.0"], m.path("charts/"))
+    assert r.returncode != 0
+    assert "Input/output error" in r.stderr
+    reg.restart()
+    assert reg.tags("charts/web") == []
+    assert cp(packages["web-1.0.0"], m.path("charts/")).returncode == 0
+    assert reg.tags("charts/web") == ["1.0.0"]
