@@ -30,8 +30,8 @@ struct oci_annotation {
 };
 
 struct oci_manifest {
-	char *media_type;      /* top-level mediaType, or the Content-Type, or NULL */
-	bool is_index;         /* an image index / manifest list */
+	char *media_type; /* top-level mediaType, or the Content-Type, or NULL */
+	bool is_index;	  /* an image index / manifest list */
 	bool has_config;
 	struct oci_descriptor config;
 	struct oci_descriptor *layers; /* for an index: its manifests */

@@ -45,16 +45,16 @@
 struct oci_client;
 
 struct oci_client_opts {
-	const char *registry;     /* "host[:port]", no scheme, no path */
-	bool plain_http;          /* http:// instead of https:// */
-	bool insecure;            /* skip TLS verification */
-	const char *ca_file;      /* extra CA bundle, or NULL */
-	const char *cert_file;    /* client certificate (mTLS), or NULL */
-	const char *key_file;     /* its key, or NULL */
-	const char *username;     /* basic credentials, or NULL for anonymous */
-	const char *password;     /* ...; never logged */
-	long connect_timeout;     /* seconds; 0 = default 10 */
-	long low_speed_time;      /* seconds below 1 KiB/s before EIO; 0 = default 30 */
+	const char *registry;  /* "host[:port]", no scheme, no path */
+	bool plain_http;       /* http:// instead of https:// */
+	bool insecure;	       /* skip TLS verification */
+	const char *ca_file;   /* extra CA bundle, or NULL */
+	const char *cert_file; /* client certificate (mTLS), or NULL */
+	const char *key_file;  /* its key, or NULL */
+	const char *username;  /* basic credentials, or NULL for anonymous */
+	const char *password;  /* ...; never logged */
+	long connect_timeout;  /* seconds; 0 = default 10 */
+	long low_speed_time;   /* seconds below 1 KiB/s before EIO; 0 = default 30 */
 };
 
 struct oci_buf {
@@ -64,10 +64,10 @@ struct oci_buf {
 
 /* Result of one manifest fetch. */
 struct oci_fetched {
-	int err;                           /* 0 or -errno for this reference */
-	struct oci_buf body;               /* the manifest bytes, verbatim */
-	char media_type[128];              /* Content-Type without parameters */
-	char digest[DIGEST_STR_MAX];       /* sha256 of body (verified) */
+	int err;		     /* 0 or -errno for this reference */
+	struct oci_buf body;	     /* the manifest bytes, verbatim */
+	char media_type[128];	     /* Content-Type without parameters */
+	char digest[DIGEST_STR_MAX]; /* sha256 of body (verified) */
 };
 
 /* Create a client; copies every string in opts. */
@@ -94,8 +94,8 @@ int oci_manifest_get(struct oci_client *c, const char *repo, const char *ref,
 		     struct oci_fetched *out) WUR;
 /* Fetch several references of one repo concurrently (at most max_parallel in
  * flight). Each result has its own err; returns 0 unless nothing could run. */
-int oci_manifest_get_many(struct oci_client *c, const char *repo,
-			  const char *const *refs, size_t n, unsigned max_parallel,
+int oci_manifest_get_many(struct oci_client *c, const char *repo, const char *const *refs,
+			  size_t n, unsigned max_parallel,
 			  struct oci_fetched *results) WUR;
 /* Release the body of a fetched result. */
 void oci_fetched_clear(struct oci_fetched *f);
@@ -107,16 +107,15 @@ int oci_manifest_head(struct oci_client *c, const char *repo, const char *ref,
 /* Stream a blob into fd (written from its current offset, following
  * redirects without forwarding credentials). Does not verify the digest:
  * the cache does, as it writes. */
-int oci_blob_get(struct oci_client *c, const char *repo, const char *digest,
-		 int fd) WUR;
+int oci_blob_get(struct oci_client *c, const char *repo, const char *digest, int fd) WUR;
 
 /* HEAD a blob: 0 if present, -ENOENT if not. */
 int oci_blob_exists(struct oci_client *c, const char *repo, const char *digest) WUR;
 
 /* Upload size bytes read from fd (from offset 0) as blob digest: POST, then
  * PUT (monolithic) or PATCH chunks + PUT for large blobs. */
-int oci_blob_upload(struct oci_client *c, const char *repo, const char *digest,
-		    int fd, uint64_t size) WUR;
+int oci_blob_upload(struct oci_client *c, const char *repo, const char *digest, int fd,
+		    uint64_t size) WUR;
 
 /* PUT a manifest under ref (tag or digest) with the given Content-Type. */
 int oci_manifest_put(struct oci_client *c, const char *repo, const char *ref,
