@@ -317,7 +317,9 @@ int main(int argc, char *argv[])
 			goto out_signals;
 		fuse_loop_cfg_set_clone_fd(lcfg, (unsigned)fopts.clone_fd);
 		fuse_loop_cfg_set_idle_threads(lcfg, fopts.max_idle_threads);
-		fuse_loop_cfg_set_max_threads(lcfg, fopts.max_threads);
+		/* Unset, libfuse 3.14 reports UINT_MAX and warns if passed on. */
+		if (fopts.max_threads && fopts.max_threads <= 100000)
+			fuse_loop_cfg_set_max_threads(lcfg, fopts.max_threads);
 		ret = fuse_loop_mt(fuse, lcfg);
 	}
 	ret = ret ? 1 : 0;

@@ -1,33 +1,40 @@
-"""Fixtures: a real registry seeded by real helm, and chartfs mounts."""
+"""Fixtures: real registries seeded by real helm, and chartfs mounts.
+
+Session-scoped where tests only read (one registry pushed once, one shared
+mount); per-test registries and mounts where state matters (ttl, caches,
+request counts, writes).
+"""
 import os
 import subprocess
 
 import pytest
 
-from util import CHARTS, ROOT, Helm, Mount, Registry, sanitizer_reports
+from util import CHARTS, OCI_LAYER, ROOT, TOOLS, Helm, Mounts, Registry, isolated_env
 
 BUILD = os.environ.get("CHARTFS_BUILD", "build")
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: long tests skipped in the ASan pass")
+    config.addinivalue_line("markers", "slow: long tests, skipped in the ASan/UBSan pass")
 
 
 @pytest.fixture(scope="session")
 def build_dir():
-    d = os.path.join(ROOT, BUILD)
-    assert os.path.exists(os.path.join(d, "fs", "chartfs")), "build first: scripts/build.sh"
+    d = BUILD if os.path.isabs(BUILD) else os.path.join(ROOT, BUILD)
+    assert os.path.isdir(d), "no build at %s: run scripts/build.sh" % d
     return d
 
 
 @pytest.fixture(scope="session")
 def chartfs_bin(build_dir):
-    return os.path.join(build_dir, "fs", "chartfs")
+    b = os.path.join(build_dir, "fs", "chartfs")
+    assert os.access(b, os.X_OK), "%s missing: run scripts/build.sh" % b
+    return b
 
 
 def _helm(name, tmp_path_factory):
-    binary = os.path.join(ROOT, ".tools", name)
-    if not os.path.exists(binary):
+    binary = os.path.join(TOOLS, name)
+    if not os.access(binary, os.X_OK):
         subprocess.run([os.path.join(ROOT, "scripts", "helm.sh")], check=True)
     return Helm(binary, str(tmp_path_factory.mktemp(name)))
 
@@ -43,18 +50,20 @@ def helm4(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def packages(helm4, tmp_path_factory):
-    """The example charts packaged once: name-version -> .tgz path."""
-    out = str(tmp_path_factory.mktemp("packages"))
-    pk = {}
-    for d in sorted(os.listdir(CHARTS)):
-        path = helm4.package(os.path.join(CHARTS, d), out)
-        pk[os.path.basename(path)[:-4]] = path
-    return pk
+def chart_dirs():
+    """name -> source dir of the example charts (tests/charts/)."""
+    return {d: os.path.join(CHARTS, d) for d in sorted(os.listdir(CHARTS))}
+
+
+@pytest.fixture(scope="session")
+def env(tmp_path_factory):
+    """The environment chartfs runs in: no user config or credentials."""
+    return isolated_env(str(tmp_path_factory.mktemp("home")))
 
 
 @pytest.fixture
 def registry_factory(tmp_path):
+    """make() -> a fresh, empty Registry, stopped after the test."""
     regs = []
 
     def make(**kw):
@@ -68,43 +77,52 @@ def registry_factory(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def seeded(tmp_path_factory, helm3, helm4, packages):
-    """A registry as a user would have it, pushed by both helm versions:
-    charts/test/helm-oci-test 0.1.0 (helm v3) and 0.2.0 (helm v4),
-    charts/test/web 1.0.0 (helm v4), a container image at charts/test:v1
-    (so charts/test is a namespace and a repository) and other/image:latest."""
-    reg = Registry(str(tmp_path_factory.mktemp("seeded")))
-    helm3.push(packages["helm-oci-test-0.1.0"], reg.host, "charts/test")
-    helm4.push(packages["helm-oci-test-0.2.0"], reg.host, "charts/test")
-    helm4.push(packages["web-1.0.0"], reg.host, "charts/test")
-    image = [(b"not a chart layer", "application/vnd.oci.image.layer.v1.tar+gzip")]
-    reg.push_artifact("charts/test", "v1", image,
-                      annotations={"org.opencontainers.image.created": "2024-01-02T03:04:05Z"})
-    reg.push_artifact("other/image", "latest", image)
+def registry(tmp_path_factory, helm3, helm4, chart_dirs):
+    """The registry most read tests share, as a user would have it, pushed
+    by both helm versions:
+      charts/test/helm-oci-test  0.1.0 by helm v3, 0.2.0 by helm v4
+      charts/rev/helm-oci-test   0.1.0 by helm v4, 0.2.0 by helm v3
+      charts/test/web            1.0.0 by helm v4 (subchart, <>& in description)
+      other/web                  1.0.0 by helm v3
+      charts/test:v1             an OCI image: charts/test is a namespace and a repository
+      other/image:latest         an OCI image
+    Tests must not change it (use registry_factory for that)."""
+    reg = Registry(str(tmp_path_factory.mktemp("registry")))
+    v1, v2, web = (chart_dirs[n] for n in ("helm-oci-test-0.1.0", "helm-oci-test-0.2.0", "web"))
+    helm3.push_chart(v1, reg.host, "charts/test")
+    helm4.push_chart(v2, reg.host, "charts/test")
+    helm4.push_chart(v1, reg.host, "charts/rev")
+    helm3.push_chart(v2, reg.host, "charts/rev")
+    helm4.push_chart(web, reg.host, "charts/test")
+    helm3.push_chart(web, reg.host, "other")
+    reg.push_artifact("charts/test", "v1", [(b"image layer", OCI_LAYER)],
+                      annotations={"org.opencontainers.image.created": "2024-01-02T03:04:05Z",
+                                   "com.example.kind": "image"})
+    reg.push_artifact("other/image", "latest")
     yield reg
     reg.stop()
 
 
+def _finish(mounts):
+    problems = mounts.close()
+    assert not problems, "\n".join(problems)
+
+
 @pytest.fixture
-def mount(chartfs_bin, tmp_path):
-    """mount(target, opts=(...), args=(...)) -> a ready Mount; unmounted after
-    the test, which fails if the daemon died or a sanitizer reported."""
-    mounts = []
-    san = tmp_path / "sanitizers"
-    san.mkdir()
+def mount(chartfs_bin, tmp_path, env):
+    """mount(target, ttl=30, opts=(), args=(), cache_dir=None, check=True)
+    -> a ready util.Mount of `chartfs -o plain_http,cache_dir=..,ttl=..`.
+    Unmounted after the test, which fails if the daemon died, would not exit,
+    or a sanitizer wrote a report."""
+    mounts = Mounts(chartfs_bin, str(tmp_path / "mounts"), env)
+    yield mounts.mount
+    _finish(mounts)
 
-    def make(target, opts=("plain_http",), args=(), cache_dir=None, check=True, name=None):
-        mnt = str(tmp_path / (name or "mnt%d" % len(mounts)))
-        cache = cache_dir or str(tmp_path / ("cache%d" % len(mounts)))
-        m = Mount(chartfs_bin, target, mnt, cache, opts=opts, args=args,
-                  sanitizer_dir=str(san), check=check)
-        mounts.append(m)
-        return m
 
-    yield make
-    died = [m.mnt for m in mounts if m.mounted and not m.alive()]
-    for m in mounts:
-        m.unmount()
-    assert not died, "chartfs died while mounted: %s" % died
-    reports = sanitizer_reports(str(san))
-    assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+@pytest.fixture(scope="session")
+def shared_mount(chartfs_bin, registry, tmp_path_factory, env):
+    """One mount of `registry` for tests that only read (long ttl: nothing
+    changes under it)."""
+    mounts = Mounts(chartfs_bin, str(tmp_path_factory.mktemp("shared")), env)
+    yield mounts.mount(registry.host, ttl=600)
+    _finish(mounts)

@@ -1,19 +1,18 @@
-"""Test helpers: a real registry, real helm, real mounts, and a proxy.
+"""Test helpers: a real registry, real helm, real chartfs mounts.
 
-Everything here drives real programs: Debian's docker-registry on loopback,
-helm v3/v4 from .tools/, and chartfs mounted with FUSE.
+Everything here drives real programs: Debian's docker-registry
+(distribution 2.8) on loopback, helm v3 and v4 from .tools/, and chartfs
+mounted through FUSE, so the tests assert what a user would see.
 """
+import errno
 import glob
 import hashlib
-import http.client
-import http.server
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -21,9 +20,30 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHARTS = os.path.join(ROOT, "tests", "charts")
+TOOLS = os.path.join(ROOT, ".tools")
+REGISTRY_BIN = "/usr/bin/docker-registry"
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
 HELM_CHART = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+CREATED = "org.opencontainers.image.created"
+
+# What every write into the mount fails with, until publishing lands (a later
+# issue): tests check writes through expect_write_refused() only.
+WRITE_ERRNO = errno.EROFS
+
+
+def expect_write_refused(op):
+    """Run op() (a write into the mount) and check it fails with WRITE_ERRNO."""
+    try:
+        op()
+    except OSError as e:
+        assert e.errno == WRITE_ERRNO, "expected %s, got %s" % (
+            errno.errorcode[WRITE_ERRNO], errno.errorcode.get(e.errno, e.errno))
+        return
+    raise AssertionError("the write succeeded; expected %s" % errno.errorcode[WRITE_ERRNO])
 
 
 def free_port():
@@ -36,66 +56,118 @@ def sha256(data):
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def wait_http(url, timeout=15):
+def file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
+
+
+def isolated_env(home):
+    """os.environ with every config/cache home (helm's, docker's, XDG) moved
+    under `home`, so tests neither read nor write the user's credentials."""
+    env = dict(os.environ)
+    dirs = {
+        "HOME": "home", "XDG_CONFIG_HOME": "config", "XDG_CACHE_HOME": "cache",
+        "XDG_DATA_HOME": "data", "HELM_CONFIG_HOME": "helm-config",
+        "HELM_CACHE_HOME": "helm-cache", "HELM_DATA_HOME": "helm-data",
+        "DOCKER_CONFIG": "docker",
+    }
+    for var, sub in dirs.items():
+        env[var] = os.path.join(home, sub)
+        os.makedirs(env[var], exist_ok=True)
+    env["HELM_REGISTRY_CONFIG"] = os.path.join(env["HELM_CONFIG_HOME"], "registry", "config.json")
+    return env
+
+
+def sanitizer_env(env, report_dir):
+    """ASan/UBSan settings for sanitized builds (harmless for plain ones):
+    stop at the first error and write reports where the tests look."""
+    env = dict(env)
+    env["ASAN_OPTIONS"] = "halt_on_error=1:detect_leaks=1:log_path=%s/asan" % report_dir
+    env["UBSAN_OPTIONS"] = ("halt_on_error=1:print_stacktrace=1:log_path=%s/ubsan"
+                            % report_dir)
+    return env
+
+
+def sanitizer_reports(report_dir):
+    out = []
+    for f in sorted(glob.glob(os.path.join(report_dir, "*san*"))):
+        with open(f, errors="replace") as fh:
+            out.append("%s:\n%s" % (f, fh.read()))
+    return out
+
+
+def wait_http(url, proc=None, timeout=20):
     """Wait for a server we just started to answer (startup, not a result)."""
     deadline = time.time() + timeout
     while True:
         try:
             urllib.request.urlopen(url, timeout=2).close()
-            return
+            return True
         except urllib.error.HTTPError:
-            return
+            return True
         except OSError:
+            if proc is not None and proc.poll() is not None:
+                return False
             if time.time() > deadline:
                 raise
             time.sleep(0.05)
 
 
 class Registry:
-    """Debian's docker-registry (distribution 2.8) on 127.0.0.1:<free port>."""
+    """Debian's docker-registry (distribution 2.8) on 127.0.0.1:<free port>,
+    storage under workdir, delete enabled, killed by stop()."""
 
-    def __init__(self, workdir, delete=True, extra=""):
+    def __init__(self, workdir, delete=True, extra_config=""):
         self.dir = workdir
+        self.delete = delete
+        self.extra_config = extra_config
         os.makedirs(workdir, exist_ok=True)
-        self.port = free_port()
-        self.host = "127.0.0.1:%d" % self.port
-        cfg = os.path.join(workdir, "config.yml")
-        with open(cfg, "w") as f:
-            f.write(
-                "version: 0.1\n"
-                "log: {level: error, accesslog: {disabled: true}}\n"
-                "storage: {filesystem: {rootdirectory: %s}, delete: {enabled: %s}}\n"
-                "http: {addr: '%s'}\n%s"
-                % (os.path.join(workdir, "data"), "true" if delete else "false", self.host, extra)
-            )
-        self.log = open(os.path.join(workdir, "registry.log"), "w")
-        self.proc = subprocess.Popen(
-            ["/usr/bin/docker-registry", "serve", cfg],
-            stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        wait_http("http://%s/v2/" % self.host)
+        self.proc = None
+        for _ in range(5):  # free_port() can race with another process
+            self.port = free_port()
+            self.host = "127.0.0.1:%d" % self.port
+            if self.start():
+                return
+        raise RuntimeError("docker-registry did not start; see %s/registry.log" % workdir)
+
+    def _config(self):
+        path = os.path.join(self.dir, "config.yml")
+        with open(path, "w") as f:
+            f.write("version: 0.1\n"
+                    "log: {level: error, accesslog: {disabled: true}}\n"
+                    "storage: {filesystem: {rootdirectory: %s}, delete: {enabled: %s}}\n"
+                    "http: {addr: '%s'}\n%s"
+                    % (os.path.join(self.dir, "data"), "true" if self.delete else "false",
+                       self.host, self.extra_config))
+        return path
+
+    def start(self):
+        log = open(os.path.join(self.dir, "registry.log"), "a")
+        self.proc = subprocess.Popen([REGISTRY_BIN, "serve", self._config()],
+                                     stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        if wait_http("http://%s/v2/" % self.host, self.proc):
+            return True
+        self.proc.wait()
+        return False
 
     def stop(self):
-        if self.proc.poll() is None:
+        if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.log.close()
 
     def restart(self):
         self.stop()
-        self.log = open(os.path.join(self.dir, "registry.log"), "a")
-        cfg = os.path.join(self.dir, "config.yml")
-        self.proc = subprocess.Popen(
-            ["/usr/bin/docker-registry", "serve", cfg],
-            stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        wait_http("http://%s/v2/" % self.host)
+        assert self.start(), "docker-registry did not restart"
 
-    # --- the distribution API, for checks and for artifacts helm won't make
+    # --- the distribution API: for checks, and for artifacts helm won't make
     def url(self, path):
         return "http://%s%s" % (self.host, path)
 
@@ -109,10 +181,17 @@ class Registry:
             return e.code, dict(e.headers), e.read()
 
     def manifest(self, repo, ref):
+        """(parsed manifest, its digest, raw bytes)."""
         st, hdr, body = self.request("GET", "/v2/%s/manifests/%s" % (repo, ref),
                                      headers={"Accept": OCI_MANIFEST})
         assert st == 200, (st, body)
-        return json.loads(body), hdr.get("Docker-Content-Digest"), body
+        digest = sha256(body)
+        assert hdr.get("Docker-Content-Digest", digest) == digest
+        return json.loads(body), digest, body
+
+    def chart_layer(self, repo, ref):
+        man, _, _ = self.manifest(repo, ref)
+        return [l for l in man["layers"] if l["mediaType"] == HELM_CHART][0]
 
     def blob(self, repo, digest):
         st, _, body = self.request("GET", "/v2/%s/blobs/%s" % (repo, digest))
@@ -123,35 +202,48 @@ class Registry:
         st, _, body = self.request("GET", "/v2/%s/tags/list" % repo)
         if st == 404:
             return []
-        return json.loads(body).get("tags") or []
+        assert st == 200, (st, body)
+        return sorted(json.loads(body).get("tags") or [])
+
+    def catalog(self):
+        st, _, body = self.request("GET", "/v2/_catalog?n=1000")
+        assert st == 200, (st, body)
+        return json.loads(body)["repositories"]
 
     def push_blob(self, repo, data):
+        """Monolithic upload: POST, then PUT <Location>&digest=. Returns the
+        descriptor fields (digest, size)."""
         digest = sha256(data)
-        st, hdr, _ = self.request("POST", "/v2/%s/blobs/uploads/" % repo)
-        assert st == 202, st
-        loc = hdr["Location"]
-        sep = "&" if "?" in loc else "?"
-        path = urllib.parse.urlsplit(loc)
-        target = path.path + "?" + path.query if path.query else path.path
-        st, _, body = self.request("PUT", target + sep + "digest=" + digest, body=data,
+        st, hdr, body = self.request("POST", "/v2/%s/blobs/uploads/" % repo)
+        assert st == 202, (st, body)
+        loc = urllib.parse.urlsplit(hdr["Location"])
+        target = loc.path + ("?" + loc.query + "&" if loc.query else "?")
+        st, _, body = self.request("PUT", target + "digest=" + digest, body=data,
                                    headers={"Content-Type": "application/octet-stream"})
         assert st == 201, (st, body)
         return {"digest": digest, "size": len(data)}
 
-    def push_artifact(self, repo, tag, layers, config=b"{}",
-                      config_type="application/vnd.oci.image.config.v1+json",
-                      annotations=None):
-        """Push a manifest made by hand: layers is [(bytes, media type)]."""
+    def push_manifest(self, repo, ref, manifest, media_type=OCI_MANIFEST):
+        body = manifest if isinstance(manifest, bytes) else json.dumps(manifest).encode()
+        st, _, resp = self.request("PUT", "/v2/%s/manifests/%s" % (repo, ref), body=body,
+                                   headers={"Content-Type": media_type})
+        assert st == 201, (st, resp)
+        return sha256(body)
+
+    def push_artifact(self, repo, tag, layers=((b"not a chart", OCI_LAYER),), config=b"{}",
+                      config_type=OCI_IMAGE_CONFIG, annotations=None):
+        """Push a manifest made by hand (an image, or anything that is not a
+        helm chart): layers is [(bytes, media type)]. Returns its digest."""
         cfg = dict(self.push_blob(repo, config), mediaType=config_type)
         descs = [dict(self.push_blob(repo, data), mediaType=mt) for data, mt in layers]
         man = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cfg, "layers": descs}
         if annotations:
             man["annotations"] = annotations
-        body = json.dumps(man).encode()
-        st, _, resp = self.request("PUT", "/v2/%s/manifests/%s" % (repo, tag), body=body,
-                                   headers={"Content-Type": OCI_MANIFEST})
-        assert st == 201, (st, resp)
-        return sha256(body)
+        return self.push_manifest(repo, tag, man)
+
+    def delete_manifest(self, repo, digest):
+        st, _, body = self.request("DELETE", "/v2/%s/manifests/%s" % (repo, digest))
+        assert st == 202, (st, body)
 
 
 class Helm:
@@ -159,65 +251,98 @@ class Helm:
 
     def __init__(self, binary, home):
         self.binary = binary
-        self.env = dict(os.environ)
-        for var in ("HELM_CONFIG_HOME", "HELM_CACHE_HOME", "HELM_DATA_HOME"):
-            self.env[var] = os.path.join(home, var.lower())
-            os.makedirs(self.env[var], exist_ok=True)
+        self.home = home
+        self.env = isolated_env(home)
+        self._packages = {}
 
     def run(self, *args, check=True):
         r = subprocess.run([self.binary, *args], env=self.env, capture_output=True,
                            text=True, timeout=120)
         if check and r.returncode != 0:
-            raise AssertionError("helm %s failed: %s" % (" ".join(args), r.stderr))
+            raise AssertionError("helm %s failed (%d): %s%s"
+                                 % (" ".join(args), r.returncode, r.stdout, r.stderr))
         return r
 
-    def package(self, chart_dir, out_dir):
-        os.makedirs(out_dir, exist_ok=True)
-        r = self.run("package", chart_dir, "-d", out_dir)
-        return r.stdout.strip().split(": ", 1)[1]
+    def version(self):
+        return self.run("version", "--short").stdout.strip()
 
-    def push(self, tgz, host, ns):
-        return self.run("push", tgz, "oci://%s/%s" % (host, ns), "--plain-http")
+    def package(self, chart_dir, out_dir=None):
+        """helm package; packages of the same source dir are made once."""
+        chart_dir = os.path.abspath(chart_dir)
+        if out_dir is None and chart_dir in self._packages:
+            return self._packages[chart_dir]
+        out = out_dir or os.path.join(self.home, "packages", os.path.basename(chart_dir))
+        os.makedirs(out, exist_ok=True)
+        r = self.run("package", chart_dir, "-d", out)
+        # "Successfully packaged chart and saved it to: /path/x-1.0.0.tgz"
+        path = r.stdout.strip().splitlines()[-1].split(": ", 1)[1]
+        if out_dir is None:
+            self._packages[chart_dir] = path
+        return path
 
-    def pull_untar(self, host, repo, version, dest):
-        self.run("pull", "oci://%s/%s" % (host, repo), "--version", version, "--untar",
-                 "--untardir", dest, "--plain-http")
-        return dest
+    def push(self, tgz, host, namespace):
+        """helm push X.tgz oci://HOST/NAMESPACE --plain-http."""
+        return self.run("push", tgz, "oci://%s/%s" % (host, namespace), "--plain-http")
+
+    def push_chart(self, chart_dir, host, namespace):
+        return self.push(self.package(chart_dir), host, namespace)
 
     def pull(self, host, repo, version, dest):
+        """helm pull to dest; returns the .tgz path."""
         os.makedirs(dest, exist_ok=True)
         self.run("pull", "oci://%s/%s" % (host, repo), "--version", version, "-d", dest,
                  "--plain-http")
+        return os.path.join(dest, "%s-%s.tgz" % (repo.rsplit("/", 1)[-1], version))
+
+    def pull_untar(self, host, repo, version, dest):
+        """helm pull --untar; returns the chart's directory."""
+        os.makedirs(dest, exist_ok=True)
+        self.run("pull", "oci://%s/%s" % (host, repo), "--version", version, "--untar",
+                 "--untardir", dest, "--plain-http")
+        return os.path.join(dest, repo.rsplit("/", 1)[-1])
 
     def template(self, *args):
         return self.run("template", "r", *args).stdout
 
 
-class Mount:
-    """chartfs mounted on a directory: the command returns once it is ready."""
+def find_pid(argv):
+    """The pid of the process running exactly argv (the daemonized chartfs
+    keeps the command line it was started with)."""
+    want = ("\0".join(argv) + "\0").encode()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                if f.read() == want:
+                    return int(d)
+        except OSError:
+            pass
+    return None
 
-    def __init__(self, binary, target, mnt, cache_dir, opts=("plain_http",), args=(),
-                 sanitizer_dir=None, check=True):
+
+class Mount:
+    """chartfs mounted on a directory. The command returns once the mount is
+    ready (it mounts, then daemonizes), so there is no polling here."""
+
+    def __init__(self, binary, target, mnt, cache_dir, env, ttl=None, opts=(), args=(),
+                 check=True):
         self.mnt = mnt
+        self.cache_dir = cache_dir
         os.makedirs(mnt, exist_ok=True)
-        o = ",".join(list(opts) + ["cache_dir=" + cache_dir])
-        self.cmd = [binary, "-o", o, *args, target, mnt]
-        env = dict(os.environ)
-        if sanitizer_dir:
-            env["ASAN_OPTIONS"] = "log_path=%s/asan:detect_leaks=1" % sanitizer_dir
-            env["UBSAN_OPTIONS"] = "log_path=%s/ubsan:print_stacktrace=1:halt_on_error=1" % sanitizer_dir
+        o = ["plain_http", "cache_dir=" + cache_dir]
+        if ttl is not None:
+            o.append("ttl=%s" % ttl)
+        self.cmd = [binary, "-o", ",".join(o + list(opts)), *args, target, mnt]
         self.result = subprocess.run(self.cmd, env=env, capture_output=True, text=True,
                                      timeout=60)
         self.mounted = self.result.returncode == 0
+        self.pid = find_pid(self.cmd) if self.mounted else None
         if check:
-            assert self.mounted, "mount failed: %s" % self.result.stderr
-        self.pid = self._pid() if self.mounted else None
-
-    def _pid(self):
-        r = subprocess.run(["pgrep", "-f", "-x", " ".join(self.cmd)], capture_output=True,
-                           text=True)
-        pids = r.stdout.split()
-        return int(pids[0]) if pids else None
+            assert self.mounted, "chartfs failed (%d): %s" % (self.result.returncode,
+                                                              self.result.stderr)
+            assert os.path.ismount(mnt), "chartfs returned before the mount was ready"
+            assert self.pid, "no chartfs daemon left running"
 
     def path(self, *parts):
         return os.path.join(self.mnt, *parts)
@@ -225,161 +350,77 @@ class Mount:
     def alive(self):
         return self.pid is not None and os.path.exists("/proc/%d" % self.pid)
 
+    def rss_peak_kib(self):
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        return None
+
     def unmount(self):
+        """fusermount3 -u (retried while busy), then -u -z; wait for the
+        daemon to exit so sanitizer reports are complete; kill it if it hangs.
+        Returns a problem description, or None."""
         if not self.mounted:
-            return
+            return None
         self.mounted = False
-        r = subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True)
-        if r.returncode != 0:
+        for _ in range(20):
+            if subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
             subprocess.run(["fusermount3", "-u", "-z", self.mnt], capture_output=True)
-        # The daemon exits once unmounted; wait so sanitizer reports are written.
         deadline = time.time() + 20
         while self.alive() and time.time() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.02)
         if self.alive():
             os.kill(self.pid, signal.SIGKILL)
-            raise AssertionError("chartfs did not exit after unmount")
+            return "chartfs did not exit within 20 s of its unmount"
+        return None
 
 
-def sanitizer_reports(d):
-    out = []
-    for f in glob.glob(os.path.join(d, "*")):
-        with open(f, errors="replace") as fh:
-            out.append(fh.read())
-    return out
+class Mounts:
+    """Mounts made by a fixture; close() unmounts them all and reports a
+    daemon that died while mounted, one that would not exit, or sanitizer
+    reports written by any of them."""
 
+    def __init__(self, chartfs_bin, workdir, env):
+        self.bin = chartfs_bin
+        self.dir = workdir
+        self.san_dir = os.path.join(workdir, "sanitizers")
+        os.makedirs(self.san_dir, exist_ok=True)
+        self.env = sanitizer_env(env, self.san_dir)
+        self.list = []
 
-class Proxy:
-    """A forwarding HTTP proxy in front of the registry, counting requests.
+    def mount(self, target, ttl=30, opts=(), args=(), cache_dir=None, check=True, name=None):
+        n = len(self.list)
+        m = Mount(self.bin, target, os.path.join(self.dir, name or "mnt%d" % n),
+                  cache_dir or os.path.join(self.dir, "cache%d" % n), self.env, ttl=ttl,
+                  opts=opts, args=args, check=check)
+        self.list.append(m)
+        return m
 
-    It answers GET /v2/_catalog and /v2/<name>/tags/list itself in pages of
-    `page` entries with relative Link headers (distribution 2.8 does not page
-    tags), so the client's pagination is exercised against real data.
-    """
-
-    def __init__(self, upstream, page=None, no_catalog=False):
-        self.upstream = upstream
-        self.page = page
-        self.no_catalog = no_catalog
-        self.counts = {}
-        self.lock = threading.Lock()
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_any(self):
-                path = self.path
-                with proxy.lock:
-                    proxy.counts[path.split("?")[0]] = proxy.counts.get(path.split("?")[0], 0) + 1
-                    proxy.counts["*"] = proxy.counts.get("*", 0) + 1
-                if proxy.no_catalog and path.startswith("/v2/_catalog"):
-                    # As GHCR and Docker Hub do.
-                    body = b'{"errors":[{"code":"UNSUPPORTED","message":"no catalog"}]}'
-                    self.send_response(404)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                    return
-                if self.command == "GET" and proxy.page and proxy._pageable(path):
-                    return proxy._page(self)
-                proxy._forward(self)
-
-            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = do_any
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.host = "127.0.0.1:%d" % self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def reset(self):
-        with self.lock:
-            self.counts = {}
-
-    def count(self, prefix="*"):
-        with self.lock:
-            if prefix == "*":
-                return self.counts.get("*", 0)
-            return sum(v for k, v in self.counts.items() if k != "*" and k.startswith(prefix))
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-    @staticmethod
-    def _pageable(path):
-        p = path.split("?")[0]
-        return p == "/v2/_catalog" or p.endswith("/tags/list")
-
-    def _page(self, h):
-        u = urllib.parse.urlsplit(h.path)
-        q = urllib.parse.parse_qs(u.query)
-        conn = http.client.HTTPConnection(self.upstream, timeout=30)
-        conn.request("GET", u.path + ("?n=1000" if u.path == "/v2/_catalog" else ""))
-        r = conn.getresponse()
-        body = r.read()
-        conn.close()
-        if r.status != 200:
-            h.send_response(r.status)
-            h.send_header("Content-Length", str(len(body)))
-            h.end_headers()
-            h.wfile.write(body)
-            return
-        doc = json.loads(body)
-        key = "repositories" if u.path == "/v2/_catalog" else "tags"
-        items = sorted(doc.get(key) or [])
-        last = q.get("last", [None])[0]
-        if last:
-            items = [i for i in items if i > last]
-        n = min(int(q.get("n", [self.page])[0]), self.page)
-        page, more = items[:n], len(items) > n
-        doc[key] = page
-        out = json.dumps(doc).encode()
-        h.send_response(200)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(out)))
-        if more:
-            h.send_header("Link", '<%s?n=%d&last=%s>; rel="next"' % (u.path, n, page[-1]))
-        h.end_headers()
-        h.wfile.write(out)
-
-    def _forward(self, h):
-        length = int(h.headers.get("Content-Length") or 0)
-        body = h.rfile.read(length) if length else None
-        conn = http.client.HTTPConnection(self.upstream, timeout=60)
-        headers = {k: v for k, v in h.headers.items() if k.lower() not in ("host", "connection")}
-        conn.request(h.command, h.path, body=body, headers=headers)
-        r = conn.getresponse()
-        data = r.read()
-        h.send_response(r.status)
-        for k, v in r.getheaders():
-            if k.lower() == "content-length" and h.command == "HEAD":
-                h.send_header(k, v)
-                continue
-            if k.lower() in ("transfer-encoding", "connection", "content-length"):
-                continue
-            if k.lower() == "location":
-                v = v.replace(self.upstream, self.host)
-            h.send_header(k, v)
-        if h.command != "HEAD":
-            h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        if h.command != "HEAD":
-            h.wfile.write(data)
-        conn.close()
+    def close(self):
+        problems = ["chartfs on %s died while mounted" % m.mnt
+                    for m in self.list if m.mounted and not m.alive()]
+        for m in self.list:
+            p = m.unmount()
+            if p:
+                problems.append(p)
+        problems += sanitizer_reports(self.san_dir)
+        return problems
 
 
 def copy_chart(src, dst, **changes):
-    """Copy a chart source dir, rewriting Chart.yaml keys (e.g. version)."""
+    """Copy a chart source dir, rewriting top-level Chart.yaml keys
+    (e.g. version="0.3.0", name="x")."""
     shutil.copytree(src, dst)
     if changes:
         path = os.path.join(dst, "Chart.yaml")
-        lines = open(path).read().splitlines()
+        with open(path) as f:
+            lines = f.read().splitlines()
         for k, v in changes.items():
             lines = [("%s: %s" % (k, v)) if l.startswith(k + ":") else l for l in lines]
-        open(path, "w").write("\n".join(lines) + "\n")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
     return dst
