@@ -2,6 +2,7 @@
 #include "fs/publish.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +167,29 @@ out:
 	return ret;
 }
 
+/* Where a provenance file waits for the chart it signs: named by the
+ * chart's digest, so no state is kept in memory and a later cp finds it. */
+static int pending_prov_path(struct model *m, const char *chart_digest, char *buf,
+			     size_t len)
+{
+	if ((size_t)snprintf(buf, len, "%s/tmp/prov-%s",
+			     blobcache_dir(model_blobcache(m)),
+			     digest_hex(chart_digest)) >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int open_pending_prov(struct model *m, const char *chart_digest, char *buf,
+			     size_t len)
+{
+	int fd;
+
+	if (pending_prov_path(m, chart_digest, buf, len))
+		return -1;
+	fd = open(buf, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	return fd;
+}
+
 int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_path,
 		  bool immutable)
 {
@@ -173,6 +197,10 @@ int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spoo
 	struct pkg p = {0};
 	struct blob config = {HELM_MT_CONFIG, {0}, 0, -1};
 	struct blob layer = {HELM_MT_CHART, {0}, 0, fd};
+	struct blob prov = {HELM_MT_PROV, {0}, 0, -1};
+	struct blob layers[2];
+	size_t nlayers;
+	char prov_path[4096];
 	struct strv keys = {0}, values = {0};
 	struct ns_node *node;
 	char *repo = NULL, *cjson = NULL, *manifest = NULL, digest[DIGEST_STR_MAX];
@@ -218,7 +246,17 @@ int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spoo
 	ret = chartmeta_annotations(p.meta, created, &keys, &values);
 	if (ret)
 		goto out;
-	manifest = build_manifest(&config, &layer, 1, &keys, &values);
+	layers[0] = layer;
+	nlayers = 1;
+	prov.fd = open_pending_prov(m, layer.digest, prov_path, sizeof(prov_path));
+	if (prov.fd >= 0) {
+		ret = digest_fd(prov.fd, prov.digest, &size);
+		if (ret)
+			goto out;
+		prov.size = (uint64_t)size;
+		layers[nlayers++] = prov;
+	}
+	manifest = build_manifest(&config, layers, nlayers, &keys, &values);
 	if (!manifest) {
 		ret = -ENOMEM;
 		goto out;
@@ -226,6 +264,8 @@ int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spoo
 	/* Blobs first: a manifest is only PUT once everything it names is
 	 * there, so a failed upload leaves no tag behind. */
 	ret = push_blob(c, repo, &layer);
+	if (!ret && nlayers > 1)
+		ret = push_blob(c, repo, &prov);
 	if (!ret)
 		ret = push_blob(c, repo, &config);
 	if (!ret)
@@ -239,8 +279,12 @@ int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spoo
 	/* The bytes are verified and ours: keep them as the cached blob. */
 	if (blobcache_adopt(model_blobcache(m), layer.digest, spool_path) != 0)
 		log_debug("fs: could not keep %s in the cache", layer.digest);
+	if (prov.fd >= 0)
+		unlink(prov_path);
 	model_invalidate(m, node);
 out:
+	if (prov.fd >= 0)
+		close(prov.fd);
 	if (config.fd >= 0)
 		close(config.fd);
 	strv_free(&keys);
@@ -296,5 +340,189 @@ out:
 		log_info("fs: deleted %s:%s", repo, tag);
 	model_invalidate(m, node);
 	free(repo);
+	return ret;
+}
+
+/* What a helm provenance file says: the chart's Chart.yaml and digest. */
+struct prov_info {
+	struct chartmeta *meta;
+	char chart_digest[DIGEST_STR_MAX];
+};
+
+/* Parse a clearsigned .prov: the signed text is Chart.yaml, "...", then a
+ * "files:" map of the package name to its sha256 (helm pkg/provenance). */
+static int parse_prov(const char *text, struct prov_info *p)
+{
+	const char *body = strstr(text, "\n\n"), *end, *files, *d;
+	char *yaml = NULL, *o;
+	const char *line;
+	int ret = -EINVAL;
+
+	if (strncmp(text, "-----BEGIN PGP SIGNED MESSAGE-----", 34) || !body)
+		return -EINVAL;
+	body += 2;
+	end = strstr(body, "\n...\n");
+	if (!end)
+		return -EINVAL;
+	files = strstr(end, "\nfiles:\n");
+	d = files ? strstr(files, "sha256:") : NULL;
+	if (!d || (size_t)(strlen(d)) < 71)
+		return -EINVAL;
+	memcpy(p->chart_digest, d, 71);
+	p->chart_digest[71] = '\0';
+	if (!digest_valid(p->chart_digest))
+		return -EINVAL;
+	yaml = malloc((size_t)(end - body) + 2);
+	if (!yaml)
+		return -ENOMEM;
+	/* Undo the clearsign dash-escaping of lines that start with '-'. */
+	o = yaml;
+	for (line = body; line < end + 1;) {
+		const char *nl = memchr(line, '\n', (size_t)(end + 1 - line));
+		size_t len = nl ? (size_t)(nl - line + 1) : (size_t)(end + 1 - line);
+		if (len >= 2 && line[0] == '-' && line[1] == ' ') {
+			line += 2;
+			len -= 2;
+		}
+		memcpy(o, line, len);
+		o += len;
+		line += len;
+	}
+	*o = '\0';
+	ret = chartmeta_parse(yaml, (size_t)(o - yaml), &p->meta);
+	free(yaml);
+	return ret;
+}
+
+/* Add (or replace) the provenance layer in a chart's manifest. */
+static char *manifest_with_prov(const struct oci_fetched *f, const struct blob *prov)
+{
+	json_t *root = json_loadb(f->body.data, f->body.len, 0, NULL), *layers, *l;
+	struct blob sorted[16];
+	size_t i, n = 0;
+	char *out = NULL;
+
+	layers = root ? json_object_get(root, "layers") : NULL;
+	if (!json_is_array(layers) || json_array_size(layers) >= 15)
+		goto out;
+	json_array_foreach(layers, i, l)
+	{
+		const char *mt = json_string_value(json_object_get(l, "mediaType"));
+		const char *dg = json_string_value(json_object_get(l, "digest"));
+		if (!mt || !dg || !digest_valid(dg) || !strcmp(mt, HELM_MT_PROV))
+			continue;
+		sorted[n] = (struct blob){mt, {0}, 0, -1};
+		snprintf(sorted[n].digest, sizeof(sorted[n].digest), "%s", dg);
+		sorted[n++].size =
+		    (uint64_t)json_integer_value(json_object_get(l, "size"));
+	}
+	sorted[n++] = *prov;
+	for (i = 1; i < n; i++)
+		for (size_t j = i;
+		     j > 0 && strcmp(sorted[j - 1].digest, sorted[j].digest) > 0; j--) {
+			struct blob t = sorted[j];
+			sorted[j] = sorted[j - 1];
+			sorted[j - 1] = t;
+		}
+	layers = json_array();
+	for (i = 0; i < n; i++)
+		json_array_append_new(layers, descriptor(&sorted[i]));
+	/* Replacing the value keeps the key's place in the object. */
+	json_object_set_new(root, "layers", layers);
+	out = json_dumps(root, JSON_COMPACT);
+out:
+	json_decref(root);
+	return out;
+}
+
+int publish_prov(struct model *m, struct ns_node *dir, int fd, const char *spool_path)
+{
+	struct oci_client *c = model_client(m);
+	struct prov_info p = {0};
+	struct oci_fetched f = {0};
+	struct oci_manifest *man = NULL;
+	const struct oci_descriptor *chart;
+	struct blob prov = {HELM_MT_PROV, {0}, 0, fd};
+	struct ns_node *node;
+	char *text = NULL, *repo_full = NULL, *repo = NULL, *tag = NULL, *manifest = NULL;
+	char pending[4096];
+	long long size;
+	ssize_t n;
+	int ret;
+
+	ret = digest_fd(fd, prov.digest, &size);
+	if (ret)
+		goto out;
+	if (size <= 0 || size > 1024 * 1024) {
+		ret = -EINVAL;
+		goto refuse;
+	}
+	prov.size = (uint64_t)size;
+	text = calloc(1, (size_t)size + 1);
+	if (!text) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	n = pread(fd, text, (size_t)size, 0);
+	if (n != size) {
+		ret = n < 0 ? -errno : -EIO;
+		goto out;
+	}
+	ret = parse_prov(text, &p);
+	if (ret)
+		goto refuse;
+	repo_full = target_repo(dir, chartmeta_name(p.meta));
+	ret = chartmeta_tag(p.meta, &tag);
+	if (ret || !repo_full)
+		goto refuse;
+	ret = model_add_repo(m, repo_full, &node);
+	if (ret)
+		goto out;
+	repo = model_repo_name(m, node);
+	if (!repo) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = oci_manifest_get(c, repo, tag, &f);
+	if (!ret)
+		ret = oci_manifest_parse(f.body.data, f.body.len, f.media_type, &man);
+	chart = ret ? NULL : oci_manifest_chart_layer(man);
+	if (!chart || strcmp(chart->digest, p.chart_digest)) {
+		/* The chart is not there yet: it takes this file along when it
+		 * is copied in (helm push of the pair). */
+		ret = pending_prov_path(m, p.chart_digest, pending, sizeof(pending));
+		if (!ret && rename(spool_path, pending) < 0)
+			ret = -errno;
+		if (!ret)
+			log_info(
+			    "fs: %s:%s: provenance kept until its chart is copied in",
+			    repo, tag);
+		goto out;
+	}
+	manifest = manifest_with_prov(&f, &prov);
+	if (!manifest) {
+		ret = -EIO;
+		goto out;
+	}
+	ret = push_blob(c, repo, &prov);
+	if (!ret)
+		ret = oci_manifest_put(c, repo, tag, OCI_MT_MANIFEST, manifest,
+				       strlen(manifest));
+	if (!ret)
+		log_info("fs: %s:%s: provenance added", repo, tag);
+	model_invalidate(m, node);
+	goto out;
+refuse:
+	log_warn("fs: publish into /%s: not a helm provenance file", dir->fullname);
+	ret = -EINVAL;
+out:
+	oci_manifest_free(man);
+	oci_fetched_clear(&f);
+	chartmeta_free(p.meta);
+	free(text);
+	free(repo_full);
+	free(repo);
+	free(tag);
+	free(manifest);
 	return ret;
 }

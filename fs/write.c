@@ -155,6 +155,7 @@ int chartfs_flush(const char *path, struct fuse_file_info *fi)
 {
 	struct chartfs *c = chartfs_ctx();
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	size_t len;
 	int ret;
 
 	(void)path;
@@ -162,7 +163,12 @@ int chartfs_flush(const char *path, struct fuse_file_info *fi)
 		return 0;
 	/* Push at flush so cp sees the result in close(2). */
 	h->up->dirty = false;
-	ret = publish_chart(c->model, h->up->dir, h->fd, h->up->spool, c->immutable);
+	len = strlen(h->up->path);
+	if (len > 5 && !strcmp(h->up->path + len - 5, ".prov"))
+		ret = publish_prov(c->model, h->up->dir, h->fd, h->up->spool);
+	else
+		ret = publish_chart(c->model, h->up->dir, h->fd, h->up->spool,
+				    c->immutable);
 	return ret;
 }
 
