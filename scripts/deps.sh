@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Install what chartfs needs to build and test on Debian 12 (as root).
-# Idempotent: apt is only called when a package is missing.
+# Install what chartfs needs to build, test, demo and benchmark on Debian 12
+# (as root). Idempotent and quiet: apt is only called when a package is missing.
 set -euo pipefail
 
-pkgs=(meson ninja-build pkg-config gcc libfuse3-dev fuse3 libcurl4-openssl-dev
-      libjansson-dev libarchive-dev libssl-dev libyaml-dev docker-registry
-      python3-pytest attr apache2-utils unzip curl openssl valgrind clang
-      libclang-rt-14-dev clang-format procps)
+pkgs=(
+	meson ninja-build pkg-config gcc                      # build
+	libfuse3-dev fuse3 libcurl4-openssl-dev libjansson-dev # libraries
+	libarchive-dev libssl-dev libyaml-dev libyaml-0-2
+	docker-registry python3-pytest attr                   # tests: registry, pytest, getfattr
+	apache2-utils unzip curl openssl procps               # htpasswd, helm unpack, demo
+	valgrind clang libclang-rt-14-dev clang-format        # sanitizers, style
+)
+# node and npm (for helm, see helm.sh) usually come with the machine.
 command -v npm >/dev/null || pkgs+=(nodejs npm)
 
 missing=()
@@ -19,5 +24,8 @@ if ((${#missing[@]})); then
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# The Debian package starts a registry on :5000 through systemd where there
-# is one; tests start their own on free ports, so it is not needed.
+# Where Debian's docker-registry package runs a registry on :5000 through
+# systemd, it stays: tests start their own on free ports, the demo picks the
+# first free port from 5000.
+[ -e /dev/fuse ] || echo "deps: warning: /dev/fuse is missing; mounts will fail" >&2
+echo "deps: ok"

@@ -56,6 +56,16 @@ def chart_dirs():
 
 
 @pytest.fixture(scope="session")
+def packages(helm4, chart_dirs):
+    """The example charts packaged once by helm v4: "name-version" -> .tgz."""
+    out = {}
+    for d in chart_dirs.values():
+        path = helm4.package(d)
+        out[os.path.basename(path)[:-len(".tgz")]] = path
+    return out
+
+
+@pytest.fixture(scope="session")
 def env(tmp_path_factory):
     """The environment chartfs runs in: no user config or credentials."""
     return isolated_env(str(tmp_path_factory.mktemp("home")))
@@ -103,6 +113,12 @@ def registry(tmp_path_factory, helm3, helm4, chart_dirs):
     reg.stop()
 
 
+@pytest.fixture(scope="session")
+def seeded(registry):
+    """Older name of `registry`."""
+    return registry
+
+
 def _finish(mounts):
     problems = mounts.close()
     assert not problems, "\n".join(problems)
@@ -119,10 +135,11 @@ def mount(chartfs_bin, tmp_path, env):
     _finish(mounts)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def shared_mount(chartfs_bin, registry, tmp_path_factory, env):
-    """One mount of `registry` for tests that only read (long ttl: nothing
-    changes under it)."""
+    """One mount of `registry` for a module's tests that only read (long
+    ttl: nothing changes under it). Its checks (crash, sanitizer reports)
+    show as an error of the module's last test."""
     mounts = Mounts(chartfs_bin, str(tmp_path_factory.mktemp("shared")), env)
     yield mounts.mount(registry.host, ttl=600)
     _finish(mounts)

@@ -88,6 +88,9 @@ def sanitizer_env(env, report_dir):
     env["ASAN_OPTIONS"] = "halt_on_error=1:detect_leaks=1:log_path=%s/asan" % report_dir
     env["UBSAN_OPTIONS"] = ("halt_on_error=1:print_stacktrace=1:log_path=%s/ubsan"
                             % report_dir)
+    # Leaks that are not chartfs's (e.g. inside a library) go in tests/lsan.supp.
+    env["LSAN_OPTIONS"] = "suppressions=%s:print_suppressions=0" % os.path.join(
+        ROOT, "tests", "lsan.supp")
     return env
 
 
@@ -330,10 +333,12 @@ class Mount:
         self.mnt = mnt
         self.cache_dir = cache_dir
         os.makedirs(mnt, exist_ok=True)
+        # opts may repeat plain_http or set ttl= itself (it wins over `ttl`).
+        opts = [o for o in opts if o != "plain_http"]
         o = ["plain_http", "cache_dir=" + cache_dir]
-        if ttl is not None:
+        if ttl is not None and not any(x.startswith("ttl=") for x in opts):
             o.append("ttl=%s" % ttl)
-        self.cmd = [binary, "-o", ",".join(o + list(opts)), *args, target, mnt]
+        self.cmd = [binary, "-o", ",".join(o + opts), *args, target, mnt]
         self.result = subprocess.run(self.cmd, env=env, capture_output=True, text=True,
                                      timeout=60)
         self.mounted = self.result.returncode == 0

@@ -1,0 +1,251 @@
+"""chartfs benchmark (never a test): one registry, 50 charts, a Markdown table.
+
+Run through tests/bench/bench.sh (which installs and builds first):
+    tests/bench/bench.sh [--runs N] [--build DIR]
+
+Rows (baseline vs chartfs, median of N runs; cold runs start from a fresh
+mount and an empty cache):
+  cold grep      `helm pull --untar` of every chart + `grep -r`  vs  `grep -r` on a fresh mount
+  warm grep      `grep -r` on a local untarred copy  vs  `grep -r` again on the same mount
+  remount        local `grep -r`  vs  `grep -r` on a new mount sharing the warm cache dir
+  ls -l 200 tags one `curl` of tags/list  vs  `ls -l` of the repository, cold
+  requests       requests of one `helm pull --untar`  vs  one cold chart read (proxy counts)
+  peak RSS       -  vs  the daemon's VmHWM after a cold grep and the 200-tag listing
+Uses hyperfine when it is installed, else its own timing loop.
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from proxy import RegistryProxy  # noqa: E402
+from util import (CHARTS, ROOT, TOOLS, Helm, Registry, copy_chart, find_pid,  # noqa: E402
+                  isolated_env)
+
+CORPUS = os.path.join(TOOLS, "bench-corpus")
+N_CHARTS = 50
+N_TAGS = 200
+NS = "bench/charts"
+MANY = "bench/many/tags"
+
+
+def sh(cmd, env=None, check=True):
+    r = subprocess.run(cmd, shell=True, env=env, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s" % (cmd, r.returncode, r.stderr))
+    return r
+
+
+# --- the corpus: 50 variants of the example charts, made once -------------------
+
+def corpus(helm):
+    """.tgz paths of the 50 bench charts, built into .tools/bench-corpus once."""
+    pkgs = os.path.join(CORPUS, "packages")
+    want = [os.path.join(pkgs, "bench-%02d-1.0.0.tgz" % i) for i in range(N_CHARTS)]
+    if all(os.path.exists(p) for p in want):
+        return want
+    shutil.rmtree(CORPUS, ignore_errors=True)
+    for i in range(N_CHARTS):
+        base = os.path.join(CHARTS, "helm-oci-test-0.2.0" if i % 2 == 0 else "web")
+        src = copy_chart(base, os.path.join(CORPUS, "src", "bench-%02d" % i),
+                         name="bench-%02d" % i, version="1.0.0")
+        with open(os.path.join(src, "values.yaml"), "a") as f:
+            f.write("variant: %d\n" % i)
+        # Some bulk, like a real chart's README and docs.
+        with open(os.path.join(src, "README.md"), "a") as f:
+            for line in range(400):
+                f.write("Line %d of chart %d: configure image: and replicas as needed.\n"
+                        % (line, i))
+        helm.package(src, pkgs)
+    return want
+
+
+def seed(reg, helm, packages):
+    """Push the corpus with helm (4 at a time) and a 200-tag repository by API."""
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        list(ex.map(lambda p: helm.push(p, reg.host, NS), packages))
+    # 200 tags: helm's manifest of one chart, re-put with another version each.
+    man, _, _ = reg.manifest(NS + "/bench-00", "1.0.0")
+    for blob in [man["config"]] + man["layers"]:
+        st, _, _ = reg.request("POST", "/v2/%s/blobs/uploads/?mount=%s&from=%s"
+                               % (MANY, blob["digest"], NS + "/bench-00"))
+        assert st == 201, st
+    for t in range(N_TAGS):
+        m = json.loads(json.dumps(man))
+        m["annotations"]["org.opencontainers.image.version"] = "1.0.%d" % t
+        reg.push_manifest(MANY, "1.0.%d" % t, m)
+
+
+# --- timing ------------------------------------------------------------------
+
+def median_seconds(cmd, prepare=None, runs=5, env=None):
+    """Median wall time of the shell command `cmd`; `prepare` runs before each
+    run, untimed."""
+    if shutil.which("hyperfine"):
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            args = ["hyperfine", "--style", "none", "--runs", str(runs), "--export-json",
+                    out.name]
+            if prepare:
+                args += ["--prepare", prepare]
+            subprocess.run(args + [cmd], env=env, check=True, capture_output=True)
+            return json.load(open(out.name))["results"][0]["median"]
+    times = []
+    for _ in range(runs):
+        if prepare:
+            sh(prepare, env)
+        t = time.perf_counter()
+        sh(cmd, env, check=False)  # grep exits 1 when nothing matched; still timed
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+class Bench:
+    def __init__(self, build, runs, work):
+        self.runs = runs
+        self.work = work
+        self.env = isolated_env(os.path.join(work, "home"))
+        self.chartfs = os.path.join(build, "fs", "chartfs")
+        self.mnt = os.path.join(work, "mnt")
+        self.cache = os.path.join(work, "cache")
+        os.makedirs(self.mnt)
+
+    def mount_cmd(self, host, cache=None):
+        return "%s -o plain_http,cache_dir=%s,ttl=600 %s %s" % (
+            shlex.quote(self.chartfs), shlex.quote(cache or self.cache), host,
+            shlex.quote(self.mnt))
+
+    def unmount_cmd(self):
+        # The daemon may still be exiting; unmounting again is harmless.
+        return "fusermount3 -u %s 2>/dev/null || true" % shlex.quote(self.mnt)
+
+    def fresh_mount_cmd(self, host):
+        return "%s; rm -rf %s; %s" % (self.unmount_cmd(), shlex.quote(self.cache),
+                                      self.mount_cmd(host))
+
+    def remount_cmd(self, host):
+        return "%s; %s" % (self.unmount_cmd(), self.mount_cmd(host))
+
+    def time(self, cmd, prepare=None, runs=None):
+        return median_seconds(cmd, prepare, runs or self.runs, self.env)
+
+
+def fmt_s(s):
+    return "%.3f s" % s if s >= 0.1 else "%.1f ms" % (s * 1000)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=5, help="runs per measurement (median)")
+    ap.add_argument("--cold-runs", type=int, default=3, help="runs of the slow cold ones")
+    ap.add_argument("--build", default=os.environ.get("CHARTFS_BUILD", "build"))
+    a = ap.parse_args()
+    build = a.build if os.path.isabs(a.build) else os.path.join(ROOT, a.build)
+
+    work = tempfile.mkdtemp(prefix="chartfs-bench-")
+    helm = Helm(os.path.join(TOOLS, "helm4"), os.path.join(work, "helm"))
+    reg = Registry(os.path.join(work, "registry"))
+    b = Bench(build, a.runs, work)
+    rows = []
+    try:
+        t = time.time()
+        packages = corpus(helm)
+        seed(reg, helm, packages)
+        print("corpus: %d charts + %d tags pushed in %.1f s" % (N_CHARTS, N_TAGS,
+                                                                time.time() - t),
+              file=sys.stderr)
+        # The packages (.tgz) beside the tag dirs are left out so both sides
+        # grep the same files.
+        grep = "grep -r --exclude='*.tgz' 'image:' %s >/dev/null" % shlex.quote(
+            os.path.join(b.mnt, NS))
+        local = os.path.join(work, "local")
+        pull_all = " && ".join(
+            "%s pull oci://%s/%s/bench-%02d --version 1.0.0 --untar --untardir %s --plain-http"
+            % (shlex.quote(helm.binary), reg.host, NS, i, shlex.quote(local))
+            for i in range(N_CHARTS))
+        local_grep = "grep -r 'image:' %s >/dev/null" % shlex.quote(local)
+        helm_env = helm.env
+
+        # cold: helm pull everything + grep  vs  grep on a fresh mount
+        base = median_seconds(pull_all + " && " + local_grep,
+                              "rm -rf %s" % shlex.quote(local), a.cold_runs, helm_env)
+        ours = b.time(grep, b.fresh_mount_cmd(reg.host), a.cold_runs)
+        rows.append(("cold `grep -r image:` over %d charts" % N_CHARTS,
+                     "helm pull --untar ×%d + grep" % N_CHARTS, base, ours))
+
+        # warm: the same mount again  vs  grep on the local copy
+        sh(b.fresh_mount_cmd(reg.host), b.env)
+        sh(grep, b.env, check=False)
+        base = b.time(local_grep)
+        ours = b.time(grep)
+        rows.append(("warm `grep -r` (same mount)", "grep on local untarred copy", base, ours))
+
+        # remount with the warm cache dir
+        ours = b.time(grep, b.remount_cmd(reg.host))
+        rows.append(("`grep -r` after remount, warm cache dir", "grep on local untarred copy",
+                     base, ours))
+
+        # ls -l of a 200-tag repository, cold  vs  one curl of tags/list
+        base = b.time("curl -fsS http://%s/v2/%s/tags/list >/dev/null" % (reg.host, MANY))
+        ours = b.time("ls -l %s >/dev/null" % shlex.quote(os.path.join(b.mnt, MANY)),
+                      b.fresh_mount_cmd(reg.host))
+        rows.append(("cold `ls -l` of a %d-tag repository" % N_TAGS, "one curl of tags/list",
+                     base, ours))
+
+        # peak RSS of a daemon that did a cold grep and the 200-tag listing
+        sh(b.fresh_mount_cmd(reg.host), b.env)
+        sh(grep, b.env, check=False)
+        sh("ls -l %s >/dev/null" % shlex.quote(os.path.join(b.mnt, MANY)), b.env)
+        pid = find_pid(shlex.split(b.mount_cmd(reg.host)))
+        hwm = None
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1])
+        sh(b.unmount_cmd(), b.env)
+
+        # HTTP requests: one helm pull --untar  vs  one cold chart read
+        with RegistryProxy(reg.host) as proxy:
+            sh("rm -rf %s" % shlex.quote(local), helm_env)
+            sh("%s pull oci://%s/%s/bench-01 --version 1.0.0 --untar --untardir %s --plain-http"
+               % (shlex.quote(helm.binary), proxy.host, NS, shlex.quote(local)), helm_env)
+            helm_requests = proxy.count()
+            sh(b.fresh_mount_cmd(proxy.host), b.env)
+            sh("ls %s >/dev/null" % shlex.quote(b.mnt), b.env)
+            proxy.reset()
+            sh("cat %s >/dev/null" % shlex.quote(
+                os.path.join(b.mnt, NS, "bench-01", "1.0.0", "Chart.yaml")), b.env)
+            ours_requests = proxy.count()
+            sh(b.unmount_cmd(), b.env)
+    finally:
+        sh(b.unmount_cmd(), b.env, check=False)
+        reg.stop()
+
+    print()
+    print("chartfs benchmark: %d charts, %d-tag repository, local distribution 2.8 on "
+          "loopback, %s; median of %d runs (cold: %d)%s." % (
+              N_CHARTS, N_TAGS, helm.version(), a.runs, a.cold_runs,
+              ", hyperfine" if shutil.which("hyperfine") else ""))
+    print()
+    print("| measure | baseline | baseline time | chartfs | ratio |")
+    print("|---|---|---:|---:|---:|")
+    for what, how, base, ours in rows:
+        print("| %s | %s | %s | %s | %.2f× |" % (what, how, fmt_s(base), fmt_s(ours),
+                                                 ours / base))
+    print("| HTTP requests for one chart | helm pull --untar | %d | %d | %.2f× |" % (
+        helm_requests, ours_requests, ours_requests / max(helm_requests, 1)))
+    print("| daemon peak RSS (VmHWM) | - | - | %.1f MiB | - |" % (hwm / 1024.0))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
