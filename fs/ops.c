@@ -2,6 +2,7 @@
 #include "fs/chartfs_i.h"
 
 #include <dirent.h>
+#include <poll.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -275,6 +276,19 @@ static int op_statfs(const char *path, struct statvfs *sv)
 	return 0;
 }
 
+/* Go programs such as helm poll regular files; without a .poll op libfuse
+ * 3.14 leaks the poll handle. Files here are always ready. */
+static int op_poll(const char *path, struct fuse_file_info *fi,
+		   struct fuse_pollhandle *ph, unsigned *reventsp)
+{
+	(void)path;
+	(void)fi;
+	if (ph)
+		fuse_pollhandle_destroy(ph);
+	*reventsp &= POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM;
+	return 0;
+}
+
 static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	struct chartfs *c = chartfs_ctx();
@@ -295,6 +309,7 @@ const struct fuse_operations chartfs_ops = {
     .read = op_read,
     .release = op_release,
     .statfs = op_statfs,
+    .poll = op_poll,
     .getxattr = chartfs_getxattr,
     .listxattr = chartfs_listxattr,
     .create = chartfs_create,

@@ -27,7 +27,8 @@ int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spoo
 /* A helm provenance file (<chart>.tgz.prov) written into dir: added to
  * its chart's manifest as helm's provenance layer, now if the chart is in
  * the registry, or when the chart is copied in later. */
-int publish_prov(struct model *m, struct ns_node *dir, int fd, const char *spool_path) WUR;
+int publish_prov(struct model *m, struct ns_node *dir, int fd,
+		 const char *spool_path) WUR;
 
 /* Delete tag of repository node. */
 int publish_delete(struct model *m, struct ns_node *node, const char *tag) WUR;
