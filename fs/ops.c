@@ -193,6 +193,24 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 	return ret;
 }
 
+static int op_opendir(const char *path, struct fuse_file_info *fi)
+{
+	struct chartfs *c = chartfs_ctx();
+	struct path_res r;
+	int ret = model_resolve(c->model, path, &r);
+
+	if (ret)
+		return ret;
+	/* A chart's directories change only with its digest, which changes
+	 * the tag's mtime, and the kernel drops a cached listing when the
+	 * directory's mtime moves: so cache them. Names above follow the ttl. */
+	if (r.kind == PATH_TAG || r.kind == PATH_IN_TAG) {
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+	}
+	return 0;
+}
+
 static int op_open(const char *path, struct fuse_file_info *fi)
 {
 	struct chartfs *c = chartfs_ctx();
@@ -305,6 +323,7 @@ const struct fuse_operations chartfs_ops = {
     .init = op_init,
     .getattr = op_getattr,
     .readdir = op_readdir,
+    .opendir = op_opendir,
     .open = op_open,
     .read = op_read,
     .release = op_release,
