@@ -353,7 +353,14 @@ class Mount:
         return os.path.join(self.mnt, *parts)
 
     def alive(self):
-        return self.pid is not None and os.path.exists("/proc/%d" % self.pid)
+        """Running: a zombie waiting for init to reap it has exited."""
+        if self.pid is None:
+            return False
+        try:
+            with open("/proc/%d/stat" % self.pid) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
 
     def rss_peak_kib(self):
         with open("/proc/%d/status" % self.pid) as f:
