@@ -1,14 +1,18 @@
 /*
  * blobcache.c - blobs by digest and charts unpacked from them.
  *
- * Verification happens once, when bytes enter the store: a blob is hashed as
- * it is committed, and a tree is only ever made from a committed blob. On
- * later opens only the size is checked against the descriptor (a full re-hash
- * per open would cost more than the download it saves); a blob found with the
- * wrong size is removed and fetched again.
+ * Verification happens when bytes enter the store: a blob is hashed before
+ * it is renamed into place, and a tree is only made from a blob that hashes
+ * right at that moment (it is read whole for the unpack anyway). On later
+ * opens only the size is checked against the descriptor: a full re-hash per
+ * open would cost as much as the download it saves. A blob found with the
+ * wrong size (or not a regular file) is removed and fetched again; one with
+ * the right size but altered bytes is caught when a tree is made from it,
+ * removed, and fetched again on the next get.
  */
 #include "cache/blobcache.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -25,13 +29,16 @@
 #include "common/digest.h"
 #include "common/log.h"
 
-/* Temp files older than this are leftovers of a killed daemon. */
+/* Temp entries older than this are leftovers of a killed daemon; younger
+ * ones may belong to another daemon sharing the cache. */
 #define STALE_TMP_SECONDS (24 * 3600)
+#define PATH_LEN 4096
 
 /* One fetch or unpack in progress; followers wait for the leader. */
 struct flight {
 	struct flight *next;
 	char key[80];
+	pthread_cond_t done_cond;
 	int refs;
 	bool done;
 	int ret;
@@ -40,17 +47,28 @@ struct flight {
 struct blobcache {
 	char *dir;
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
 	struct flight *flights;
 };
 
-static int mkdir_one(const char *dir, const char *sub)
-{
-	char path[4096];
+/* ---- removal that never follows a symlink ------------------------------ */
 
-	snprintf(path, sizeof(path), "%s%s", dir, sub);
-	if (mkdir(path, 0700) < 0 && errno != EEXIST)
-		return -errno;
+/* Make each directory writable again before its entries go (trees are made
+ * 0555). Opened with O_NOFOLLOW: a symlink is never chmod'ed through. */
+static int unlock_entry(const char *path, const struct stat *st, int flag,
+			struct FTW *ftw)
+{
+	int fd;
+
+	(void)st;
+	(void)ftw;
+	if (flag != FTW_D)
+		return 0;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		if (fchmod(fd, 0700) < 0)
+			log_debug("cache: chmod %s: %s", path, strerror(errno));
+		close(fd);
+	}
 	return 0;
 }
 
@@ -58,58 +76,103 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 {
 	(void)st;
 	(void)ftw;
-	if (flag == FTW_DP)
-		return rmdir(path) < 0 ? 0 : 0;
-	unlink(path);
+	if ((flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT)
+		log_debug("cache: remove %s: %s", path, strerror(errno));
 	return 0;
 }
 
-/* Remove a directory tree without following symlinks. */
+/* Remove a directory tree (FTW_PHYS: links are removed, not followed). */
 static void rm_tree(const char *path)
 {
+	nftw(path, unlock_entry, 16, FTW_PHYS);
 	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static int clean_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+/* Remove old leftovers in tmp/ (another daemon's fresh ones stay). */
+static void clean_tmp(const char *dir)
 {
-	if (ftw->level == 1 && st->st_mtime < time(NULL) - STALE_TMP_SECONDS) {
-		if (flag == FTW_D || flag == FTW_DP)
+	char path[PATH_LEN];
+	time_t old = time(NULL) - STALE_TMP_SECONDS;
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/tmp", dir);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    st.st_mtime >= old)
+			continue;
+		snprintf(path, sizeof(path), "%s/tmp/%s", dir, de->d_name);
+		if (S_ISDIR(st.st_mode))
 			rm_tree(path);
 		else
-			unlink(path);
+			unlinkat(dirfd(d), de->d_name, 0);
 	}
-	return 0;
+	closedir(d);
 }
+
+/* ---- the store ----------------------------------------------------------- */
 
 int blobcache_new(const char *dir, struct blobcache **out)
 {
-	static const char *const subs[] = {"",	     "/blobs",	      "/blobs/sha256",
-					   "/trees", "/trees/sha256", "/tmp"};
-	struct blobcache *bc;
-	char tmp[4096];
+	static const char *const subs[] = {"/blobs", "/blobs/sha256", "/trees",
+					   "/trees/sha256", "/tmp"};
+	struct blobcache *bc = NULL;
+	char path[PATH_LEN];
+	struct stat st;
 	size_t i;
 	int ret;
 
-	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
-		ret = mkdir_one(dir, subs[i]);
-		if (ret) {
-			log_err("cache: cannot create %s%s: %s", dir, subs[i],
-				strerror(-ret));
-			return ret;
-		}
+	/* The root may be a symlink the user chose; what is below is ours. */
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		ret = -errno;
+		goto fail;
 	}
 	bc = calloc(1, sizeof(*bc));
-	if (!bc || !(bc->dir = strdup(dir))) {
-		free(bc);
-		return -ENOMEM;
+	if (!bc) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	/* Absolute, so that returned paths stay valid whatever the cwd. */
+	bc->dir = realpath(dir, NULL);
+	if (!bc->dir) {
+		ret = -errno;
+		goto fail;
+	}
+	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		if ((size_t)snprintf(path, sizeof(path), "%s%s", bc->dir, subs[i]) >=
+		    sizeof(path)) {
+			ret = -ENAMETOOLONG;
+			goto fail;
+		}
+		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+			ret = -errno;
+			goto fail;
+		}
+		if (lstat(path, &st) < 0) {
+			ret = -errno;
+			goto fail;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			ret = -ENOTDIR;
+			goto fail;
+		}
 	}
 	pthread_mutex_init(&bc->lock, NULL);
-	pthread_cond_init(&bc->cond, NULL);
-	/* Other daemons may share this cache: only old leftovers go. */
-	snprintf(tmp, sizeof(tmp), "%s/tmp", dir);
-	nftw(tmp, clean_entry, 16, FTW_PHYS);
+	clean_tmp(bc->dir);
 	*out = bc;
 	return 0;
+fail:
+	log_err("cache: cannot use %s: %s", dir, strerror(-ret));
+	if (bc)
+		free(bc->dir);
+	free(bc);
+	return ret;
 }
 
 void blobcache_free(struct blobcache *bc)
@@ -117,7 +180,6 @@ void blobcache_free(struct blobcache *bc)
 	if (!bc)
 		return;
 	pthread_mutex_destroy(&bc->lock);
-	pthread_cond_destroy(&bc->cond);
 	free(bc->dir);
 	free(bc);
 }
@@ -127,13 +189,25 @@ const char *blobcache_dir(const struct blobcache *bc)
 	return bc->dir;
 }
 
-/* Join a flight for key: true if the caller leads (must call flight_end),
- * false if it waited for another leader whose result is in *ret. */
+/* ---- single flight ------------------------------------------------------ */
+
+static void flight_put(struct flight *f)
+{
+	if (--f->refs == 0) {
+		pthread_cond_destroy(&f->done_cond);
+		free(f);
+	}
+}
+
+/* Join the flight for key: true if the caller leads (and must call
+ * flight_end), false if it waited for another leader (its result in *ret).
+ * Only the table lock is shared; waiting is per key. */
 static bool flight_begin(struct blobcache *bc, const char *key, struct flight **fp,
 			 int *ret)
 {
 	struct flight *f;
 
+	*fp = NULL;
 	pthread_mutex_lock(&bc->lock);
 	for (f = bc->flights; f; f = f->next)
 		if (!strcmp(f->key, key))
@@ -143,10 +217,10 @@ static bool flight_begin(struct blobcache *bc, const char *key, struct flight **
 		if (!f) {
 			pthread_mutex_unlock(&bc->lock);
 			*ret = -ENOMEM;
-			*fp = NULL;
 			return false;
 		}
 		snprintf(f->key, sizeof(f->key), "%s", key);
+		pthread_cond_init(&f->done_cond, NULL);
 		f->refs = 1;
 		f->next = bc->flights;
 		bc->flights = f;
@@ -156,12 +230,10 @@ static bool flight_begin(struct blobcache *bc, const char *key, struct flight **
 	}
 	f->refs++;
 	while (!f->done)
-		pthread_cond_wait(&bc->cond, &bc->lock);
+		pthread_cond_wait(&f->done_cond, &bc->lock);
 	*ret = f->ret;
-	if (--f->refs == 0)
-		free(f);
+	flight_put(f);
 	pthread_mutex_unlock(&bc->lock);
-	*fp = NULL;
 	return false;
 }
 
@@ -177,11 +249,12 @@ static void flight_end(struct blobcache *bc, struct flight *f, int ret)
 		}
 	f->done = true;
 	f->ret = ret;
-	pthread_cond_broadcast(&bc->cond);
-	if (--f->refs == 0)
-		free(f);
+	pthread_cond_broadcast(&f->done_cond);
+	flight_put(f);
 	pthread_mutex_unlock(&bc->lock);
 }
+
+/* ---- blobs --------------------------------------------------------------- */
 
 static int blob_path(struct blobcache *bc, const char *digest, char *path, size_t len)
 {
@@ -193,7 +266,8 @@ static int blob_path(struct blobcache *bc, const char *digest, char *path, size_
 	return 0;
 }
 
-/* 0 if a stored blob is present (with the expected size when known). */
+/* 0 if the blob is stored (with the expected size when known); a damaged
+ * entry is removed so that the caller fetches it again. */
 static int blob_present(const char *path, int64_t size)
 {
 	struct stat st;
@@ -201,16 +275,33 @@ static int blob_present(const char *path, int64_t size)
 	if (lstat(path, &st) < 0)
 		return -errno;
 	if (!S_ISREG(st.st_mode) || (size >= 0 && st.st_size != size)) {
-		log_warn(
-		    "cache: %s is damaged (size %lld, expected %lld): fetching again",
-		    path, (long long)st.st_size, (long long)size);
-		unlink(path);
+		log_warn("cache: %s is damaged (size %lld, expected %lld): removing it",
+			 path, (long long)st.st_size, (long long)size);
+		if (unlink(path) < 0 && errno != ENOENT)
+			return -errno;
 		return -ENOENT;
 	}
 	return 0;
 }
 
-/* Verify the temp file holds digest (and size), then rename it into place. */
+/* Rename tmp to path unless path exists: then another daemon stored the
+ * same verified bytes first, and ours are discarded. */
+static int publish_file(const char *tmp, const char *path)
+{
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno == EEXIST) {
+		unlink(tmp);
+		return 0;
+	}
+	/* A filesystem without RENAME_NOREPLACE: replacing identical verified
+	 * bytes atomically is just as good. */
+	if ((errno == EINVAL || errno == ENOSYS) && rename(tmp, path) == 0)
+		return 0;
+	return -errno;
+}
+
+/* Verify the temp file holds digest (and size), then move it into place. */
 static int commit(const char *tmp, int fd, const char *digest, int64_t size,
 		  const char *path)
 {
@@ -220,19 +311,19 @@ static int commit(const char *tmp, int fd, const char *digest, int64_t size,
 
 	if (ret)
 		return ret;
-	if (strcmp(got, digest) != 0) {
-		log_warn("cache: blob %s: content does not match its digest (got %s)",
-			 digest, got);
-		return -EIO;
-	}
 	if (size >= 0 && len != size) {
 		log_warn("cache: blob %s: %lld bytes, the descriptor says %lld", digest,
 			 len, (long long)size);
 		return -EIO;
 	}
-	if (fchmod(fd, 0444) < 0 || rename(tmp, path) < 0)
+	if (strcmp(got, digest) != 0) {
+		log_warn("cache: blob %s: content does not match its digest (got %s)",
+			 digest, got);
+		return -EIO;
+	}
+	if (fchmod(fd, 0444) < 0)
 		return -errno;
-	return 0;
+	return publish_file(tmp, path);
 }
 
 static int tmp_file(struct blobcache *bc, const char *prefix, char *path, size_t len)
@@ -245,12 +336,31 @@ static int tmp_file(struct blobcache *bc, const char *prefix, char *path, size_t
 	return fd < 0 ? -errno : fd;
 }
 
+/* The leader's part of blobcache_get: fetch into tmp/, verify, commit. */
+static int fetch_blob(struct blobcache *bc, const char *digest, int64_t size,
+		      blobcache_fetch_fn fetch, void *arg, const char *path)
+{
+	char tmp[PATH_LEN];
+	int ret, fd;
+
+	fd = tmp_file(bc, "blob", tmp, sizeof(tmp));
+	if (fd < 0)
+		return fd;
+	ret = fetch(arg, fd);
+	if (!ret)
+		ret = commit(tmp, fd, digest, size, path);
+	if (ret)
+		unlink(tmp);
+	close(fd);
+	return ret;
+}
+
 int blobcache_get(struct blobcache *bc, const char *digest, int64_t size,
 		  blobcache_fetch_fn fetch, void *arg, char *path, size_t pathlen)
 {
-	char key[80], tmp[4096];
 	struct flight *f;
-	int ret, fd;
+	char key[80];
+	int ret;
 
 	ret = blob_path(bc, digest, path, pathlen);
 	if (ret)
@@ -261,31 +371,18 @@ int blobcache_get(struct blobcache *bc, const char *digest, int64_t size,
 		return -ENOENT;
 	snprintf(key, sizeof(key), "b:%s", digest_hex(digest));
 	if (!flight_begin(bc, key, &f, &ret))
-		return ret ? ret : blob_present(path, size);
-	/* Another daemon sharing the cache may have stored it meanwhile. */
-	if (blob_present(path, size) == 0) {
-		ret = 0;
-		goto out;
-	}
-	fd = tmp_file(bc, "blob", tmp, sizeof(tmp));
-	if (fd < 0) {
-		ret = fd;
-		goto out;
-	}
-	ret = fetch(arg, fd);
-	if (!ret)
-		ret = commit(tmp, fd, digest, size, path);
-	if (ret)
-		unlink(tmp);
-	close(fd);
-out:
+		return ret;
+	/* A leader before us, or another daemon, may have stored it. */
+	ret = blob_present(path, size);
+	if (ret == -ENOENT)
+		ret = fetch_blob(bc, digest, size, fetch, arg, path);
 	flight_end(bc, f, ret);
 	return ret;
 }
 
 int blobcache_put(struct blobcache *bc, const char *digest, const void *data, size_t len)
 {
-	char path[4096], tmp[4096];
+	char path[PATH_LEN], tmp[PATH_LEN], got[DIGEST_STR_MAX];
 	const char *p = data;
 	size_t left = len;
 	int ret, fd;
@@ -293,6 +390,13 @@ int blobcache_put(struct blobcache *bc, const char *digest, const void *data, si
 	ret = blob_path(bc, digest, path, sizeof(path));
 	if (ret)
 		return ret;
+	ret = digest_buf(data, len, got);
+	if (ret)
+		return ret;
+	if (strcmp(got, digest) != 0) {
+		log_warn("cache: put %s: content does not match its digest", digest);
+		return -EIO;
+	}
 	if (blob_present(path, (int64_t)len) == 0)
 		return 0;
 	fd = tmp_file(bc, "put", tmp, sizeof(tmp));
@@ -300,6 +404,7 @@ int blobcache_put(struct blobcache *bc, const char *digest, const void *data, si
 		return fd;
 	while (left) {
 		ssize_t n = write(fd, p, left);
+
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -317,54 +422,6 @@ out:
 	return ret;
 }
 
-int blobcache_tree(struct blobcache *bc, const char *digest, char *path, size_t pathlen)
-{
-	char blob[4096], tmp[4096], key[80];
-	struct flight *f;
-	struct stat st;
-	int ret, fd = -1, dirfd = -1;
-
-	if (!digest_valid(digest))
-		return -EINVAL;
-	if ((size_t)snprintf(path, pathlen, "%s/trees/sha256/%s", bc->dir,
-			     digest_hex(digest)) >= pathlen)
-		return -ENAMETOOLONG;
-	if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-		return 0;
-	snprintf(key, sizeof(key), "t:%s", digest_hex(digest));
-	if (!flight_begin(bc, key, &f, &ret))
-		return ret;
-	if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-		ret = 0;
-		goto out;
-	}
-	ret = blob_path(bc, digest, blob, sizeof(blob));
-	if (ret)
-		goto out;
-	snprintf(tmp, sizeof(tmp), "%s/tmp/tree-XXXXXX", bc->dir);
-	if (!mkdtemp(tmp)) {
-		ret = -errno;
-		goto out;
-	}
-	fd = open(blob, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	dirfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || dirfd < 0)
-		ret = -errno;
-	else
-		ret = chart_unpack_fd(fd, dirfd, digest);
-	/* A tree appears whole or not at all: rename is atomic. */
-	if (!ret && rename(tmp, path) < 0 && errno != EEXIST && errno != ENOTEMPTY)
-		ret = -errno;
-	rm_tree(tmp);
-out:
-	if (fd >= 0)
-		close(fd);
-	if (dirfd >= 0)
-		close(dirfd);
-	flight_end(bc, f, ret);
-	return ret;
-}
-
 int blobcache_spool(struct blobcache *bc, char *path, size_t pathlen)
 {
 	return tmp_file(bc, "spool", path, pathlen);
@@ -372,18 +429,112 @@ int blobcache_spool(struct blobcache *bc, char *path, size_t pathlen)
 
 int blobcache_adopt(struct blobcache *bc, const char *digest, const char *tmppath)
 {
-	char path[4096];
+	char path[PATH_LEN], prefix[PATH_LEN];
+	size_t plen;
 	int ret, fd;
 
 	ret = blob_path(bc, digest, path, sizeof(path));
 	if (ret)
 		return ret;
-	if (blob_present(path, -1) == 0)
-		return 0;
+	/* Only our own spools: never rename an arbitrary file into the store. */
+	plen = (size_t)snprintf(prefix, sizeof(prefix), "%s/tmp/", bc->dir);
+	if (strncmp(tmppath, prefix, plen) != 0 || strchr(tmppath + plen, '/'))
+		return -EINVAL;
 	fd = open(tmppath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
 	ret = commit(tmppath, fd, digest, -1, path);
 	close(fd);
+	return ret;
+}
+
+/* ---- trees --------------------------------------------------------------- */
+
+/* The leader's part of blobcache_tree: verify the blob, unpack it into a
+ * fresh directory in tmp/, rename that into place. */
+static int make_tree(struct blobcache *bc, const char *digest, const char *path)
+{
+	char blob[PATH_LEN], tmp[PATH_LEN], got[DIGEST_STR_MAX];
+	int ret, fd = -1, dfd = -1;
+	bool made = false;
+
+	ret = blob_path(bc, digest, blob, sizeof(blob));
+	if (ret)
+		return ret;
+	fd = open(blob, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	ret = digest_fd(fd, got, NULL);
+	if (ret)
+		goto out;
+	if (strcmp(got, digest) != 0) {
+		log_warn("cache: %s is damaged (sha256 %s): removing it", blob, got);
+		unlink(blob);
+		ret = -EIO;
+		goto out;
+	}
+	snprintf(tmp, sizeof(tmp), "%s/tmp/tree-XXXXXX", bc->dir);
+	if (!mkdtemp(tmp)) {
+		ret = -errno;
+		goto out;
+	}
+	made = true;
+	dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	ret = chart_unpack_fd(fd, dfd, digest);
+	if (ret)
+		goto out;
+	/* A tree appears whole or not at all. If one is there already,
+	 * another daemon won the race with the same content: drop ours. */
+	ret = rename(tmp, path) < 0 ? -errno : 0;
+	/* Not a directory there (a stray file or symlink): not a tree of
+	 * ours, so it goes (unlink never follows a symlink). */
+	if (ret == -ENOTDIR && unlink(path) == 0)
+		ret = rename(tmp, path) < 0 ? -errno : 0;
+	if (ret) {
+		ret = (ret == -EEXIST || ret == -ENOTEMPTY) ? 0 : ret;
+		goto out;
+	}
+	made = false;
+	/* Only now: a 0555 directory cannot be moved to another parent. */
+	if (fchmod(dfd, 0555) < 0)
+		ret = -errno;
+out:
+	if (made)
+		rm_tree(tmp);
+	if (dfd >= 0)
+		close(dfd);
+	close(fd);
+	return ret;
+}
+
+static bool tree_present(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int blobcache_tree(struct blobcache *bc, const char *digest, char *path, size_t pathlen)
+{
+	struct flight *f;
+	char key[80];
+	int ret;
+
+	if (!digest_valid(digest))
+		return -EINVAL;
+	if ((size_t)snprintf(path, pathlen, "%s/trees/sha256/%s", bc->dir,
+			     digest_hex(digest)) >= pathlen)
+		return -ENAMETOOLONG;
+	if (tree_present(path))
+		return 0;
+	snprintf(key, sizeof(key), "t:%s", digest_hex(digest));
+	if (!flight_begin(bc, key, &f, &ret))
+		return ret;
+	ret = tree_present(path) ? 0 : make_tree(bc, digest, path);
+	flight_end(bc, f, ret);
 	return ret;
 }

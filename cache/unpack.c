@@ -1,227 +1,74 @@
 /*
- * unpack.c - helm's chart loader rules over libarchive, writing with openat.
+ * unpack.c - helm's chart loader rules over libarchive (the walker).
  *
- * The rules mirror helm's pkg/chart/loader/archive.go so that the tree equals
- * what `helm pull --untar` writes: directory entries are skipped (helm never
- * creates empty directories), the first path component is stripped whatever
- * it is, backslash-separated names are normalised, and a cleaned name that is
- * absolute, empty, starts with "..", or looks like a drive path is refused.
- * We are stricter where helm would still accept something we cannot serve
- * safely: links, devices and FIFOs, duplicate paths, and over-long names.
+ * The rules mirror helm's pkg/chart/loader/archive.go, so that what we serve
+ * is what helm would load: the first path component is stripped whatever it
+ * is (helm accepts "./Chart.yaml"), backslash names are normalised, and
+ * absolute paths, "..", drive letters and a file directly at the archive
+ * root are refused. Directory entries are checked but not created: helm
+ * skips them, so an empty directory in the archive is not part of the chart.
+ *
+ * We are stricter than helm wherever helm would load something we could not
+ * serve the same way, because a chart is served whole or not at all:
+ * - links, devices, FIFOs and sockets refuse the chart (helm would read a
+ *   symlink as an empty file);
+ * - duplicate paths refuse the chart (helm keeps both entries in its file
+ *   list and whichever one a consumer reads first wins: we cannot mirror
+ *   that with one file, and "second wins" would silently serve half);
+ * - entries under two different top folders refuse the chart (helm strips
+ *   both and merges them);
+ * - names mixing '/' and '\' refuse the chart (helm then splits on '\' only,
+ *   so "a/b\c" loses "a/b": never what the author meant);
+ * - any ".." component is refused, even one that cleans away ("a/../b");
+ * - libarchive warnings (malformed headers it skipped) refuse the chart;
+ * - entries, path length, component length and total name bytes are capped
+ *   so that a hostile archive cannot exhaust memory or inodes.
+ * Sizes are counted on the data actually read, but a header that announces
+ * more than a limit is refused at once: its data is either that large or
+ * truncated, and either way refused, so there is no need to inflate it.
  */
 #include "cache/unpack.h"
 
-#include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
-#include <fcntl.h>
+#include <locale.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cache/blobcache.h"
+#include "cache/unpack_i.h"
 #include "common/log.h"
 
 #define MAX_ENTRIES 100000
 #define MAX_PATH 4096
 #define MAX_COMPONENT 255
+/* Sum of the kept file path lengths (for the duplicate check). */
+#define MAX_NAME_BYTES (16 << 20)
+#define READ_BUF 65536
 
-/* Where the walker sends each accepted file. */
-struct sink {
-	int (*open)(struct sink *s, const char *path);
-	int (*write)(struct sink *s, const void *buf, size_t len);
-	int (*close)(struct sink *s);
+struct walk {
+	struct archive *a;
+	struct chart_sink *s;
+	char top[MAX_COMPONENT + 1];
+	bool have_top;
+	bool have_chart_yaml;
+	unsigned entries;
+	long long total;
+	size_t name_bytes;
+	char **paths; /* every file path, checked for duplicates at the end */
+	size_t npaths, cap;
+	const char *rule;
+	char msg[256]; /* rule plus the (sanitised) entry name */
+	char *buf;
 };
 
-/* Clean n in place like Go's path.Clean for a relative path. */
-static void clean_path(char *n)
-{
-	char *comps[MAX_PATH / 2 + 1];
-	size_t nc = 0, i;
-	char *save = NULL, *tok, *out;
-	char buf[MAX_PATH + 1];
-
-	snprintf(buf, sizeof(buf), "%s", n);
-	for (tok = strtok_r(buf, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
-		if (!strcmp(tok, "."))
-			continue;
-		if (!strcmp(tok, "..") && nc && strcmp(comps[nc - 1], "..")) {
-			nc--;
-			continue;
-		}
-		comps[nc++] = tok;
-	}
-	out = n;
-	for (i = 0; i < nc; i++) {
-		size_t len = strlen(comps[i]);
-		if (i)
-			*out++ = '/';
-		memmove(out, comps[i], len);
-		out += len;
-	}
-	if (nc == 0)
-		*out++ = '.';
-	*out = '\0';
-}
-
-/* Apply helm's naming rules to an entry name; on success out holds the
- * cleaned relative path. Returns the rule broken, or NULL. */
-static const char *chart_name(const char *name, char *out, size_t outlen,
-			      bool *is_chart_yaml_root)
-{
-	char delim = strchr(name, '\\') ? '\\' : '/';
-	const char *rest = strchr(name, delim);
-	size_t first = rest ? (size_t)(rest - name) : strlen(name);
-	char *p;
-
-	*is_chart_yaml_root = first == 10 && !strncmp(name, "Chart.yaml", 10);
-	if (strlen(name) > MAX_PATH)
-		return "path too long";
-	snprintf(out, outlen, "%s", rest ? rest + 1 : "");
-	for (p = out; *p; p++)
-		if (*p == delim)
-			*p = '/';
-	if (out[0] == '/')
-		return "absolute path";
-	clean_path(out);
-	if (!strcmp(out, "."))
-		return "empty path";
-	if (!strncmp(out, "..", 2))
-		return "path outside the chart";
-	if (((out[0] >= 'a' && out[0] <= 'z') || (out[0] >= 'A' && out[0] <= 'Z')) &&
-	    out[1] == ':' && out[2] == '/')
-		return "drive letter path";
-	if (*is_chart_yaml_root)
-		return "Chart.yaml not in a top folder";
-	for (p = out; *p;) {
-		size_t len = strcspn(p, "/");
-		if (len > MAX_COMPONENT)
-			return "path component too long";
-		p += len;
-		if (*p)
-			p++;
-	}
-	return NULL;
-}
-
-/* Walk every entry of an opened archive, enforcing the rules. */
-static int walk(struct archive *a, struct sink *s, const char *what)
-{
-	static const size_t bufsz = 65536;
-	struct archive_entry *e;
-	long long total = 0;
-	char path[MAX_PATH + 1];
-	const char *rule = NULL;
-	bool have_chart_yaml = false;
-	char *buf = malloc(bufsz);
-	unsigned entries = 0;
-	int ret = 0, r;
-
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		const char *name;
-		bool root_yaml;
-		long long size = 0;
-		mode_t type;
-
-		r = archive_read_next_header(a, &e);
-		if (r == ARCHIVE_EOF)
-			break;
-		if (r < ARCHIVE_WARN) {
-			rule = archive_error_string(a) ? archive_error_string(a)
-						       : "corrupt archive";
-			goto refuse;
-		}
-		if (archive_filter_code(a, 0) != ARCHIVE_FILTER_GZIP) {
-			rule = "not gzip-compressed";
-			goto refuse;
-		}
-		if (++entries > MAX_ENTRIES) {
-			rule = "too many entries";
-			goto refuse;
-		}
-		name = archive_entry_pathname(e);
-		type = archive_entry_filetype(e);
-		if (!name) {
-			rule = "entry without a name";
-			goto refuse;
-		}
-		/* helm skips directory entries and creates parents as needed. */
-		if (type == AE_IFDIR)
-			continue;
-		if (archive_entry_hardlink(e) || type != AE_IFREG) {
-			rule = "link, device or other irregular file";
-			goto refuse;
-		}
-		rule = chart_name(name, path, sizeof(path), &root_yaml);
-		if (rule)
-			goto refuse;
-		if (!strcmp(path, "Chart.yaml"))
-			have_chart_yaml = true;
-		ret = s->open(s, path);
-		if (ret == -EEXIST) {
-			rule = "duplicate path";
-			goto refuse;
-		}
-		if (ret == -ENOTDIR || ret == -EISDIR) {
-			rule = "path is both a file and a directory";
-			goto refuse;
-		}
-		if (ret)
-			goto out;
-		for (;;) {
-			la_ssize_t n = archive_read_data(a, buf, bufsz);
-			if (n == 0)
-				break;
-			if (n < 0) {
-				rule = archive_error_string(a) ? archive_error_string(a)
-							       : "corrupt data";
-				s->close(s);
-				goto refuse;
-			}
-			size += n;
-			total += n;
-			if (size > CHART_MAX_FILE) {
-				rule = "a file is over helm's 5 MiB limit";
-				s->close(s);
-				goto refuse;
-			}
-			if (total > CHART_MAX_TOTAL) {
-				rule = "over helm's 100 MiB decompressed limit";
-				s->close(s);
-				goto refuse;
-			}
-			ret = s->write(s, buf, (size_t)n);
-			if (ret) {
-				s->close(s);
-				goto out;
-			}
-		}
-		ret = s->close(s);
-		if (ret)
-			goto out;
-	}
-	if (!have_chart_yaml) {
-		rule = entries ? "no Chart.yaml in the top folder" : "empty archive";
-		goto refuse;
-	}
-	goto out;
-refuse:
-	log_warn("cache: %s: refused: %s", what, rule);
-	ret = -EIO;
-out:
-	free(buf);
-	return ret;
-}
-
-static struct archive *reader_new(void)
+struct archive *chart_reader_new(void)
 {
 	struct archive *a = archive_read_new();
 
-	/* Only what helm reads: never *_all, which would open zip, rar, 7z... */
+	/* Only what helm reads: never *_all, which would open zip, rar, 7z,
+	 * and every other parser libarchive has. */
 	if (a && (archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
 		  archive_read_support_format_tar(a) != ARCHIVE_OK)) {
 		archive_read_free(a);
@@ -230,209 +77,335 @@ static struct archive *reader_new(void)
 	return a;
 }
 
-/* ---- writing into a directory ----------------------------------------- */
-
-struct dir_sink {
-	struct sink s;
-	int dirfd;
-	int fd;
-};
-
-static int write_all(int fd, const void *buf, size_t len)
+int chart_refuse(const char *what, const char *rule)
 {
-	const char *p = buf;
+	log_warn("cache: %s: %s", what, rule);
+	return -EIO;
+}
 
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
+/* Name the entry in the refusal; it is hostile input, so no control bytes
+ * reach the log and it is cut short. */
+static const char *refuse_entry(struct walk *w, const char *rule, const char *name)
+{
+	size_t n, i;
+
+	n = (size_t)snprintf(w->msg, sizeof(w->msg), "%s: \"%.100s\"", rule, name);
+	if (n >= sizeof(w->msg))
+		n = sizeof(w->msg) - 1;
+	for (i = strlen(rule) + 3; i + 1 < n; i++)
+		if ((unsigned char)w->msg[i] < 0x20 || w->msg[i] == 0x7f)
+			w->msg[i] = '?';
+	return w->msg;
+}
+
+static bool is_drive(const char *s)
+{
+	return ((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')) &&
+	       s[1] == ':';
+}
+
+/*
+ * Apply the naming rules to raw. On success top gets the first component,
+ * rel the cleaned path below it ("" for the top folder itself) and *nested
+ * whether there was anything after the first component at all. Returns the
+ * rule broken, or NULL.
+ */
+static const char *check_name(const char *raw, char *top, char *rel, bool *nested)
+{
+	char buf[MAX_PATH + 1], *p, *comp, *save = NULL, *out = rel;
+	size_t len = strlen(raw), ntop;
+
+	if (len == 0)
+		return "empty name";
+	if (len > MAX_PATH)
+		return "path too long";
+	memcpy(buf, raw, len + 1);
+	if (strchr(buf, '\\')) {
+		if (strchr(buf, '/'))
+			return "mixed / and \\ separators";
+		for (p = buf; *p; p++)
+			if (*p == '\\')
+				*p = '/';
 	}
+	if (buf[0] == '/')
+		return "absolute path";
+	if (is_drive(buf))
+		return "drive letter path";
+	ntop = strcspn(buf, "/");
+	if (ntop > MAX_COMPONENT)
+		return "path component too long";
+	memcpy(top, buf, ntop);
+	top[ntop] = '\0';
+	if (!strcmp(top, ".."))
+		return "parent directory reference";
+	*nested = buf[ntop] == '/';
+	*out = '\0';
+	if (!*nested)
+		return NULL;
+	for (comp = strtok_r(buf + ntop + 1, "/", &save); comp;
+	     comp = strtok_r(NULL, "/", &save)) {
+		size_t clen = strlen(comp);
+
+		if (!strcmp(comp, "."))
+			continue;
+		if (!strcmp(comp, ".."))
+			return "parent directory reference";
+		if (clen > MAX_COMPONENT)
+			return "path component too long";
+		if (out == rel && is_drive(comp))
+			return "drive letter path";
+		if (out != rel)
+			*out++ = '/';
+		memcpy(out, comp, clen);
+		out += clen;
+		*out = '\0';
+	}
+	return NULL;
+}
+
+/* Check an entry's name and type; rel gets its path for a regular file and
+ * is "" for a directory (nothing to create). */
+static const char *check_entry(struct walk *w, struct archive_entry *e, char *rel)
+{
+	const char *name = archive_entry_pathname(e);
+	char top[MAX_COMPONENT + 1];
+	const char *rule;
+	bool nested = false;
+	mode_t type = archive_entry_filetype(e);
+
+	if (!name)
+		name = archive_entry_pathname_utf8(e);
+	if (!name)
+		return "entry without a name";
+	rule = check_name(name, top, rel, &nested);
+	if (rule)
+		return refuse_entry(w, rule, name);
+	if (!w->have_top) {
+		memcpy(w->top, top, sizeof(top));
+		w->have_top = true;
+	} else if (strcmp(w->top, top) != 0) {
+		return refuse_entry(w, "more than one top folder", name);
+	}
+	if (archive_entry_hardlink(e))
+		return refuse_entry(w, "hard link", name);
+	if (type == AE_IFLNK || archive_entry_symlink(e))
+		return refuse_entry(w, "symbolic link", name);
+	if (type == AE_IFDIR) {
+		rel[0] = '\0';
+		return NULL;
+	}
+	if (type != AE_IFREG)
+		return refuse_entry(w, "device, FIFO, socket or other irregular file",
+				    name);
+	if (!nested)
+		return refuse_entry(w,
+				    !strcmp(top, "Chart.yaml")
+					? "Chart.yaml not in a top folder"
+					: "file outside a top folder",
+				    name);
+	if (!rel[0])
+		return refuse_entry(w, "path is empty once cleaned", name);
+	/* Announced sizes first: no need to inflate what is refused anyway. */
+	if (archive_entry_size_is_set(e)) {
+		long long size = archive_entry_size(e);
+
+		if (size > CHART_MAX_FILE)
+			return refuse_entry(w, "file over helm's 5 MiB limit", name);
+		if (w->total + size > CHART_MAX_TOTAL)
+			return "over helm's 100 MiB decompressed chart limit";
+	}
+	return NULL;
+}
+
+static int remember(struct walk *w, const char *rel)
+{
+	size_t len = strlen(rel);
+
+	if (w->name_bytes + len > MAX_NAME_BYTES) {
+		w->rule = "too much path data";
+		return -EIO;
+	}
+	if (w->npaths == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 64;
+		char **p = realloc(w->paths, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		w->paths = p;
+		w->cap = cap;
+	}
+	w->paths[w->npaths] = strdup(rel);
+	if (!w->paths[w->npaths])
+		return -ENOMEM;
+	w->npaths++;
+	w->name_bytes += len;
 	return 0;
 }
 
-/* Create path below dirfd, one component at a time, never following a
- * symlink (none can exist: we made every entry, but be sure). */
-static int dir_open(struct sink *s, const char *path)
+/* Order with '/' below every other byte, so that "a" is followed directly
+ * by "a/..." (before "a-b") and a file/directory clash lands next to it. */
+static int path_cmp(const void *x, const void *y)
 {
-	struct dir_sink *d = (struct dir_sink *)s;
-	char buf[MAX_PATH + 1], *p = buf, *slash;
-	int cur = d->dirfd, next, ret = 0;
+	const unsigned char *a = *(const unsigned char *const *)x;
+	const unsigned char *b = *(const unsigned char *const *)y;
 
-	snprintf(buf, sizeof(buf), "%s", path);
-	while ((slash = strchr(p, '/'))) {
-		*slash = '\0';
-		if (mkdirat(cur, p, 0755) < 0 && errno != EEXIST) {
-			ret = -errno;
-			goto out;
-		}
-		next = openat(cur, p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (next < 0) {
-			ret = errno == ELOOP ? -ENOTDIR : -errno;
-			goto out;
-		}
-		if (cur != d->dirfd)
-			close(cur);
-		cur = next;
-		p = slash + 1;
+	for (;; a++, b++) {
+		int ca = *a == '/' ? 1 : *a ? *a + 1 : 0;
+		int cb = *b == '/' ? 1 : *b ? *b + 1 : 0;
+
+		if (ca != cb || !ca)
+			return ca - cb;
 	}
-	d->fd =
-	    openat(cur, p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (d->fd < 0)
-		ret = -errno;
-out:
-	if (cur != d->dirfd)
-		close(cur);
-	return ret;
 }
 
-static int dir_write(struct sink *s, const void *buf, size_t len)
+/* The same rule the directory sink enforces with O_EXCL, for every sink. */
+static const char *check_duplicates(struct walk *w)
 {
-	return write_all(((struct dir_sink *)s)->fd, buf, len);
+	size_t i;
+
+	qsort(w->paths, w->npaths, sizeof(*w->paths), path_cmp);
+	for (i = 1; i < w->npaths; i++) {
+		const char *a = w->paths[i - 1], *b = w->paths[i];
+		size_t len = strlen(a);
+
+		if (!strcmp(a, b) || (!strncmp(a, b, len) && b[len] == '/'))
+			return refuse_entry(w, "duplicate or conflicting path", b);
+	}
+	return NULL;
 }
 
-static int dir_close(struct sink *s)
+/* Copy one file's data into the sink, counting what is actually read. */
+static int copy_data(struct walk *w, const char *rel)
 {
-	struct dir_sink *d = (struct dir_sink *)s;
+	long long size = 0;
 	int ret = 0;
 
-	if (d->fd < 0)
-		return 0;
-	/* Served read-only whatever the archive said (no setuid, no +w). */
-	if (fchmod(d->fd, 0444) < 0)
-		ret = -errno;
-	if (close(d->fd) < 0 && !ret)
-		ret = -errno;
-	d->fd = -1;
-	return ret;
-}
+	for (;;) {
+		la_ssize_t n = archive_read_data(w->a, w->buf, READ_BUF);
 
-int chart_unpack_fd(int fd, int dirfd, const char *what)
-{
-	struct dir_sink d = {{dir_open, dir_write, dir_close}, dirfd, -1};
-	struct archive *a = reader_new();
-	int ret;
+		if (n == 0)
+			break;
+		if (n < 0) {
+			const char *err = archive_error_string(w->a);
 
-	if (!a)
-		return -ENOMEM;
-	if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK) {
-		log_warn("cache: %s: refused: %s", what, archive_error_string(a));
-		ret = -EIO;
-		goto out;
+			w->rule = refuse_entry(w, err ? err : "corrupt data", rel);
+			return -EIO;
+		}
+		size += n;
+		w->total += n;
+		if (size > CHART_MAX_FILE) {
+			w->rule = refuse_entry(w, "file over helm's 5 MiB limit", rel);
+			return -EIO;
+		}
+		if (w->total > CHART_MAX_TOTAL) {
+			w->rule = "over helm's 100 MiB decompressed chart limit";
+			return -EIO;
+		}
+		ret = w->s->write(w->s, w->buf, (size_t)n);
+		if (ret)
+			return ret;
 	}
-	ret = walk(a, &d.s, what);
-out:
-	archive_read_free(a);
-	return ret;
-}
-
-/* ---- checking in memory ------------------------------------------------ */
-
-struct mem_sink {
-	struct sink s;
-	bool in_yaml;
-	char *yaml;
-	size_t len;
-	struct mem_path {
-		struct mem_path *next;
-		char path[];
-	} * seen; /* for duplicate detection */
-};
-
-static int mem_open(struct sink *s, const char *path)
-{
-	struct mem_sink *m = (struct mem_sink *)s;
-	struct mem_path *p;
-
-	for (p = m->seen; p; p = p->next)
-		if (!strcmp(p->path, path))
-			return -EEXIST;
-	p = malloc(sizeof(*p) + strlen(path) + 1);
-	if (!p)
-		return -ENOMEM;
-	memcpy(p->path, path, strlen(path) + 1);
-	p->next = m->seen;
-	m->seen = p;
-	m->in_yaml = !strcmp(path, "Chart.yaml");
 	return 0;
 }
 
-static int mem_write(struct sink *s, const void *buf, size_t len)
+/* One entry: 0, -EIO with w->rule set, or a system error. */
+static int walk_entry(struct walk *w, struct archive_entry *e)
 {
-	struct mem_sink *m = (struct mem_sink *)s;
-	char *y;
+	char rel[MAX_PATH + 1];
+	int ret, cret;
 
-	if (!m->in_yaml)
-		return 0;
-	y = realloc(m->yaml, m->len + len + 1);
-	if (!y)
-		return -ENOMEM;
-	memcpy(y + m->len, buf, len);
-	m->len += len;
-	y[m->len] = '\0';
-	m->yaml = y;
-	return 0;
-}
-
-static int mem_close(struct sink *s)
-{
-	((struct mem_sink *)s)->in_yaml = false;
-	return 0;
-}
-
-int chart_check_mem(const void *data, size_t len, char **chart_yaml, char **top)
-{
-	struct mem_sink m = {{mem_open, mem_write, mem_close}, false, NULL, 0, NULL};
-	struct archive *a = reader_new();
-	struct archive_entry *e;
-	int ret;
-
-	if (!a)
-		return -ENOMEM;
-	if (archive_read_open_memory(a, data, len) != ARCHIVE_OK) {
-		ret = -EIO;
-		goto out;
+	/* Only now is the filter stack known. helm reads gzip, exactly once:
+	 * a plain tar or a gzip inside a gzip is not a chart for helm. */
+	if (archive_filter_count(w->a) != 2 ||
+	    archive_filter_code(w->a, 0) != ARCHIVE_FILTER_GZIP) {
+		w->rule = "not a gzip-compressed tar archive";
+		return -EIO;
 	}
-	ret = walk(a, &m.s, "package");
+	if (++w->entries > MAX_ENTRIES) {
+		w->rule = "too many entries";
+		return -EIO;
+	}
+	w->rule = check_entry(w, e, rel);
+	if (w->rule)
+		return -EIO;
+	if (!rel[0])
+		return 0; /* a directory entry */
+	if (!strcmp(rel, "Chart.yaml"))
+		w->have_chart_yaml = true;
+	ret = remember(w, rel);
 	if (ret)
+		return ret;
+	ret = w->s->open(w->s, rel);
+	if (ret == -EEXIST || ret == -ENOTDIR || ret == -EISDIR)
+		w->rule = refuse_entry(w, "duplicate or conflicting path", rel);
+	if (ret)
+		return w->rule ? -EIO : ret;
+	ret = copy_data(w, rel);
+	cret = w->s->close(w->s);
+	return ret ? ret : cret;
+}
+
+int chart_walk(struct archive *a, struct chart_sink *s, const char *what, char **top)
+{
+	struct walk w = {.a = a, .s = s};
+	struct archive_entry *e;
+	locale_t utf8, old = (locale_t)0;
+	size_t i;
+	int ret = 0, r;
+
+	w.buf = malloc(READ_BUF);
+	if (!w.buf)
+		return -ENOMEM;
+	/* pax names are UTF-8 and libarchive converts them to the thread's
+	 * locale, which is "C" in the daemon: a chart with a non-ASCII name
+	 * would fail with a warning. This thread reads them as UTF-8 bytes,
+	 * which is what helm writes, and the process locale is untouched. */
+	utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	if (utf8)
+		old = uselocale(utf8);
+	for (;;) {
+		r = archive_read_next_header(a, &e);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r != ARCHIVE_OK) {
+			const char *err = archive_error_string(a);
+
+			w.rule = err ? err : "corrupt archive";
+			ret = -EIO;
+			goto out;
+		}
+		ret = walk_entry(&w, e);
+		if (ret)
+			goto out;
+	}
+	if (!w.entries)
+		w.rule = "empty archive";
+	else if (!w.have_chart_yaml)
+		w.rule = "no Chart.yaml";
+	else
+		w.rule = check_duplicates(&w);
+	if (w.rule) {
+		ret = -EIO;
 		goto out;
-	if (!m.yaml) {
-		/* An empty Chart.yaml: present but nothing to parse. */
-		m.yaml = strdup("");
-		if (!m.yaml) {
-			ret = -ENOMEM;
-			goto out;
-		}
 	}
-	if (top) {
-		/* The top folder: the first component of the first entry. */
-		archive_read_free(a);
-		a = reader_new();
-		*top = NULL;
-		if (a && archive_read_open_memory(a, data, len) == ARCHIVE_OK &&
-		    archive_read_next_header(a, &e) == ARCHIVE_OK)
-			*top = strndup(archive_entry_pathname(e),
-				       strcspn(archive_entry_pathname(e), "/\\"));
-		if (!*top) {
+	ret = s->finish(s);
+	if (!ret && top) {
+		*top = strdup(w.top);
+		if (!*top)
 			ret = -ENOMEM;
-			goto out;
-		}
-	}
-	if (chart_yaml) {
-		*chart_yaml = m.yaml;
-		m.yaml = NULL;
 	}
 out:
-	while (m.seen) {
-		struct mem_path *n = m.seen->next;
-		free(m.seen);
-		m.seen = n;
+	if (ret == -EIO && w.rule)
+		ret = chart_refuse(what, w.rule);
+	else if (ret)
+		log_warn("cache: %s: cannot unpack: %s", what, strerror(-ret));
+	if (utf8) {
+		uselocale(old);
+		freelocale(utf8);
 	}
-	free(m.yaml);
-	archive_read_free(a);
+	for (i = 0; i < w.npaths; i++)
+		free(w.paths[i]);
+	free(w.paths);
+	free(w.buf);
 	return ret;
 }

@@ -1,0 +1,36 @@
+/*
+ * unpack_i.h - the rule walker shared by chart_unpack_fd() and
+ * chart_check_mem(): every rule lives in the walker, the sinks only store.
+ */
+#ifndef CHARTFS_UNPACK_I_H
+#define CHARTFS_UNPACK_I_H
+
+#include <archive.h>
+#include <stddef.h>
+
+#include "common/compiler.h"
+
+/* Where the walker sends each accepted regular file. Paths are cleaned,
+ * relative to the chart root (top folder stripped) and already checked. */
+struct chart_sink {
+	/* Start a new file (creating its parent directories as needed). */
+	int (*open)(struct chart_sink *s, const char *path);
+	int (*write)(struct chart_sink *s, const void *buf, size_t len);
+	int (*close)(struct chart_sink *s);
+	/* Every entry passed: finish (e.g. fix directory modes). */
+	int (*finish)(struct chart_sink *s);
+};
+
+/* A reader with only the gzip filter and the tar formats enabled. */
+struct archive *chart_reader_new(void);
+
+/* Log the one refusal line and return -EIO. */
+int chart_refuse(const char *what, const char *rule) WUR;
+
+/* Walk an opened archive, applying every rule and feeding the sink. A sink
+ * error -EEXIST / -ENOTDIR is a duplicate or conflicting path (-EIO); other
+ * sink errors are returned as they are. On success *top (if non-NULL) gets
+ * a malloc'd copy of the top folder name. */
+int chart_walk(struct archive *a, struct chart_sink *s, const char *what, char **top) WUR;
+
+#endif

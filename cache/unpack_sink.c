@@ -1,0 +1,303 @@
+/*
+ * unpack_sink.c - where the walker's files go: a directory (written with
+ * openat, never archive_write_disk, which changes the process umask in
+ * libarchive 3.6.2) or memory (only Chart.yaml is kept).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache/unpack.h"
+#include "cache/unpack_i.h"
+
+#define MAX_PATH 4096
+
+/* ---- writing into a directory ----------------------------------------- */
+
+struct dir_sink {
+	struct chart_sink s;
+	int root; /* the caller's directory */
+	/* The last parent directory opened: tar entries come grouped by
+	 * directory, so this saves walking the path again for each file. */
+	int parent;
+	char parent_path[MAX_PATH + 1];
+	int fd;	     /* the file being written, or -1 */
+	char **dirs; /* directories we created, made 0555 at the end */
+	size_t ndirs, cap;
+};
+
+static int record_dir(struct dir_sink *d, const char *path, size_t len)
+{
+	if (d->ndirs == d->cap) {
+		size_t cap = d->cap ? 2 * d->cap : 32;
+		char **p = realloc(d->dirs, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		d->dirs = p;
+		d->cap = cap;
+	}
+	d->dirs[d->ndirs] = strndup(path, len);
+	if (!d->dirs[d->ndirs])
+		return -ENOMEM;
+	d->ndirs++;
+	return 0;
+}
+
+/*
+ * Open directory path below the root one component at a time with
+ * O_NOFOLLOW, so that no symlink is ever traversed (none can exist: we made
+ * every entry, but the cache directory is not ours alone). With create,
+ * missing components are made (0700 while we write: we alone use them).
+ * Returns an fd or -errno; -ENOTDIR when a component is not a directory.
+ */
+static int open_dir(struct dir_sink *d, const char *path, bool create)
+{
+	char buf[MAX_PATH + 1], *comp, *save = NULL;
+	int cur = d->root, next, ret;
+
+	if ((size_t)snprintf(buf, sizeof(buf), "%s", path) >= sizeof(buf))
+		return -ENAMETOOLONG;
+	for (comp = strtok_r(buf, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
+		if (create) {
+			if (mkdirat(cur, comp, 0700) == 0) {
+				ret = record_dir(d, path,
+						 (size_t)(comp - buf) + strlen(comp));
+				if (ret)
+					goto fail;
+			} else if (errno != EEXIST) {
+				ret = -errno;
+				goto fail;
+			}
+		}
+		next = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0) {
+			ret = errno == ELOOP ? -ENOTDIR : -errno;
+			goto fail;
+		}
+		if (cur != d->root)
+			close(cur);
+		cur = next;
+	}
+	return cur == d->root ? dup(cur) : cur;
+fail:
+	if (cur != d->root)
+		close(cur);
+	return ret;
+}
+
+static int dir_open(struct chart_sink *s, const char *path)
+{
+	struct dir_sink *d = (struct dir_sink *)s;
+	const char *slash = strrchr(path, '/');
+	const char *name = slash ? slash + 1 : path;
+	size_t plen = slash ? (size_t)(slash - path) : 0;
+	int pfd = d->root;
+
+	if (plen) {
+		if (d->parent < 0 || strlen(d->parent_path) != plen ||
+		    memcmp(d->parent_path, path, plen) != 0) {
+			if (d->parent >= 0)
+				close(d->parent);
+			d->parent = -1;
+			memcpy(d->parent_path, path, plen);
+			d->parent_path[plen] = '\0';
+			d->parent = open_dir(d, d->parent_path, true);
+			if (d->parent < 0) {
+				int ret = d->parent;
+
+				d->parent = -1;
+				return ret;
+			}
+		}
+		pfd = d->parent;
+	}
+	d->fd =
+	    openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	return d->fd < 0 ? -errno : 0;
+}
+
+static int dir_write(struct chart_sink *s, const void *buf, size_t len)
+{
+	struct dir_sink *d = (struct dir_sink *)s;
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(d->fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int dir_close(struct chart_sink *s)
+{
+	struct dir_sink *d = (struct dir_sink *)s;
+	int ret = 0;
+
+	if (d->fd < 0)
+		return 0;
+	/* Served read-only whatever the archive said: no setuid, no +w. */
+	if (fchmod(d->fd, 0444) < 0)
+		ret = -errno;
+	if (close(d->fd) < 0 && !ret)
+		ret = -errno;
+	d->fd = -1;
+	return ret;
+}
+
+/* Directories become 0555 only now that every file is in (the root is the
+ * caller's: it must stay writable to be renamed into place). */
+static int dir_finish(struct chart_sink *s)
+{
+	struct dir_sink *d = (struct dir_sink *)s;
+	size_t i;
+
+	for (i = 0; i < d->ndirs; i++) {
+		int fd = open_dir(d, d->dirs[i], false), ret = 0;
+
+		if (fd < 0)
+			return fd;
+		if (fchmod(fd, 0555) < 0)
+			ret = -errno;
+		close(fd);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int chart_unpack_fd(int fd, int dirfd, const char *what)
+{
+	struct dir_sink d = {
+	    .s = {dir_open, dir_write, dir_close, dir_finish},
+	    .root = dirfd,
+	    .parent = -1,
+	    .fd = -1,
+	};
+	struct archive *a = chart_reader_new();
+	size_t i;
+	int ret;
+
+	if (!a)
+		return -ENOMEM;
+	if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK) {
+		const char *err = archive_error_string(a);
+
+		ret = chart_refuse(what, err ? err : "unreadable archive");
+		goto out;
+	}
+	ret = chart_walk(a, &d.s, what, NULL);
+out:
+	if (d.fd >= 0)
+		close(d.fd);
+	if (d.parent >= 0)
+		close(d.parent);
+	for (i = 0; i < d.ndirs; i++)
+		free(d.dirs[i]);
+	free(d.dirs);
+	archive_read_free(a);
+	return ret;
+}
+
+/* ---- checking in memory ------------------------------------------------ */
+
+struct mem_sink {
+	struct chart_sink s;
+	bool in_yaml;
+	char *yaml;
+	size_t len;
+};
+
+static int mem_open(struct chart_sink *s, const char *path)
+{
+	struct mem_sink *m = (struct mem_sink *)s;
+
+	m->in_yaml = !strcmp(path, "Chart.yaml");
+	if (m->in_yaml)
+		m->len = 0; /* a second one is a duplicate: refused anyway */
+	return 0;
+}
+
+static int mem_write(struct chart_sink *s, const void *buf, size_t len)
+{
+	struct mem_sink *m = (struct mem_sink *)s;
+	char *y;
+
+	if (!m->in_yaml)
+		return 0;
+	y = realloc(m->yaml, m->len + len + 1);
+	if (!y)
+		return -ENOMEM;
+	memcpy(y + m->len, buf, len);
+	m->len += len;
+	y[m->len] = '\0';
+	m->yaml = y;
+	return 0;
+}
+
+static int mem_close(struct chart_sink *s)
+{
+	((struct mem_sink *)s)->in_yaml = false;
+	return 0;
+}
+
+static int mem_finish(struct chart_sink *s)
+{
+	struct mem_sink *m = (struct mem_sink *)s;
+
+	/* An empty Chart.yaml is present, with nothing to parse. */
+	if (!m->yaml) {
+		m->yaml = strdup("");
+		if (!m->yaml)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int chart_check_mem(const void *data, size_t len, char **chart_yaml, char **top)
+{
+	struct mem_sink m = {.s = {mem_open, mem_write, mem_close, mem_finish}};
+	struct archive *a = chart_reader_new();
+	char *t = NULL;
+	int ret;
+
+	if (chart_yaml)
+		*chart_yaml = NULL;
+	if (top)
+		*top = NULL;
+	if (!a)
+		return -ENOMEM;
+	if (archive_read_open_memory(a, data, len) != ARCHIVE_OK) {
+		const char *err = archive_error_string(a);
+
+		ret = chart_refuse("package", err ? err : "unreadable archive");
+		goto out;
+	}
+	ret = chart_walk(a, &m.s, "package", &t);
+	if (ret)
+		goto out;
+	if (chart_yaml) {
+		*chart_yaml = m.yaml;
+		m.yaml = NULL;
+	}
+	if (top) {
+		*top = t;
+		t = NULL;
+	}
+out:
+	free(t);
+	free(m.yaml);
+	archive_read_free(a);
+	return ret;
+}
