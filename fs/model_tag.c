@@ -424,7 +424,7 @@ int model_tag_blob(struct model *m, struct ns_node *node, struct model_tag *t,
 	if (!t->chart)
 		return -ENOENT;
 	pthread_mutex_lock(&m->lock);
-	*path = t->blob_path;
+	*path = t->blob_stale ? NULL : t->blob_path;
 	pthread_mutex_unlock(&m->lock);
 	if (*path)
 		return 0;
@@ -438,6 +438,9 @@ int model_tag_blob(struct model *m, struct ns_node *node, struct model_tag *t,
 	if (ret)
 		return ret;
 	*path = set_once(m, &t->blob_path, buf);
+	pthread_mutex_lock(&m->lock);
+	t->blob_stale = false;
+	pthread_mutex_unlock(&m->lock);
 	return *path ? 0 : -ENOMEM;
 }
 
@@ -457,8 +460,15 @@ int model_tag_tree(struct model *m, struct ns_node *node, struct model_tag *t,
 	if (ret)
 		return ret;
 	ret = blobcache_tree(m->bc, t->chart->digest, buf, sizeof(buf));
-	if (ret)
+	if (ret) {
+		/* The cache drops a blob it finds damaged: fetch it again next
+		 * time rather than failing until the mount goes away. The path
+		 * string stays (it is the same for the same digest). */
+		pthread_mutex_lock(&m->lock);
+		t->blob_stale = true;
+		pthread_mutex_unlock(&m->lock);
 		return ret;
+	}
 	*path = set_once(m, &t->tree_path, buf);
 	return *path ? 0 : -ENOMEM;
 }
