@@ -43,7 +43,8 @@ struct model_tag {
 	time_t created;			    /* org.opencontainers.image.created, or 0 */
 	struct timespec checked;	    /* when tag->digest was last confirmed */
 	char *blob_path;		    /* set once the chart blob is cached */
-	char *tree_path;		    /* set once the chart is unpacked */
+	bool blob_stale; /* the cached blob went bad: ask the cache again */
+	char *tree_path; /* set once the chart is unpacked */
 };
 
 /* One entry of a directory listing. */
