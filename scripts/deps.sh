@@ -7,7 +7,7 @@ pkgs=(
 	meson ninja-build pkg-config gcc                      # build
 	libfuse3-dev fuse3 libcurl4-openssl-dev libjansson-dev # libraries
 	libarchive-dev libssl-dev libyaml-dev libyaml-0-2
-	docker-registry python3-pytest attr                   # tests: registry, pytest, getfattr
+	docker-registry python3-pytest attr gnupg             # tests: registry, pytest, getfattr, helm --sign
 	apache2-utils unzip curl openssl procps               # htpasswd, helm unpack, demo
 	valgrind clang libclang-rt-14-dev clang-format        # sanitizers, style
 )

@@ -215,3 +215,49 @@ def test_registry_down_fails_cp_and_leaves_no_tag(registry_factory, mount, packa
     assert reg.tags("charts/web") == []
     assert cp(packages["web-1.0.0"], m.path("charts/")).returncode == 0
     assert reg.tags("charts/web") == ["1.0.0"]
+
+
+def signed_package(helm, tmp_path):
+    """helm package --sign with a throwaway key: the .tgz and its .prov."""
+    gnupg = tmp_path / "gnupg"
+    gnupg.mkdir(mode=0o700)
+    env = dict(os.environ, GNUPGHOME=str(gnupg))
+    params = tmp_path / "key.params"
+    params.write_text("%no-protection\nKey-Type: RSA\nKey-Length: 2048\n"
+                      "Name-Real: Chart Signer\nName-Email: signer@example.com\n"
+                      "Expire-Date: 0\n%commit\n")
+    subprocess.run(["gpg", "--batch", "--gen-key", str(params)], env=env, check=True,
+                   capture_output=True)
+    ring = tmp_path / "secring.gpg"
+    with open(ring, "wb") as f:
+        subprocess.run(["gpg", "--export-secret-keys"], env=env, check=True, stdout=f)
+    out = tmp_path / "signed"
+    out.mkdir()
+    helm.run("package", "--sign", "--key", "Chart Signer", "--keyring", str(ring),
+             os.path.join(CHARTS, "web"), "-d", str(out))
+    tgz = str(out / "web-1.0.0.tgz")
+    return tgz, tgz + ".prov"
+
+
+@pytest.mark.parametrize("order", ["prov-after", "prov-before"])
+def test_provenance_joins_its_chart(registry_factory, mount, helm4, tmp_path, order):
+    if not shutil.which("gpg"):
+        pytest.skip("gpg is not installed")
+    tgz, prov = signed_package(helm4, tmp_path)
+    reg = registry_factory()
+    helm4.push(tgz, reg.host, "byhelm")  # helm push of the pair
+    m = mount(reg.host)
+    os.mkdir(m.path("charts"))
+    first, second = (tgz, prov) if order == "prov-after" else (prov, tgz)
+    assert cp(first, m.path("charts/")).returncode == 0
+    assert cp(second, m.path("charts/")).returncode == 0
+    ours, _, _ = reg.manifest("charts/web", "1.0.0")
+    theirs, _, _ = reg.manifest("byhelm/web", "1.0.0")
+    assert ours["layers"] == theirs["layers"]
+    assert [l["mediaType"] for l in ours["layers"]].count(
+        "application/vnd.cncf.helm.chart.provenance.v1.prov") == 1
+    out = tmp_path / "pulled"
+    out.mkdir()
+    helm4.run("pull", "oci://%s/charts/web" % reg.host, "--version", "1.0.0", "--prov",
+              "-d", str(out), "--plain-http")
+    assert open(out / "web-1.0.0.tgz.prov", "rb").read() == open(prov, "rb").read()
