@@ -261,3 +261,24 @@ def test_provenance_joins_its_chart(registry_factory, mount, helm4, tmp_path, or
     helm4.run("pull", "oci://%s/charts/web" % reg.host, "--version", "1.0.0", "--prov",
               "-d", str(out), "--plain-http")
     assert open(out / "web-1.0.0.tgz.prov", "rb").read() == open(prov, "rb").read()
+
+
+@pytest.mark.parametrize("fault", ["blob-post-503", "blob-put-500", "manifest-put-500"])
+def test_failed_push_leaves_no_tag(registry_factory, mount, packages, fault):
+    from proxy import RegistryProxy
+    reg = registry_factory()
+    with RegistryProxy(reg.host) as proxy:
+        m = mount(proxy.host)
+        os.mkdir(m.path("charts"))
+        if fault == "blob-put-500":
+            proxy.fail(r"/blobs/uploads/", status=500, times=10, method="PUT")
+        elif fault == "manifest-put-500":
+            proxy.fail(r"/manifests/", status=500, times=10, method="PUT")
+        else:
+            proxy.fail(r"/blobs/uploads/", status=503, times=10, method="POST")
+        r = cp(packages["web-1.0.0"], m.path("charts/"))
+        assert r.returncode != 0
+        assert reg.tags("charts/web") == []
+        proxy.clear_faults()
+        assert cp(packages["web-1.0.0"], m.path("charts/")).returncode == 0
+        assert reg.tags("charts/web") == ["1.0.0"]
