@@ -108,6 +108,7 @@ static void apply_catalog_locked(struct model *m, const struct strv *names)
 static void refresh_catalog(struct model *m)
 {
 	struct strv names = {0};
+	unsigned age;
 	int ret;
 
 	pthread_mutex_lock(&m->lock);
@@ -123,7 +124,20 @@ static void refresh_catalog(struct model *m)
 	m->catalog_loading = true;
 	pthread_mutex_unlock(&m->lock);
 
+	if (!m->catalog_ever && model_snap_load_catalog(m, &names, &age) == 0) {
+		pthread_mutex_lock(&m->lock);
+		apply_catalog_locked(m, &names);
+		m->catalog_ever = true;
+		m->catalog_loading = false;
+		m->catalog_at = mono_ago(age);
+		pthread_cond_broadcast(&m->cond);
+		pthread_mutex_unlock(&m->lock);
+		strv_free(&names);
+		return;
+	}
 	ret = oci_catalog(m->client, &names);
+	if (ret == 0)
+		model_snap_save_catalog(m, &names);
 
 	pthread_mutex_lock(&m->lock);
 	m->catalog_loading = false;
@@ -320,6 +334,7 @@ int model_list(struct model *m, struct ns_node *node, model_fill_fn fill, void *
 			ret = model_refresh_manifests(m, node);
 			if (ret)
 				return ret;
+			model_snap_save_tags(m, node);
 		}
 	}
 	pthread_mutex_lock(&m->lock);

@@ -9,6 +9,7 @@
 
 struct repo {
 	struct timespec listed; /* last successful tag listing; {0} = never */
+	struct timespec saved;	/* the listing last written to disk */
 	bool listing;		/* a listing is in flight (single-flight) */
 	bool ever_listed;
 	struct model_tag **tags; /* sorted by tag */
@@ -40,6 +41,16 @@ static inline struct timespec now_mono(void)
 	return ts;
 }
 
+/* now_mono() less age seconds: when something fetched that long ago was
+ * fetched. */
+static inline struct timespec mono_ago(unsigned age)
+{
+	struct timespec ts = now_mono();
+
+	ts.tv_sec = ts.tv_sec > (time_t)age ? ts.tv_sec - (time_t)age : 1;
+	return ts;
+}
+
 static inline bool fresh(const struct model *m, struct timespec at)
 {
 	struct timespec now = now_mono();
@@ -62,5 +73,19 @@ int model_apply_tags_locked(struct repo *r, const struct strv *tags) WUR;
 int model_refresh_tags(struct model *m, struct ns_node *node) WUR;
 /* Fetch the manifests of every listed tag that is not fresh, in parallel. */
 int model_refresh_manifests(struct model *m, struct ns_node *node) WUR;
+
+/* A tag record built from a fetched manifest (not yet in any table). */
+struct model_tag *model_tag_from_fetched(const char *tag, const struct oci_fetched *f);
+/* Insert or replace a record in the repo's table; takes the reference. */
+int model_repo_set_tag_locked(struct repo *r, struct model_tag *t) WUR;
+
+/* Snapshots on disk (fs/model_snap.c), so a remount within the ttl does
+ * not ask again. Loading fills node's tag table; -ENOENT when there is no
+ * fresh snapshot. Saving and keeping are best effort. */
+int model_snap_load_tags(struct model *m, struct ns_node *node, const char *name);
+void model_snap_save_tags(struct model *m, struct ns_node *node);
+void model_snap_keep_manifest(struct model *m, const struct oci_fetched *f);
+int model_snap_load_catalog(struct model *m, struct strv *names, unsigned *age);
+void model_snap_save_catalog(struct model *m, const struct strv *names);
 
 #endif

@@ -85,7 +85,7 @@ static struct model_tag *tag_new(const char *tag)
 }
 
 /* Insert or replace the record for t->tag; takes the caller's reference. */
-static int repo_set_tag_locked(struct repo *r, struct model_tag *t)
+int model_repo_set_tag_locked(struct repo *r, struct model_tag *t)
 {
 	bool found;
 	ssize_t pos = tag_find(r, t->tag, &found);
@@ -184,6 +184,15 @@ int model_refresh_tags(struct model *m, struct ns_node *node)
 	pthread_mutex_unlock(&m->lock);
 
 	name = model_repo_name(m, node);
+	/* A remount within the ttl trusts what an earlier mount fetched. */
+	if (name && !r->ever_listed && model_snap_load_tags(m, node, name) == 0) {
+		pthread_mutex_lock(&m->lock);
+		r->listing = false;
+		pthread_cond_broadcast(&m->cond);
+		pthread_mutex_unlock(&m->lock);
+		free(name);
+		return 0;
+	}
 	ret = name ? oci_tags(m->client, name, &tags) : -ENOMEM;
 	if (ret == 0)
 		strv_sort_uniq(&tags);
@@ -209,7 +218,7 @@ int model_refresh_tags(struct model *m, struct ns_node *node)
 }
 
 /* Build a record from a fetched manifest. */
-static struct model_tag *tag_from_fetched(const char *tag, const struct oci_fetched *f)
+struct model_tag *model_tag_from_fetched(const char *tag, const struct oci_fetched *f)
 {
 	struct model_tag *t = tag_new(tag);
 	const char *created;
@@ -260,8 +269,8 @@ static void apply_fetched_locked(struct repo *r, const char *tag,
 		r->tags[pos]->checked = now_mono();
 		return;
 	}
-	t = tag_from_fetched(tag, f);
-	if (t && repo_set_tag_locked(r, t) != 0)
+	t = model_tag_from_fetched(tag, f);
+	if (t && model_repo_set_tag_locked(r, t) != 0)
 		tag_free(t);
 }
 
@@ -308,6 +317,8 @@ int model_refresh_manifests(struct model *m, struct ns_node *node)
 	ret = oci_manifest_get_many(m->client, name, refs, n, m->parallel, res);
 	if (ret)
 		goto out;
+	for (i = 0; i < n; i++)
+		model_snap_keep_manifest(m, &res[i]);
 	pthread_mutex_lock(&m->lock);
 	for (i = 0; i < n; i++)
 		apply_fetched_locked(node->repo, owned[i], &res[i]);
@@ -359,6 +370,7 @@ int model_tag_get(struct model *m, struct ns_node *node, const char *tag,
 		return -ENOMEM;
 	ret = oci_manifest_get(m->client, name, tag, &f);
 	f.err = ret;
+	model_snap_keep_manifest(m, &f);
 	free(name);
 
 	pthread_mutex_lock(&m->lock);

@@ -401,6 +401,33 @@ def test_warm_cache_survives_remount(registry, mount, tmp_path):
         assert proxy.count("/v2/%s/blobs/" % REPO) == 0, proxy.requests()
 
 
+@pytest.mark.parametrize("ttl", [600, 1])
+def test_remount_within_ttl_asks_nothing(registry, mount, tmp_path, ttl):
+    """Names fetched by one mount are trusted by the next for the rest of the
+    ttl (they are kept in the cache dir with their fetch time)."""
+    cache = str(tmp_path / "cache")
+    opts = ("plain_http", "ttl=%d" % ttl)
+    with RegistryProxy(registry.host) as proxy:
+        m = mount(proxy.host, opts=opts, cache_dir=cache)
+        listing = ls(m.path(REPO))
+        values = open(m.path(REPO, "0.2.0", "values.yaml")).read()
+        m.unmount()
+        time.sleep(2 if ttl == 1 else 0)
+        proxy.reset()
+        m2 = mount(proxy.host, opts=opts, cache_dir=cache, name="again")
+        assert ls(m2.mnt) == ["charts", "other"]
+        assert ls(m2.path(REPO)) == listing
+        assert open(m2.path(REPO, "0.2.0", "values.yaml")).read() == values
+        if ttl == 600:
+            # Only the mount's own check that the registry answers.
+            assert proxy.count() == proxy.count("/v2/_catalog") + 1 == 1, proxy.requests()
+        else:
+            # Expired: asked again (catalog, tags, manifests), blobs still cached.
+            assert proxy.count("/v2/_catalog") == 1
+            assert proxy.count("/v2/%s/tags/list" % REPO) == 1
+            assert proxy.count("/v2/%s/blobs/" % REPO) == 0
+
+
 def test_registry_without_catalog(registry, mount):
     with RegistryProxy(registry.host, no_catalog=True) as proxy:
         m = mount(proxy.host)

@@ -1,0 +1,215 @@
+/*
+ * model_snap.c - the model's names on disk (cache/meta.h), so that a remount
+ * within the ttl trusts what was fetched before, as the mount that fetched it
+ * would have. Manifests go to the blob store by digest (verified there); a
+ * repository's snapshot is its tags with their manifest digests.
+ */
+#include "fs/model_i.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/meta.h"
+#include "common/log.h"
+
+static char *snap_key(struct model *m, const char *kind, const char *name)
+{
+	char *key = NULL;
+
+	if (asprintf(&key, "%s %s/%s", kind, oci_client_base_url(m->client), name) < 0)
+		return NULL;
+	return key;
+}
+
+void model_snap_keep_manifest(struct model *m, const struct oci_fetched *f)
+{
+	if (f->err || !f->body.data)
+		return;
+	if (blobcache_put(m->bc, f->digest, f->body.data, f->body.len) != 0)
+		log_debug("fs: could not keep manifest %s", f->digest);
+}
+
+void model_snap_save_tags(struct model *m, struct ns_node *node)
+{
+	json_t *root = json_object(), *arr = json_array();
+	struct repo *r;
+	char *key = NULL, *name = NULL, *text = NULL;
+	size_t i;
+
+	if (!root || !arr)
+		goto out;
+	pthread_mutex_lock(&m->lock);
+	r = node->repo;
+	if (!r || !r->ever_listed ||
+	    (r->saved.tv_sec == r->listed.tv_sec &&
+	     r->saved.tv_nsec == r->listed.tv_nsec)) {
+		pthread_mutex_unlock(&m->lock);
+		goto out;
+	}
+	r->saved = r->listed;
+	for (i = 0; i < r->ntags; i++) {
+		const struct model_tag *t = r->tags[i];
+		json_array_append_new(arr,
+				      json_pack("[sss]", t->tag, t->man ? t->digest : "",
+						t->man ? t->media_type : ""));
+	}
+	pthread_mutex_unlock(&m->lock);
+	json_object_set(root, "tags", arr);
+	name = model_repo_name(m, node);
+	key = name ? snap_key(m, "tags", name) : NULL;
+	text = json_dumps(root, JSON_COMPACT);
+	if (key && text && meta_put(m->bc, key, text, strlen(text)) != 0)
+		log_debug("fs: could not save the tags of %s", name);
+out:
+	json_decref(root);
+	json_decref(arr);
+	free(key);
+	free(name);
+	free(text);
+}
+
+/* Read a manifest kept by digest back into a fetch result. */
+static int kept_manifest(struct model *m, const char *digest, const char *media_type,
+			 struct oci_fetched *f)
+{
+	char path[4096];
+	FILE *fp;
+	long len;
+	int ret;
+
+	ret = blobcache_get(m->bc, digest, -1, NULL, NULL, path, sizeof(path));
+	if (ret)
+		return ret;
+	fp = fopen(path, "rbe");
+	if (!fp)
+		return -ENOENT;
+	if (fseek(fp, 0, SEEK_END) != 0 || (len = ftell(fp)) < 0 ||
+	    len > OCI_MANIFEST_MAX || fseek(fp, 0, SEEK_SET) != 0) {
+		fclose(fp);
+		return -EIO;
+	}
+	f->body.data = malloc((size_t)len + 1);
+	if (!f->body.data || fread(f->body.data, 1, (size_t)len, fp) != (size_t)len) {
+		fclose(fp);
+		return -EIO;
+	}
+	fclose(fp);
+	f->body.data[len] = '\0';
+	f->body.len = (size_t)len;
+	snprintf(f->digest, sizeof(f->digest), "%s", digest);
+	snprintf(f->media_type, sizeof(f->media_type), "%s", media_type);
+	return 0;
+}
+
+int model_snap_load_tags(struct model *m, struct ns_node *node, const char *name)
+{
+	struct strv tags = {0};
+	json_t *root = NULL, *arr, *e;
+	char *key = snap_key(m, "tags", name), *text = NULL;
+	struct timespec at;
+	unsigned age;
+	size_t len, i;
+	int ret;
+
+	ret = key ? meta_get(m->bc, key, m->ttl, &text, &len, &age) : -ENOMEM;
+	if (ret)
+		goto out;
+	root = json_loadb(text, len, 0, NULL);
+	arr = json_object_get(root, "tags");
+	ret = -ENOENT;
+	if (!json_is_array(arr))
+		goto out;
+	json_array_foreach(arr, i, e)
+	{
+		const char *tag = json_string_value(json_array_get(e, 0));
+		if (!tag || strv_push(&tags, tag) != 0)
+			goto out;
+	}
+	strv_sort_uniq(&tags);
+	at = mono_ago(age);
+	pthread_mutex_lock(&m->lock);
+	ret = model_apply_tags_locked(node->repo, &tags);
+	node->repo->ever_listed = true;
+	node->repo->listed = at;
+	node->repo->saved = at;
+	pthread_mutex_unlock(&m->lock);
+	if (ret)
+		goto out;
+	json_array_foreach(arr, i, e)
+	{
+		const char *tag = json_string_value(json_array_get(e, 0));
+		const char *digest = json_string_value(json_array_get(e, 1));
+		const char *mt = json_string_value(json_array_get(e, 2));
+		struct oci_fetched f = {0};
+		struct model_tag *t;
+
+		/* A manifest missing from the store is fetched when needed. */
+		if (!digest || !digest_valid(digest) || !mt ||
+		    kept_manifest(m, digest, mt, &f) != 0) {
+			oci_fetched_clear(&f);
+			continue;
+		}
+		t = model_tag_from_fetched(tag, &f);
+		oci_fetched_clear(&f);
+		if (!t)
+			continue;
+		t->checked = at;
+		pthread_mutex_lock(&m->lock);
+		if (model_repo_set_tag_locked(node->repo, t) != 0)
+			model_tag_unref_locked(t);
+		pthread_mutex_unlock(&m->lock);
+	}
+	log_debug("fs: tags of %s from a snapshot %u s old", name, age);
+out:
+	json_decref(root);
+	strv_free(&tags);
+	free(text);
+	free(key);
+	return ret;
+}
+
+void model_snap_save_catalog(struct model *m, const struct strv *names)
+{
+	json_t *arr = json_array();
+	char *key = snap_key(m, "catalog", ""), *text = NULL;
+	size_t i;
+
+	for (i = 0; arr && i < names->n; i++)
+		json_array_append_new(arr, json_string(names->v[i]));
+	text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+	if (key && text && meta_put(m->bc, key, text, strlen(text)) != 0)
+		log_debug("fs: could not save the catalog");
+	json_decref(arr);
+	free(key);
+	free(text);
+}
+
+int model_snap_load_catalog(struct model *m, struct strv *names, unsigned *age)
+{
+	char *key = snap_key(m, "catalog", ""), *text = NULL;
+	json_t *arr = NULL, *e;
+	size_t len, i;
+	int ret;
+
+	ret = key ? meta_get(m->bc, key, m->ttl, &text, &len, age) : -ENOMEM;
+	if (ret)
+		goto out;
+	arr = json_loadb(text, len, 0, NULL);
+	ret = json_is_array(arr) ? 0 : -ENOENT;
+	json_array_foreach(arr, i, e)
+	{
+		if (!json_is_string(e) || strv_push(names, json_string_value(e)) != 0) {
+			strv_free(names);
+			ret = -ENOENT;
+			break;
+		}
+	}
+out:
+	json_decref(arr);
+	free(text);
+	free(key);
+	return ret;
+}
