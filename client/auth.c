@@ -328,16 +328,119 @@ static bool token_ok(const char *t)
 	return n > 0;
 }
 
-/* GET realm?service=&scope= and store the token under key. */
+/* May a secret go to url? Only over TLS, or in clear text where the
+ * registry itself is spoken to in clear text: never to another host. */
+static bool secret_ok(const struct oci_client *c, const char *url, const char *where)
+{
+	if (!strncasecmp(url, "https://", 8) || (c->plain_http && http_same_host(c, url)))
+		return true;
+	log_notice("client: token realm %s is plain http: asking anonymously", where);
+	return false;
+}
+
+/* The OAuth2 form for an identity token (distribution's token spec):
+ * several scopes go space-separated into one scope field. */
+static char *refresh_form(const struct oci_client *c, const char *service,
+			  const char *scopes)
+{
+	char *svc = http_escape(service ? service : "");
+	char *scp = http_escape(scopes ? scopes : "");
+	char *tok = http_escape(c->identity_token);
+	char *form = NULL;
+
+	if (svc && scp && tok &&
+	    asprintf(&form,
+		     "grant_type=refresh_token&refresh_token=%s&service=%s&scope=%s"
+		     "&client_id=chartfs",
+		     tok, svc, scp) < 0)
+		form = NULL;
+	free(svc);
+	free(scp);
+	auth_free_secret(tok);
+	return form;
+}
+
+/* Store the token of a realm's answer under key; its header in *hdr when
+ * hdr is set (a token may expire the moment it is stored). */
+static int take_token(struct oci_client *c, const struct http_resp *rs, const char *key,
+		      char **hdr, const char *where, char *why, size_t why_len)
+{
+	json_t *root =
+	    json_loadb(rs->body.data ? rs->body.data : "", rs->body.len, 0, NULL);
+	const char *tok = json_string_value(json_object_get(root, "token"));
+	long expires = 60;
+	json_t *v;
+	int ret = 0;
+
+	if (!tok || !tok[0])
+		tok = json_string_value(json_object_get(root, "access_token"));
+	v = json_object_get(root, "expires_in");
+	if (json_is_integer(v) && json_integer_value(v) > 0 &&
+	    json_integer_value(v) < 365L * 86400)
+		expires = (long)json_integer_value(v);
+	if (token_ok(tok)) {
+		store_token(c, key, tok, expires);
+		if (hdr) {
+			*hdr = bearer_header(tok);
+			ret = *hdr ? 0 : -ENOMEM;
+		}
+	} else {
+		snprintf(why, why_len, "token from %s: no usable token in the answer",
+			 where);
+		ret = -EACCES;
+	}
+	json_decref(root);
+	return ret;
+}
+
+/* POST the identity token to the realm; -ENOENT when the realm only
+ * speaks GET (404), so the caller falls back. */
+static int post_token(struct oci_client *c, const char *realm, const char *service,
+		      const char *scopes, const char *key, char **hdr, const char *where,
+		      char *why, size_t why_len)
+{
+	struct http_req rq = HTTP_REQ_INIT;
+	struct http_resp rs = {0};
+	char *form = refresh_form(c, service, scopes);
+	int ret;
+
+	if (!form)
+		return -ENOMEM;
+	rq.method = "POST";
+	rq.url = realm;
+	rq.no_auth = true;
+	rq.content_type = "application/x-www-form-urlencoded";
+	rq.body = form;
+	rq.body_len = strlen(form);
+	rq.max_body = TOKEN_RESP_MAX;
+	rq.quiet = HTTP_QUIET_ALL;
+	ret = http_request(c, &rq, &rs);
+	if (ret == -ENOENT) {
+		log_debug("client: token realm %s has no OAuth2 POST: using GET", where);
+	} else if (ret) {
+		snprintf(why, why_len, "token from %s (identity token): %s", where,
+			 rs.cause);
+		ret = ret == -EACCES || ret == -EINVAL ? -EACCES : ret;
+	} else {
+		ret = take_token(c, &rs, key, hdr, where, why, why_len);
+	}
+	if (rs.body.data)
+		explicit_bzero(rs.body.data, rs.body.len);
+	http_resp_clear(&rs);
+	auth_free_secret(form);
+	return ret;
+}
+
+/* Get a token for scopes from the realm and store it under key: POST with
+ * the identity token if there is one, else (or on 404) GET with basic
+ * credentials or anonymously. */
 static int fetch_token(struct oci_client *c, const char *realm, const char *service,
-		       const char *scopes, const char *key, char *why, size_t why_len)
+		       const char *scopes, const char *key, char **hdr, char *why,
+		       size_t why_len)
 {
 	struct http_req rq = HTTP_REQ_INIT;
 	struct http_resp rs = {0};
 	char *url = NULL, *basic = NULL, where[256];
-	json_t *root = NULL, *v;
-	const char *tok;
-	long expires = 60;
 	int ret;
 
 	ret = http_resolve(c, realm, realm, false, &url);
@@ -345,23 +448,19 @@ static int fetch_token(struct oci_client *c, const char *realm, const char *serv
 		snprintf(why, why_len, "401 with an unusable token realm");
 		return -EACCES;
 	}
+	http_log_path(c, url, where, sizeof(where));
+	if (c->identity_token && secret_ok(c, url, where)) {
+		ret = post_token(c, url, service, scopes, key, hdr, where, why, why_len);
+		if (ret != -ENOENT)
+			goto out;
+	}
 	free(url);
 	url = token_url(realm, service, scopes);
 	if (!url)
 		return -ENOMEM;
-	http_log_path(c, url, where, sizeof(where));
-	if (c->username) {
-		/* Clear text only where the registry itself is spoken to in
-		 * clear text: never to another host. */
-		if (strncasecmp(url, "https://", 8) &&
-		    !(c->plain_http && http_same_host(c, url)))
-			log_notice("client: token realm %s is plain http: asking "
-				   "anonymously",
-				   where);
-		else if (!(basic = basic_header(c))) {
-			ret = -ENOMEM;
-			goto out;
-		}
+	if (c->username && secret_ok(c, url, where) && !(basic = basic_header(c))) {
+		ret = -ENOMEM;
+		goto out;
 	}
 	rq.method = "GET";
 	rq.url = url;
@@ -375,24 +474,8 @@ static int fetch_token(struct oci_client *c, const char *realm, const char *serv
 		ret = ret == -EACCES || ret == -ENOENT || ret == -EINVAL ? -EACCES : ret;
 		goto out;
 	}
-	root = json_loadb(rs.body.data ? rs.body.data : "", rs.body.len, 0, NULL);
-	tok = json_string_value(json_object_get(root, "token"));
-	if (!tok || !tok[0])
-		tok = json_string_value(json_object_get(root, "access_token"));
-	v = json_object_get(root, "expires_in");
-	if (json_is_integer(v) && json_integer_value(v) > 0 &&
-	    json_integer_value(v) < 365L * 86400)
-		expires = (long)json_integer_value(v);
-	if (!token_ok(tok)) {
-		snprintf(why, why_len, "token from %s: no usable token in the answer",
-			 where);
-		ret = -EACCES;
-		goto out;
-	}
-	store_token(c, key, tok, expires);
+	ret = take_token(c, &rs, key, hdr, where, why, why_len);
 out:
-	if (root)
-		json_decref(root);
 	if (rs.body.data)
 		explicit_bzero(rs.body.data, rs.body.len);
 	http_resp_clear(&rs);
@@ -426,13 +509,7 @@ int auth_header(struct oci_client *c, const char *scope, char **hdr, char *why,
 	if (ret || !realm)
 		goto out;
 	/* The registry wants tokens: get one now rather than after a 401. */
-	ret = fetch_token(c, realm, service, scope, key, why, why_len);
-	if (!ret) {
-		pthread_mutex_lock(&c->auth_lock);
-		*hdr = cached_locked(c, key);
-		pthread_mutex_unlock(&c->auth_lock);
-		ret = *hdr ? 0 : -ENOMEM;
-	}
+	ret = fetch_token(c, realm, service, scope, key, hdr, why, why_len);
 out:
 	if (ret == -ENOMEM)
 		snprintf(why, why_len, "out of memory");
@@ -485,9 +562,19 @@ int auth_challenge(struct oci_client *c, const char *www_auth, const char *scope
 	drop_locked(c, key);
 	pthread_mutex_unlock(&c->auth_lock);
 	/* The registry knows best what the request needs (e.g. delete). */
-	ret = fetch_token(c, ch.realm, ch.service, ch.scope ? ch.scope : scope, key, why,
-			  why_len);
+	ret = fetch_token(c, ch.realm, ch.service, ch.scope ? ch.scope : scope, key, NULL,
+			  why, why_len);
 out:
 	challenge_clear(&ch);
 	return ret;
+}
+
+void auth_denied_cause(const struct oci_client *c, const char *scope, char *why,
+		       size_t why_len)
+{
+	size_t n = strlen(why);
+
+	if (n + 1 < why_len)
+		snprintf(why + n, why_len - n, " (registry %s, scope %s)", c->registry,
+			 scope && scope[0] ? scope : "none");
 }

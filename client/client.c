@@ -76,7 +76,7 @@ int oci_client_new(const struct oci_client_opts *opts, struct oci_client **out)
 {
 	struct oci_client *c;
 	bool fail = false;
-	int i;
+	int i, ret;
 
 	*out = NULL;
 	if (!registry_valid(opts->registry)) {
@@ -107,6 +107,7 @@ int oci_client_new(const struct oci_client_opts *opts, struct oci_client **out)
 	c->key_file = dup_opt(opts->key_file, &fail);
 	c->username = dup_opt(opts->username, &fail);
 	c->password = dup_opt(opts->password, &fail);
+	c->identity_token = dup_opt(opts->identity_token, &fail);
 	if (asprintf(&c->base, "%s://%s", c->plain_http ? "http" : "https",
 		     opts->registry) < 0) {
 		c->base = NULL;
@@ -115,6 +116,15 @@ int oci_client_new(const struct oci_client_opts *opts, struct oci_client **out)
 	c->share = curl_share_init();
 	if (fail || !c->share)
 		goto nomem;
+	/* A missing certificate file is the user's typo: say so now rather
+	 * than failing every request with a TLS error. */
+	ret = tls_check_files(c);
+	if (!ret && !c->plain_http)
+		ret = tls_certs_d(c);
+	if (ret) {
+		oci_client_free(c);
+		return ret;
+	}
 	if (curl_share_setopt(c->share, CURLSHOPT_USERDATA, c) ||
 	    curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock) ||
 	    curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock) ||
@@ -150,6 +160,8 @@ void oci_client_free(struct oci_client *c)
 	free(c->key_file);
 	free(c->username);
 	auth_free_secret(c->password);
+	auth_free_secret(c->identity_token);
+	free(c->certs_d_ca);
 	free(c);
 }
 

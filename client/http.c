@@ -312,16 +312,7 @@ static void set_common(struct oci_client *c, CURL *h, const struct http_req *rq)
 	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS,
 			 (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-	if (c->insecure) {
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
-	if (c->ca_file)
-		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
-	if (c->cert_file)
-		curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
-	if (c->key_file)
-		curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
+	tls_setup(c, h);
 	if (rq->follow) {
 		/* Without CURLOPT_UNRESTRICTED_AUTH curl drops Authorization
 		 * (ours included) when a redirect changes host, port or
@@ -341,8 +332,9 @@ static void set_method(CURL *h, const struct http_req *rq, struct xfer *x)
 		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
 	} else if (!strcmp(m, "POST")) {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)(rq->body ? rq->body_len : 0));
 	} else if (!strcmp(m, "PUT") || !strcmp(m, "PATCH")) {
 		uint64_t len = rq->in_fd >= 0 ? rq->in_len : rq->body_len;
 		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
@@ -593,6 +585,8 @@ int http_request(struct oci_client *c, const struct http_req *rq, struct http_re
 		snprintf(cause, sizeof(cause), "%ld%s%s%s%s", rs->status,
 			 rs->errcode[0] ? " " : "", rs->errcode, msg[0] ? ": " : "", msg);
 out:
+	if (ret == -EACCES && own)
+		auth_denied_cause(c, rq->scope, cause, sizeof(cause));
 	if (ret) {
 		snprintf(rs->cause, sizeof(rs->cause), "%s", cause);
 		http_log_path(c, rq->url, where, sizeof(where));

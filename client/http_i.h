@@ -34,6 +34,8 @@ struct oci_client {
 	char *key_file;
 	char *username;
 	char *password;
+	char *identity_token; /* OAuth2 refresh token; never logged */
+	char *certs_d_ca;     /* certs.d/<host>/ca.crt, or NULL */
 	long connect_timeout;
 	long low_speed_time;
 
@@ -140,6 +142,20 @@ int auth_header(struct oci_client *c, const char *scope, char **hdr, char *why,
 int auth_challenge(struct oci_client *c, const char *www_auth, const char *scope,
 		   bool sent_credentials, char *why, size_t why_len) WUR;
 void auth_free(struct oci_client *c);
+/* Append the registry and the scope to why: the one line a refused
+ * request logs says who refused what (never with a secret). */
+void auth_denied_cause(const struct oci_client *c, const char *scope, char *why,
+		       size_t why_len);
+
+/* tls.c */
+/* The per-host convention of docker and helm: ${CHARTFS_CERTS_D:-
+ * /etc/docker/certs.d}/<host>/ca.crt, client.cert and client.key, for
+ * what the options leave unset. 0 or -errno. */
+int tls_certs_d(struct oci_client *c) WUR;
+/* Check that the TLS files exist and are readable, logging which is not. */
+int tls_check_files(const struct oci_client *c) WUR;
+/* Verification, extra CAs and the client certificate on one handle. */
+void tls_setup(struct oci_client *c, CURL *h);
 /* Overwrite then free a secret. */
 void auth_free_secret(char *s);
 

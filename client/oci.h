@@ -53,8 +53,11 @@ struct oci_client_opts {
 	const char *key_file;  /* its key, or NULL */
 	const char *username;  /* basic credentials, or NULL for anonymous */
 	const char *password;  /* ...; never logged */
-	long connect_timeout;  /* seconds; 0 = default 10 */
-	long low_speed_time;   /* seconds below 1 KiB/s before EIO; 0 = default 30 */
+	/* An OAuth2 refresh token (docker's "identitytoken"), POSTed to a
+	 * bearer realm; or NULL. Never logged. */
+	const char *identity_token;
+	long connect_timeout; /* seconds; 0 = default 10 */
+	long low_speed_time;  /* seconds below 1 KiB/s before EIO; 0 = default 30 */
 };
 
 struct oci_buf {

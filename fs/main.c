@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "client/creds.h"
 #include "common/log.h"
 
 struct options {
@@ -25,6 +26,9 @@ struct options {
 	char *ca_file;
 	char *cert_file;
 	char *key_file;
+	char *registry_config;
+	char *username;
+	char *password_file;
 	int nonopts;
 };
 
@@ -43,6 +47,9 @@ static const struct fuse_opt chartfs_opts[] = {
 	OPT("ca_file=%s", ca_file),
 	OPT("cert_file=%s", cert_file),
 	OPT("key_file=%s", key_file),
+	OPT("registry_config=%s", registry_config),
+	OPT("username=%s", username),
+	OPT("password_file=%s", password_file),
 	FUSE_OPT_END,
 };
 
@@ -53,6 +60,9 @@ static const char *const help_lines[] = {
 	"    -o ca_file=FILE        trust the CA certificates in FILE too",
 	"    -o cert_file=FILE      client certificate for mutual TLS",
 	"    -o key_file=FILE       key of the client certificate",
+	"    -o registry_config=FILE  read credentials from this config.json first",
+	"    -o username=NAME       log in as NAME (with -o password_file)",
+	"    -o password_file=FILE  the password, from a file only its owner can read",
 	"    -o cache_dir=DIR       blob cache (default ${XDG_CACHE_HOME:-~/.cache}/chartfs)",
 	"    -o ttl=SECONDS         trust tag lists and tag digests this long (default 30)",
 	"    -o parallel=N          manifests fetched at once when listing (default 8)",
@@ -174,6 +184,37 @@ static char *default_cache_dir(void)
 	return s;
 }
 
+/* Credentials for host: -o username + password_file, else the config
+ * files helm and docker use, else none (anonymous). */
+static int find_creds(const struct options *o, const char *host, struct oci_creds *cr)
+{
+	int ret;
+
+	memset(cr, 0, sizeof(*cr));
+	if (!o->username != !o->password_file) {
+		fprintf(stderr,
+			"chartfs: -o username and -o password_file go together\n");
+		return -EINVAL;
+	}
+	if (o->username) {
+		cr->username = strdup(o->username);
+		if (!cr->username)
+			return -ENOMEM;
+		ret = oci_creds_password_file(o->password_file, &cr->password);
+		if (ret)
+			oci_creds_clear(cr);
+		else
+			snprintf(cr->source, sizeof(cr->source), "-o username");
+		return ret;
+	}
+	ret = oci_creds_lookup(host, o->registry_config, cr);
+	if (ret == -ENOENT) {
+		log_info("chartfs: no credentials for %s: anonymous", host);
+		return 0;
+	}
+	return ret;
+}
+
 static struct model *hup_model;
 
 static void on_sighup(int sig)
@@ -199,12 +240,13 @@ int main(int argc, char *argv[])
 	struct options o = {0};
 	struct chartfs c = {0};
 	struct oci_client_opts copts = {0};
+	struct oci_creds creds = {0};
 	struct model_opts mopts = {0};
 	struct fuse_loop_config *lcfg = NULL;
 	struct fuse *fuse = NULL;
 	char *host = NULL, *prefix = NULL, *fsname = NULL;
 	unsigned ttl = 30, parallel = 8;
-	int ret = 1, mounted = 0;
+	int ret = 1, mounted = 0, err;
 
 	fuse_set_log_func(fuse_log_adapter);
 	if (fuse_opt_parse(&args, &o, chartfs_opts, opt_proc) != 0)
@@ -251,6 +293,12 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 
+	if (find_creds(&o, host, &creds) != 0) {
+		fprintf(stderr, "chartfs: cannot read the credentials for %s\n", host);
+		goto out;
+	}
+	if (creds.source[0])
+		log_info("chartfs: credentials for %s from %s", host, creds.source);
 	copts = (struct oci_client_opts){
 	    .registry = host,
 	    .plain_http = o.plain_http,
@@ -258,17 +306,34 @@ int main(int argc, char *argv[])
 	    .ca_file = o.ca_file,
 	    .cert_file = o.cert_file,
 	    .key_file = o.key_file,
+	    .username = creds.username,
+	    .password = creds.password,
+	    .identity_token = creds.identity_token,
 	};
 	if (o.insecure)
 		log_warn("chartfs: -o insecure: the registry's TLS certificate is not "
 			 "verified");
-	if (oci_client_new(&copts, &c.client) != 0) {
+	err = oci_client_new(&copts, &c.client);
+	/* The client keeps its own copies: wipe ours now. */
+	oci_creds_clear(&creds);
+	if (err != 0) {
 		fprintf(stderr, "chartfs: cannot set up the registry client\n");
 		goto out;
 	}
 	/* Fail here, before mounting, so a typo or a dead registry is an error
 	 * the user sees rather than an empty mount. */
-	if (oci_ping(c.client) != 0) {
+	err = oci_ping(c.client);
+	if (err == -EACCES) {
+		/* It answered as a registry does, with a challenge: public
+		 * repositories may still be readable, the rest is EACCES. */
+		log_warn("chartfs: %s refused %s: mounting anyway; what needs "
+			 "credentials fails with EACCES",
+			 oci_client_base_url(c.client),
+			 copts.username || copts.identity_token ? "the credentials"
+								: "anonymous access");
+		err = 0;
+	}
+	if (err != 0) {
 		fprintf(stderr, "chartfs: %s does not answer as an OCI registry\n",
 			oci_client_base_url(c.client));
 		goto out;
@@ -344,6 +409,10 @@ out:
 	free(o.ca_file);
 	free(o.cert_file);
 	free(o.key_file);
+	free(o.registry_config);
+	free(o.username);
+	free(o.password_file);
+	oci_creds_clear(&creds);
 	fuse_opt_free_args(&args);
 	return ret;
 }
