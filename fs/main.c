@@ -23,6 +23,8 @@ struct options {
 	char *cache_dir;
 	char *ttl;
 	char *parallel;
+	char *connect_timeout;
+	char *io_timeout;
 	char *ca_file;
 	char *cert_file;
 	char *key_file;
@@ -44,6 +46,8 @@ static const struct fuse_opt chartfs_opts[] = {
 	OPT("cache_dir=%s", cache_dir),
 	OPT("ttl=%s", ttl),
 	OPT("parallel=%s", parallel),
+	OPT("connect_timeout=%s", connect_timeout),
+	OPT("io_timeout=%s", io_timeout),
 	OPT("ca_file=%s", ca_file),
 	OPT("cert_file=%s", cert_file),
 	OPT("key_file=%s", key_file),
@@ -66,6 +70,8 @@ static const char *const help_lines[] = {
 	"    -o cache_dir=DIR       blob cache (default ${XDG_CACHE_HOME:-~/.cache}/chartfs)",
 	"    -o ttl=SECONDS         trust tag lists and tag digests this long (default 30)",
 	"    -o parallel=N          manifests fetched at once when listing (default 8)",
+	"    -o connect_timeout=S   give up connecting after S seconds (default 10)",
+	"    -o io_timeout=S        give up when under 1 KiB/s for S seconds (default 30)",
 	"    -o immutable           refuse to replace an existing tag (EEXIST)",
 	"    -h, --help             print this help and exit",
 	"    -V, --version          print the version and exit",
@@ -245,7 +251,7 @@ int main(int argc, char *argv[])
 	struct fuse_loop_config *lcfg = NULL;
 	struct fuse *fuse = NULL;
 	char *host = NULL, *prefix = NULL, *fsname = NULL;
-	unsigned ttl = 30, parallel = 8;
+	unsigned ttl = 30, parallel = 8, connect_timeout = 10, io_timeout = 30;
 	int ret = 1, mounted = 0, err;
 
 	fuse_set_log_func(fuse_log_adapter);
@@ -281,6 +287,12 @@ int main(int argc, char *argv[])
 		goto out;
 	if (o.parallel && parse_uint("parallel", o.parallel, 64, &parallel) != 0)
 		goto out;
+	if (o.connect_timeout &&
+	    parse_uint("connect_timeout", o.connect_timeout, 3600, &connect_timeout) != 0)
+		goto out;
+	if (o.io_timeout &&
+	    parse_uint("io_timeout", o.io_timeout, 3600, &io_timeout) != 0)
+		goto out;
 
 	c.cache_dir = o.cache_dir ? strdup(o.cache_dir) : default_cache_dir();
 	if (!c.cache_dir || mkdir_p(c.cache_dir) != 0) {
@@ -309,6 +321,8 @@ int main(int argc, char *argv[])
 	    .username = creds.username,
 	    .password = creds.password,
 	    .identity_token = creds.identity_token,
+	    .connect_timeout = (long)connect_timeout,
+	    .low_speed_time = (long)io_timeout,
 	};
 	if (o.insecure)
 		log_warn("chartfs: -o insecure: the registry's TLS certificate is not "
@@ -406,6 +420,8 @@ out:
 	free(o.cache_dir);
 	free(o.ttl);
 	free(o.parallel);
+	free(o.connect_timeout);
+	free(o.io_timeout);
 	free(o.ca_file);
 	free(o.cert_file);
 	free(o.key_file);
