@@ -5,6 +5,7 @@
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,11 +92,30 @@ static void usage(const char *prog)
 	printf("\n");
 }
 
+/* Options that /etc/fstab and systemd give mount(8), not the filesystem:
+ * accepted and ignored, as other FUSE filesystems do. */
+static bool mount_only_option(const char *arg)
+{
+	static const char *const ignored[] = {"_netdev",  "noauto",  "auto",   "nofail",
+					      "defaults", "user",    "nouser", "users",
+					      "rw",	  "comment", NULL};
+	size_t i;
+
+	if (!strncmp(arg, "x-", 2) || !strncmp(arg, "comment=", 8))
+		return true;
+	for (i = 0; ignored[i]; i++)
+		if (!strcmp(arg, ignored[i]))
+			return true;
+	return false;
+}
+
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct options *o = data;
 
 	(void)outargs;
+	if (key == FUSE_OPT_KEY_OPT && mount_only_option(arg))
+		return 0;
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1;
 	/* The first bare argument is the registry; the second is the mount
