@@ -36,6 +36,7 @@ struct chartfs {
 	struct model *model;
 	unsigned ttl;
 	bool immutable; /* -o immutable: never replace an existing tag */
+	bool read_only; /* -o ro: no writes, so no file handles either */
 	uid_t uid;
 	gid_t gid;
 	char *cache_dir;

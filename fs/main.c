@@ -21,6 +21,7 @@ struct options {
 	int plain_http;
 	int insecure;
 	int immutable;
+	int ro;
 	char *cache_dir;
 	char *ttl;
 	char *parallel;
@@ -44,6 +45,7 @@ static const struct fuse_opt chartfs_opts[] = {
 	OPT("plain_http", plain_http),
 	OPT("insecure", insecure),
 	OPT("immutable", immutable),
+	OPT("ro", ro),
 	OPT("cache_dir=%s", cache_dir),
 	OPT("ttl=%s", ttl),
 	OPT("parallel=%s", parallel),
@@ -377,6 +379,10 @@ int main(int argc, char *argv[])
 		goto out;
 	c.ttl = ttl;
 	c.immutable = o.immutable;
+	c.read_only = o.ro;
+	/* "ro" was taken out of the arguments to see it: the kernel needs it too. */
+	if (o.ro && fuse_opt_add_arg(&args, "-oro") != 0)
+		goto out;
 	pthread_mutex_init(&c.up_lock, NULL);
 	c.uid = getuid();
 	c.gid = getgid();
@@ -415,7 +421,8 @@ int main(int argc, char *argv[])
 		if (!lcfg)
 			goto out_signals;
 		fuse_loop_cfg_set_clone_fd(lcfg, (unsigned)fopts.clone_fd);
-		fuse_loop_cfg_set_idle_threads(lcfg, fopts.max_idle_threads);
+		if (fopts.max_idle_threads <= 100000)
+			fuse_loop_cfg_set_idle_threads(lcfg, fopts.max_idle_threads);
 		/* Unset, libfuse 3.14 reports UINT_MAX and warns if passed on. */
 		if (fopts.max_threads && fopts.max_threads <= 100000)
 			fuse_loop_cfg_set_max_threads(lcfg, fopts.max_threads);

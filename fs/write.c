@@ -140,7 +140,7 @@ int chartfs_write(const char *path, const char *buf, size_t size, off_t off,
 	ssize_t n;
 
 	(void)path;
-	if (!h->up)
+	if (!h || !h->up)
 		return -EBADF;
 	do
 		n = pwrite(h->fd, buf, size, off);
@@ -159,7 +159,11 @@ int chartfs_flush(const char *path, struct fuse_file_info *fi)
 	int ret;
 
 	(void)path;
-	if (!h->up || !h->up->dirty)
+	/* A read-only mount has nothing to push: ENOSYS stops the kernel
+	 * sending FLUSH at all (its files have no OPEN, hence no noflush). */
+	if (c->read_only)
+		return -ENOSYS;
+	if (!h || !h->up || !h->up->dirty)
 		return 0;
 	/* Push at flush so cp sees the result in close(2). */
 	h->up->dirty = false;
@@ -175,7 +179,7 @@ int chartfs_flush(const char *path, struct fuse_file_info *fi)
 int chartfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
 	struct chartfs *c = chartfs_ctx();
-	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL; /* may be 0 */
 	struct upload *up = h ? h->up : chartfs_upload_find(c, path);
 	int ret;
 
@@ -257,7 +261,7 @@ int chartfs_rename(const char *from, const char *to, unsigned int flags)
 static int setattr_result(const char *path, struct fuse_file_info *fi)
 {
 	struct chartfs *c = chartfs_ctx();
-	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL; /* may be 0 */
 	struct upload *up;
 
 	if (h && h->up)

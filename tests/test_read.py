@@ -477,3 +477,22 @@ def test_man_page_documents_every_option(chartfs_bin):
         man = f.read()
     man_opts = set(re.findall(r"\\-o\\? (\w+)", man))
     assert opts and opts <= man_opts, opts - man_opts
+
+
+def test_read_only_mount_serves_charts_without_handles(registry, mount, helm4, tmp_path):
+    """-o ro: no OPEN/FLUSH/RELEASE round trips (the kernel is told there is
+    nothing to open), yet every file reads as helm pulls it."""
+    m = mount(registry.host, opts=("plain_http", "ro"))
+    pulled = helm4.pull_untar(registry.host, REPO, "0.2.0", str(tmp_path / "pull"))
+    r = subprocess.run(["diff", "-r", pulled, m.path(REPO, "0.2.0")], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    pkg = m.path(REPO, "helm-oci-test-0.2.0.tgz")
+    data = open(pkg, "rb").read()
+    assert len(data) == os.stat(pkg).st_size and data[:2] == b"\x1f\x8b"
+    r = subprocess.run(["grep", "-rl", "kind: Deployment", m.path("charts")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr == ""
+    with pytest.raises(OSError) as e:
+        open(m.path(REPO, "0.2.0", "Chart.yaml"), "a")
+    assert e.value.errno == errno.EROFS
