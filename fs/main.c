@@ -22,6 +22,7 @@ struct options {
 	int insecure;
 	int immutable;
 	int ro;
+	int show_signatures;
 	char *cache_dir;
 	char *ttl;
 	char *parallel;
@@ -46,6 +47,7 @@ static const struct fuse_opt chartfs_opts[] = {
 	OPT("insecure", insecure),
 	OPT("immutable", immutable),
 	OPT("ro", ro),
+	OPT("show_signatures", show_signatures),
 	OPT("cache_dir=%s", cache_dir),
 	OPT("ttl=%s", ttl),
 	OPT("parallel=%s", parallel),
@@ -76,6 +78,7 @@ static const char *const help_lines[] = {
 	"    -o connect_timeout=S   give up connecting after S seconds (default 10)",
 	"    -o io_timeout=S        give up when under 1 KiB/s for S seconds (default 30)",
 	"    -o immutable           refuse to replace an existing tag (EEXIST)",
+	"    -o show_signatures     list sha256-<digest>.sig/.att/.sbom tags too",
 	"    -h, --help             print this help and exit",
 	"    -V, --version          print the version and exit",
 };
@@ -374,7 +377,10 @@ int main(int argc, char *argv[])
 			oci_client_base_url(c.client));
 		goto out;
 	}
-	mopts = (struct model_opts){.prefix = prefix, .ttl = ttl, .parallel = parallel};
+	mopts = (struct model_opts){.prefix = prefix,
+				    .ttl = ttl,
+				    .parallel = parallel,
+				    .show_signatures = o.show_signatures};
 	if (model_new(&mopts, c.client, c.bc, &c.model) != 0)
 		goto out;
 	c.ttl = ttl;

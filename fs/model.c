@@ -27,6 +27,7 @@ int model_new(const struct model_opts *o, struct oci_client *client, struct blob
 	m->bc = bc;
 	m->ttl = o->ttl;
 	m->parallel = o->parallel ? o->parallel : 8;
+	m->show_signatures = o->show_signatures;
 	m->start = time(NULL);
 	*out = m;
 	return 0;
@@ -284,8 +285,8 @@ static int list_kids_locked(struct ns_node *node, time_t mtime, model_fill_fn fi
 	return 0;
 }
 
-static int list_tags_locked(struct ns_node *node, time_t mtime, model_fill_fn fill,
-			    void *arg)
+static int list_tags_locked(struct model *m, struct ns_node *node, time_t mtime,
+			    model_fill_fn fill, void *arg)
 {
 	struct repo *r = node->repo;
 	char pkg[512];
@@ -298,6 +299,9 @@ static int list_tags_locked(struct ns_node *node, time_t mtime, model_fill_fn fi
 
 		/* A kid namespace shadows a tag of the same name (see path.c). */
 		if (ns_child(node, t->tag) && ns_visible(ns_child(node, t->tag)))
+			continue;
+		/* Signatures stay reachable by name, as `crane ls -O` hides them. */
+		if (!m->show_signatures && path_is_signature_tag(t->tag))
 			continue;
 		ret = fill(arg, &e);
 		if (ret)
@@ -340,7 +344,7 @@ int model_list(struct model *m, struct ns_node *node, model_fill_fn fill, void *
 	pthread_mutex_lock(&m->lock);
 	ret = list_kids_locked(node, m->start, fill, arg);
 	if (!ret && is_repo)
-		ret = list_tags_locked(node, m->start, fill, arg);
+		ret = list_tags_locked(m, node, m->start, fill, arg);
 	pthread_mutex_unlock(&m->lock);
 	return ret;
 }

@@ -57,9 +57,10 @@ struct model_entry {
 typedef int (*model_fill_fn)(void *arg, const struct model_entry *e);
 
 struct model_opts {
-	const char *prefix; /* repository prefix scoping the mount, or NULL */
-	unsigned ttl;	    /* seconds names are trusted */
-	unsigned parallel;  /* manifests fetched at once when listing */
+	const char *prefix;   /* repository prefix scoping the mount, or NULL */
+	unsigned ttl;	      /* seconds names are trusted */
+	unsigned parallel;    /* manifests fetched at once when listing */
+	bool show_signatures; /* list sha256-<hex>.sig/.att/.sbom tags too */
 };
 
 int model_new(const struct model_opts *o, struct oci_client *client, struct blobcache *bc,

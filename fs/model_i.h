@@ -24,6 +24,7 @@ struct model {
 	struct blobcache *bc;
 	char *prefix;
 	unsigned ttl, parallel;
+	bool show_signatures;
 	time_t start;
 	struct timespec catalog_at;
 	bool catalog_loading;

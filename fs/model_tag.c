@@ -296,6 +296,9 @@ int model_refresh_manifests(struct model *m, struct ns_node *node)
 		for (i = 0; i < r->ntags; i++) {
 			if (r->tags[i]->man && fresh(m, r->tags[i]->checked))
 				continue;
+			/* Hidden from the listing: fetched only when opened. */
+			if (!m->show_signatures && path_is_signature_tag(r->tags[i]->tag))
+				continue;
 			owned[n] = strdup(r->tags[i]->tag);
 			if (owned[n])
 				n++;

@@ -223,3 +223,18 @@ int path_resolve(struct ns_node *root, const char *path, struct path_res *res)
 		return 0;
 	}
 }
+
+bool path_is_signature_tag(const char *tag)
+{
+	size_t i;
+
+	if (strncmp(tag, "sha256-", 7) != 0)
+		return false;
+	for (i = 7; i < 71; i++)
+		if (!((tag[i] >= '0' && tag[i] <= '9') ||
+		      (tag[i] >= 'a' && tag[i] <= 'f')))
+			return false;
+	tag += 71;
+	return !*tag || !strcmp(tag, ".sig") || !strcmp(tag, ".att") ||
+	       !strcmp(tag, ".sbom");
+}

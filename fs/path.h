@@ -82,4 +82,9 @@ int path_resolve(struct ns_node *root, const char *path, struct path_res *res) W
  * into tag (size tagsz) and return true. */
 bool path_pkg_tag(const char *last, const char *name, char *tag, size_t tagsz);
 
+/* True for the tags signing tools attach to an image or chart:
+ * "sha256-<64 hex>" optionally followed by ".sig", ".att" or ".sbom"
+ * (cosign's naming); listings hide them unless asked. */
+bool path_is_signature_tag(const char *tag);
+
 #endif

@@ -496,3 +496,16 @@ def test_read_only_mount_serves_charts_without_handles(registry, mount, helm4, t
     with pytest.raises(OSError) as e:
         open(m.path(REPO, "0.2.0", "Chart.yaml"), "a")
     assert e.value.errno == errno.EROFS
+
+
+def test_signature_tags_are_hidden_unless_asked(registry_factory, mount):
+    reg = registry_factory()
+    image = [(b"layer", "application/vnd.oci.image.layer.v1.tar")]
+    digest = reg.push_artifact("apps/web", "1.0.0", image)
+    sig = "sha256-%s.sig" % digest[7:]
+    reg.push_artifact("apps/web", sig, [(b"sig", "application/vnd.dev.cosign.simplesigning.v1+json")])
+    m = mount(reg.host)
+    assert ls(m.path("apps/web")) == ["1.0.0"]
+    assert os.path.isdir(m.path("apps/web", sig))  # still reachable by name
+    m2 = mount(reg.host, opts=("plain_http", "show_signatures"))
+    assert ls(m2.path("apps/web")) == ["1.0.0", sig]

@@ -1,5 +1,6 @@
 /* test_path.c - the path model: tree building and path classification. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fs/path.h"
@@ -84,6 +85,24 @@ static void test_pkg(void)
 	   "build metadata tag (+ written as _)");
 }
 
+static void test_signatures(void)
+{
+	const char *hex =
+	    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	char tag[129];
+
+	snprintf(tag, sizeof(tag), "sha256-%s.sig", hex);
+	ok(path_is_signature_tag(tag), "cosign signature tag");
+	snprintf(tag, sizeof(tag), "sha256-%s.att", hex);
+	ok(path_is_signature_tag(tag), "attestation tag");
+	snprintf(tag, sizeof(tag), "sha256-%s", hex);
+	ok(path_is_signature_tag(tag), "referrers fallback tag");
+	snprintf(tag, sizeof(tag), "sha256-%s.tgz", hex);
+	ok(!path_is_signature_tag(tag), "other suffix is a normal tag");
+	ok(!path_is_signature_tag("sha256-abc.sig"), "short digest is a normal tag");
+	ok(!path_is_signature_tag("1.0.0"), "a version");
+}
+
 static void test_time(void)
 {
 	ok(timefmt_parse_rfc3339("1970-01-01T00:00:10Z") == 10, "UTC");
@@ -98,6 +117,7 @@ int main(void)
 {
 	test_tree();
 	test_pkg();
+	test_signatures();
 	test_time();
 	return tap_done();
 }
