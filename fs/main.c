@@ -23,6 +23,7 @@ struct options {
 	int immutable;
 	int ro;
 	int show_signatures;
+	int offline;
 	char *cache_dir;
 	char *ttl;
 	char *parallel;
@@ -48,6 +49,7 @@ static const struct fuse_opt chartfs_opts[] = {
 	OPT("immutable", immutable),
 	OPT("ro", ro),
 	OPT("show_signatures", show_signatures),
+	OPT("offline", offline),
 	OPT("cache_dir=%s", cache_dir),
 	OPT("ttl=%s", ttl),
 	OPT("parallel=%s", parallel),
@@ -79,6 +81,7 @@ static const char *const help_lines[] = {
 	"    -o io_timeout=S        give up when under 1 KiB/s for S seconds (default 30)",
 	"    -o immutable           refuse to replace an existing tag (EEXIST)",
 	"    -o show_signatures     list sha256-<digest>.sig/.att/.sbom tags too",
+	"    -o offline             serve only what the cache holds; never ask the registry",
 	"    -h, --help             print this help and exit",
 	"    -V, --version          print the version and exit",
 };
@@ -361,7 +364,7 @@ int main(int argc, char *argv[])
 	}
 	/* Fail here, before mounting, so a typo or a dead registry is an error
 	 * the user sees rather than an empty mount. */
-	err = oci_ping(c.client);
+	err = o.offline ? 0 : oci_ping(c.client);
 	if (err == -EACCES) {
 		/* It answered as a registry does, with a challenge: public
 		 * repositories may still be readable, the rest is EACCES. */
@@ -380,14 +383,16 @@ int main(int argc, char *argv[])
 	mopts = (struct model_opts){.prefix = prefix,
 				    .ttl = ttl,
 				    .parallel = parallel,
-				    .show_signatures = o.show_signatures};
+				    .show_signatures = o.show_signatures,
+				    .offline = o.offline};
 	if (model_new(&mopts, c.client, c.bc, &c.model) != 0)
 		goto out;
 	c.ttl = ttl;
 	c.immutable = o.immutable;
-	c.read_only = o.ro;
+	/* Offline, nothing could be pushed: the mount is read-only. */
+	c.read_only = o.ro || o.offline;
 	/* "ro" was taken out of the arguments to see it: the kernel needs it too. */
-	if (o.ro && fuse_opt_add_arg(&args, "-oro") != 0)
+	if (c.read_only && fuse_opt_add_arg(&args, "-oro") != 0)
 		goto out;
 	pthread_mutex_init(&c.up_lock, NULL);
 	c.uid = getuid();

@@ -28,6 +28,7 @@ int model_new(const struct model_opts *o, struct oci_client *client, struct blob
 	m->ttl = o->ttl;
 	m->parallel = o->parallel ? o->parallel : 8;
 	m->show_signatures = o->show_signatures;
+	m->offline = o->offline;
 	m->start = time(NULL);
 	*out = m;
 	return 0;
@@ -136,8 +137,9 @@ static void refresh_catalog(struct model *m)
 		strv_free(&names);
 		return;
 	}
-	ret = oci_catalog(m->client, &names);
-	if (ret == 0)
+	/* Offline with no snapshot: an empty root, not an error. */
+	ret = m->offline ? 0 : oci_catalog(m->client, &names);
+	if (ret == 0 && !m->offline)
 		model_snap_save_catalog(m, &names);
 
 	pthread_mutex_lock(&m->lock);

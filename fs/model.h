@@ -61,6 +61,7 @@ struct model_opts {
 	unsigned ttl;	      /* seconds names are trusted */
 	unsigned parallel;    /* manifests fetched at once when listing */
 	bool show_signatures; /* list sha256-<hex>.sig/.att/.sbom tags too */
+	bool offline;	      /* serve only what the cache holds, never ask */
 };
 
 int model_new(const struct model_opts *o, struct oci_client *client, struct blobcache *bc,

@@ -114,7 +114,8 @@ int model_snap_load_tags(struct model *m, struct ns_node *node, const char *name
 	size_t len, i;
 	int ret;
 
-	ret = key ? meta_get(m->bc, key, m->ttl, &text, &len, &age) : -ENOMEM;
+	ret = key ? meta_get(m->bc, key, m->offline ? ~0u : m->ttl, &text, &len, &age)
+		  : -ENOMEM;
 	if (ret)
 		goto out;
 	root = json_loadb(text, len, 0, NULL);
@@ -194,7 +195,8 @@ int model_snap_load_catalog(struct model *m, struct strv *names, unsigned *age)
 	size_t len, i;
 	int ret;
 
-	ret = key ? meta_get(m->bc, key, m->ttl, &text, &len, age) : -ENOMEM;
+	ret = key ? meta_get(m->bc, key, m->offline ? ~0u : m->ttl, &text, &len, age)
+		  : -ENOMEM;
 	if (ret)
 		goto out;
 	arr = json_loadb(text, len, 0, NULL);

@@ -193,7 +193,10 @@ int model_refresh_tags(struct model *m, struct ns_node *node)
 		free(name);
 		return 0;
 	}
-	ret = name ? oci_tags(m->client, name, &tags) : -ENOMEM;
+	if (m->offline)
+		ret = name ? -ENOENT : -ENOMEM;
+	else
+		ret = name ? oci_tags(m->client, name, &tags) : -ENOMEM;
 	if (ret == 0)
 		strv_sort_uniq(&tags);
 
@@ -305,7 +308,7 @@ int model_refresh_manifests(struct model *m, struct ns_node *node)
 		}
 	}
 	pthread_mutex_unlock(&m->lock);
-	if (!n)
+	if (!n || m->offline)
 		goto out;
 
 	name = model_repo_name(m, node);
@@ -368,6 +371,8 @@ int model_tag_get(struct model *m, struct ns_node *node, const char *tag,
 	}
 	pthread_mutex_unlock(&m->lock);
 
+	if (m->offline)
+		return -ENOENT;
 	name = model_repo_name(m, node);
 	if (!name)
 		return -ENOMEM;
@@ -447,8 +452,13 @@ int model_tag_blob(struct model *m, struct ns_node *node, struct model_tag *t,
 	if (!name)
 		return -ENOMEM;
 	a = (struct fetch_arg){m->client, name, t->chart->digest};
-	ret = blobcache_get(m->bc, t->chart->digest, t->chart->size, fetch_blob, &a, buf,
-			    sizeof(buf));
+	ret = blobcache_get(m->bc, t->chart->digest, t->chart->size,
+			    m->offline ? NULL : fetch_blob, &a, buf, sizeof(buf));
+	if (ret == -ENOENT && m->offline) {
+		log_warn("fs: %s: chart %s is not in the cache and the mount is offline",
+			 name, t->chart->digest);
+		ret = -EIO;
+	}
 	free(name);
 	if (ret)
 		return ret;

@@ -509,3 +509,26 @@ def test_signature_tags_are_hidden_unless_asked(registry_factory, mount):
     assert os.path.isdir(m.path("apps/web", sig))  # still reachable by name
     m2 = mount(reg.host, opts=("plain_http", "show_signatures"))
     assert ls(m2.path("apps/web")) == ["1.0.0", sig]
+
+
+def test_offline_mount_serves_the_cache(registry_factory, mount, helm4, chart_dirs, tmp_path):
+    """-o offline: what earlier mounts fetched is served without the registry."""
+    reg = registry_factory()
+    helm4.push(helm4.package(chart_dirs["helm-oci-test-0.1.0"]), reg.host, "charts")
+    helm4.push(helm4.package(chart_dirs["helm-oci-test-0.2.0"]), reg.host, "charts")
+    cache = str(tmp_path / "cache")
+    m = mount(reg.host, opts=("plain_http", "ttl=1"), cache_dir=cache)
+    repo = m.path("charts/helm-oci-test")
+    listing = ls(repo)
+    values = open(os.path.join(repo, "0.1.0", "values.yaml")).read()
+    m.unmount()
+    reg.stop()
+    m2 = mount(reg.host, opts=("plain_http", "offline"), cache_dir=cache, name="offline")
+    assert ls(m2.path("charts/helm-oci-test")) == listing
+    assert open(m2.path("charts/helm-oci-test/0.1.0/values.yaml")).read() == values
+    with pytest.raises(OSError) as e:  # never fetched
+        open(m2.path("charts/helm-oci-test/0.2.0/values.yaml")).read()
+    assert e.value.errno == errno.EIO
+    with pytest.raises(OSError) as e:
+        os.mkdir(m2.path("charts/new"))
+    assert e.value.errno == errno.EROFS
