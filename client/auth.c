@@ -29,13 +29,6 @@ struct auth_token {
 	long long expires; /* CLOCK_MONOTONIC seconds */
 };
 
-struct challenge {
-	int scheme;
-	char *realm;
-	char *service;
-	char *scope;
-};
-
 void auth_free_secret(char *s)
 {
 	if (!s)
@@ -75,7 +68,7 @@ void auth_free(struct oci_client *c)
 
 /* ---- WWW-Authenticate -------------------------------------------------- */
 
-static void challenge_clear(struct challenge *ch)
+void oci_challenge_clear(struct challenge *ch)
 {
 	free(ch->realm);
 	free(ch->service);
@@ -117,7 +110,7 @@ static char *param_value(const char **p)
 
 /* Parse the first challenge of a header: scheme, then key=value pairs
  * separated by commas, until the end or the next scheme. */
-static int parse_challenge(const char *h, struct challenge *ch)
+int oci_parse_challenge(const char *h, struct challenge *ch)
 {
 	const char *p = h, *key;
 	size_t klen;
@@ -149,7 +142,7 @@ static int parse_challenge(const char *h, struct challenge *ch)
 			p++;
 		v = param_value(&p);
 		if (!v) {
-			challenge_clear(ch);
+			oci_challenge_clear(ch);
 			return -ENOMEM;
 		}
 		if (klen == 5 && !strncasecmp(key, "realm", 5))
@@ -529,7 +522,7 @@ int auth_challenge(struct oci_client *c, const char *www_auth, const char *scope
 		snprintf(why, why_len, "401 without a challenge");
 		return -EACCES;
 	}
-	ret = parse_challenge(www_auth, &ch);
+	ret = oci_parse_challenge(www_auth, &ch);
 	if (ret) {
 		snprintf(why, why_len, "401 with an unsupported challenge");
 		return ret == -ENOMEM ? ret : -EACCES;
@@ -565,7 +558,7 @@ int auth_challenge(struct oci_client *c, const char *www_auth, const char *scope
 	ret = fetch_token(c, ch.realm, ch.service, ch.scope ? ch.scope : scope, key, NULL,
 			  why, why_len);
 out:
-	challenge_clear(&ch);
+	oci_challenge_clear(&ch);
 	return ret;
 }
 

@@ -63,7 +63,7 @@ static char *header_value(const char *line, size_t len, const char *name)
 }
 
 /* The target of the rel="next" entry of a Link header, or NULL. */
-static char *link_next(const char *v)
+char *oci_link_next(const char *v)
 {
 	const char *p = v, *lt, *gt, *end;
 
@@ -121,7 +121,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 		set_str(&rs->docker_digest, v);
 	else if ((v = header_value(buf, len, "Link"))) {
 		if (!rs->link_next)
-			rs->link_next = link_next(v);
+			rs->link_next = oci_link_next(v);
 		free(v);
 	} else if ((v = header_value(buf, len, "WWW-Authenticate"))) {
 		bool bearer = !strncasecmp(v, "Bearer", 6);

@@ -118,6 +118,11 @@ void http_resp_clear(struct http_resp *rs);
 		.in_fd = -1, .out_fd = -1                                                \
 	}
 
+/* http.c */
+/* The target of the rel="next" entry of a Link header (malloc'd), or NULL.
+ * Not static so tests/fuzz/fuzz_headers.c can reach it. */
+char *oci_link_next(const char *v);
+
 /* url.c */
 /* ref resolved against base (RFC 3986) into *out; -EPERM if same_origin is asked
  * and it leaves the registry's origin, -EINVAL if it is not http(s). */
@@ -134,6 +139,18 @@ char *http_escape(const char *s);
 
 /* auth.c */
 enum { AUTH_NONE, AUTH_BASIC, AUTH_BEARER };
+/* One parsed WWW-Authenticate challenge. */
+struct challenge {
+	int scheme;
+	char *realm;
+	char *service;
+	char *scope;
+};
+/* Parse the first challenge of a header value: 0, -EINVAL (not Basic or
+ * Bearer) or -ENOMEM; free with oci_challenge_clear. Not static so
+ * tests/fuzz/fuzz_headers.c can reach them. */
+int oci_parse_challenge(const char *h, struct challenge *ch) WUR;
+void oci_challenge_clear(struct challenge *ch);
 /* The Authorization header for a request in scope ("Authorization: ..."),
  * or NULL in *hdr when nothing is known to be needed. May fetch a token. */
 int auth_header(struct oci_client *c, const char *scope, char **hdr, char *why,

@@ -1,0 +1,70 @@
+/*
+ * fuzz_headers.c - the response headers a registry controls that chartfs
+ * parses itself: WWW-Authenticate challenges (auth.c) and Link headers
+ * (http.c), each followed by what the client does with the result (the
+ * realm's host check and the next page resolved against the registry).
+ *
+ * Input: one header value; every input goes through both parsers (they are
+ * cheap, and the seeds of one are interesting noise for the other).
+ */
+#include "tests/fuzz/fuzz.h"
+
+#include "client/http_i.h"
+
+#define BASE "http://127.0.0.1:5000"
+#define PAGE BASE "/v2/_catalog?n=100"
+
+static void check_challenge(const char *v, const struct oci_client *c)
+{
+	struct challenge ch;
+	char *s;
+
+	if (oci_parse_challenge(v, &ch) != 0)
+		return;
+	if (ch.scheme != AUTH_BASIC && ch.scheme != AUTH_BEARER)
+		abort();
+	if (ch.realm) {
+		(void)http_same_host(c, ch.realm);
+		if (http_resolve(c, PAGE, ch.realm, false, &s) == 0)
+			free(s);
+	}
+	/* service and scope go into the token URL's query. */
+	if (ch.service && (s = http_escape(ch.service)))
+		free(s);
+	if (ch.scope && (s = http_escape(ch.scope)))
+		free(s);
+	oci_challenge_clear(&ch);
+}
+
+static void check_link(const char *v, const struct oci_client *c)
+{
+	char *next = oci_link_next(v), *url = NULL;
+	char path[256];
+
+	if (!next)
+		return;
+	/* What oci.c does with the next page: resolve, same origin only. */
+	if (http_resolve(c, PAGE, next, true, &url) == 0) {
+		if (!http_same_origin(c, url))
+			abort();
+		http_log_path(c, url, path, sizeof(path));
+		free(url);
+	}
+	free(next);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static char registry[] = "127.0.0.1:5000", base[] = BASE;
+	struct oci_client c = {.registry = registry, .base = base, .plain_http = true};
+	char *v;
+
+	fuzz_init();
+	v = fuzz_strdup(data, size);
+	if (!v)
+		return 0;
+	check_challenge(v, &c);
+	check_link(v, &c);
+	free(v);
+	return 0;
+}
