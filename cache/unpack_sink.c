@@ -6,12 +6,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "cache/unpack.h"
+#include "cache/blobcache.h"
 #include "cache/unpack_i.h"
 
 #define MAX_PATH 4096
@@ -177,6 +180,64 @@ static int dir_finish(struct chart_sink *s)
 	return 0;
 }
 
+/* The tar reader stops at the end-of-archive marker, so nothing checks the
+ * gzip trailer. Decompress the whole stream once more (raw format) and
+ * compare its CRC-32 and length with the trailer, the last 8 bytes of the
+ * file: a corrupt stream, or bytes after the gzip member (helm writes one
+ * member), is refused rather than served. The read is bounded, so data
+ * hidden after the tar end cannot be made into a bomb. */
+static int check_gzip_stream(struct archive *raw, const unsigned char trailer[8],
+			     const char *what)
+{
+	const size_t bufsz = 65536;
+	struct archive_entry *e;
+	unsigned long long total = 0;
+	uLong crc = crc32(0L, Z_NULL, 0);
+	uint32_t want_crc, want_len;
+	la_ssize_t n;
+	unsigned char *b = malloc(bufsz);
+
+	if (!b)
+		return -ENOMEM;
+	if (archive_read_next_header(raw, &e) != ARCHIVE_OK) {
+		free(b);
+		return chart_refuse(what, "unreadable gzip stream");
+	}
+	while ((n = archive_read_data(raw, b, bufsz)) > 0) {
+		crc = crc32(crc, b, (uInt)n);
+		total += (unsigned long long)n;
+		if (total > (unsigned long long)CHART_MAX_TOTAL + (1u << 20)) {
+			free(b);
+			return chart_refuse(what, "data after the tar archive");
+		}
+	}
+	free(b);
+	if (n < 0) {
+		const char *err = archive_error_string(raw);
+		return chart_refuse(what, err ? err : "corrupt gzip stream");
+	}
+	want_crc = (uint32_t)trailer[0] | (uint32_t)trailer[1] << 8 |
+		   (uint32_t)trailer[2] << 16 | (uint32_t)trailer[3] << 24;
+	want_len = (uint32_t)trailer[4] | (uint32_t)trailer[5] << 8 |
+		   (uint32_t)trailer[6] << 16 | (uint32_t)trailer[7] << 24;
+	if ((uint32_t)crc != want_crc || (uint32_t)total != want_len)
+		return chart_refuse(
+		    what, "gzip CRC or length mismatch, or data after the stream");
+	return 0;
+}
+
+static struct archive *raw_reader_new(void)
+{
+	struct archive *a = archive_read_new();
+
+	if (a && (archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
+		  archive_read_support_format_raw(a) != ARCHIVE_OK)) {
+		archive_read_free(a);
+		return NULL;
+	}
+	return a;
+}
+
 int chart_unpack_fd(int fd, int dirfd, const char *what)
 {
 	struct dir_sink d = {
@@ -198,6 +259,23 @@ int chart_unpack_fd(int fd, int dirfd, const char *what)
 		goto out;
 	}
 	ret = chart_walk(a, &d.s, what, NULL);
+	if (!ret) {
+		struct archive *raw = raw_reader_new();
+
+		unsigned char trailer[8];
+		struct stat st;
+
+		if (!raw)
+			ret = -ENOMEM;
+		else if (fstat(fd, &st) < 0 || st.st_size < 18 ||
+			 pread(fd, trailer, 8, st.st_size - 8) != 8 ||
+			 lseek(fd, 0, SEEK_SET) < 0 ||
+			 archive_read_open_fd(raw, fd, 65536) != ARCHIVE_OK)
+			ret = chart_refuse(what, "unreadable gzip stream");
+		else
+			ret = check_gzip_stream(raw, trailer, what);
+		archive_read_free(raw);
+	}
 out:
 	if (d.fd >= 0)
 		close(d.fd);
@@ -287,6 +365,21 @@ int chart_check_mem(const void *data, size_t len, char **chart_yaml, char **top)
 	ret = chart_walk(a, &m.s, "package", &t);
 	if (ret)
 		goto out;
+	{
+		struct archive *raw = raw_reader_new();
+
+		if (!raw)
+			ret = -ENOMEM;
+		else if (len < 18 ||
+			 archive_read_open_memory(raw, data, len) != ARCHIVE_OK)
+			ret = chart_refuse("package", "unreadable gzip stream");
+		else
+			ret = check_gzip_stream(
+			    raw, (const unsigned char *)data + len - 8, "package");
+		archive_read_free(raw);
+		if (ret)
+			goto out;
+	}
 	if (chart_yaml) {
 		*chart_yaml = m.yaml;
 		m.yaml = NULL;

@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(
 	meson ninja-build pkg-config gcc                      # build
 	libfuse3-dev fuse3 libcurl4-openssl-dev libjansson-dev # libraries
-	libarchive-dev libssl-dev libyaml-dev libyaml-0-2
+	libarchive-dev libssl-dev libyaml-dev libyaml-0-2 zlib1g-dev
 	docker-registry python3-pytest attr gnupg             # tests: registry, pytest, getfattr, helm --sign
 	apache2-utils unzip curl openssl procps               # htpasswd, helm unpack, demo
 	valgrind clang libclang-rt-14-dev clang-format        # sanitizers, style
