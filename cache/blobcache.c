@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,7 @@ struct blobcache {
 	char *dir;
 	pthread_mutex_t lock;
 	struct flight *flights;
+	atomic_uint_fast64_t hits, misses; /* blobcache_get() answers */
 };
 
 /* ---- removal that never follows a symlink ------------------------------ */
@@ -365,10 +367,14 @@ int blobcache_get(struct blobcache *bc, const char *digest, int64_t size,
 	ret = blob_path(bc, digest, path, pathlen);
 	if (ret)
 		return ret;
-	if (blob_present(path, size) == 0)
+	if (blob_present(path, size) == 0) {
+		if (fetch)
+			atomic_fetch_add(&bc->hits, 1);
 		return 0;
+	}
 	if (!fetch)
 		return -ENOENT;
+	atomic_fetch_add(&bc->misses, 1);
 	snprintf(key, sizeof(key), "b:%s", digest_hex(digest));
 	if (!flight_begin(bc, key, &f, &ret))
 		return ret;
@@ -378,6 +384,12 @@ int blobcache_get(struct blobcache *bc, const char *digest, int64_t size,
 		ret = fetch_blob(bc, digest, size, fetch, arg, path);
 	flight_end(bc, f, ret);
 	return ret;
+}
+
+void blobcache_stats(const struct blobcache *bc, uint64_t *hits, uint64_t *misses)
+{
+	*hits = atomic_load(&bc->hits);
+	*misses = atomic_load(&bc->misses);
 }
 
 int blobcache_put(struct blobcache *bc, const char *digest, const void *data, size_t len)

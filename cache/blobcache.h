@@ -62,6 +62,10 @@ int blobcache_put(struct blobcache *bc, const char *digest, const void *data,
 int blobcache_tree(struct blobcache *bc, const char *digest, char *path,
 		   size_t pathlen) WUR;
 
+/* Blob lookups answered from the store (hits) and fetched (misses) since
+ * the store was opened, for the root xattrs. */
+void blobcache_stats(const struct blobcache *bc, uint64_t *hits, uint64_t *misses);
+
 /* Create an empty temp file under tmp/ for spooling writes; returns its fd
  * (>= 0) and its path, or -errno. The caller unlinks or adopts it. */
 int blobcache_spool(struct blobcache *bc, char *path, size_t pathlen) WUR;

@@ -439,3 +439,23 @@ void model_forget_soon(struct model *m)
 {
 	atomic_store(&m->forget, true);
 }
+
+int model_tag_count(struct model *m, struct ns_node *node)
+{
+	bool is_repo;
+	size_t i;
+	int n = 0;
+
+	pthread_mutex_lock(&m->lock);
+	is_repo = ns_is_repo(node);
+	pthread_mutex_unlock(&m->lock);
+	if (!is_repo || model_refresh_tags(m, node) != 0)
+		return -ENOENT;
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; node->repo && i < node->repo->ntags; i++)
+		if (m->show_signatures ||
+		    !path_is_signature_tag(node->repo->tags[i]->tag))
+			n++;
+	pthread_mutex_unlock(&m->lock);
+	return n;
+}

@@ -104,6 +104,10 @@ void model_invalidate(struct model *m, struct ns_node *node);
  * (SIGHUP). */
 void model_forget_soon(struct model *m);
 
+/* How many tags a repository node lists (refreshed when stale); -ENOENT
+ * for a plain namespace. */
+int model_tag_count(struct model *m, struct ns_node *node);
+
 /* The client and cache the model was made with (for publish.c). */
 struct oci_client *model_client(const struct model *m);
 struct blobcache *model_blobcache(const struct model *m);

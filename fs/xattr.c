@@ -45,12 +45,15 @@ static int xattr_done(struct xattr_list *l)
 static int root_xattr(struct chartfs *c, const char *name, char *out, size_t size,
 		      struct xattr_list *list)
 {
+	uint64_t hits, misses;
 	char num[32];
 
 	if (list) {
 		xattr_add(list, "user.chartfs.", "registry");
 		xattr_add(list, "user.chartfs.", "cache_dir");
 		xattr_add(list, "user.chartfs.", "requests");
+		xattr_add(list, "user.chartfs.", "cache_hits");
+		xattr_add(list, "user.chartfs.", "cache_misses");
 		return xattr_done(list);
 	}
 	if (!strcmp(name, "user.chartfs.registry"))
@@ -61,7 +64,33 @@ static int root_xattr(struct chartfs *c, const char *name, char *out, size_t siz
 		snprintf(num, sizeof(num), "%" PRIu64, oci_client_requests(c->client));
 		return xattr_value(num, out, size);
 	}
+	blobcache_stats(c->bc, &hits, &misses);
+	if (!strcmp(name, "user.chartfs.cache_hits") ||
+	    !strcmp(name, "user.chartfs.cache_misses")) {
+		snprintf(num, sizeof(num), "%" PRIu64,
+			 !strcmp(name, "user.chartfs.cache_hits") ? hits : misses);
+		return xattr_value(num, out, size);
+	}
 	return -ENODATA;
+}
+
+/* A repository directory tells how many tags it has (listed ones). */
+static int repo_xattr(struct chartfs *c, struct ns_node *node, const char *name,
+		      char *out, size_t size, struct xattr_list *list)
+{
+	char num[32];
+	int n = model_tag_count(c->model, node);
+
+	if (n < 0)
+		return list ? 0 : -ENODATA;
+	if (list) {
+		xattr_add(list, "user.oci.", "tag_count");
+		return xattr_done(list);
+	}
+	if (strcmp(name, "user.oci.tag_count"))
+		return -ENODATA;
+	snprintf(num, sizeof(num), "%d", n);
+	return xattr_value(num, out, size);
 }
 
 static int tag_xattr(const struct model_tag *t, const char *name, char *out, size_t size,
@@ -104,7 +133,7 @@ static int do_xattr(const char *path, const char *name, char *out, size_t size,
 	if (r.kind == PATH_DIR) {
 		if (r.node->parent == NULL)
 			return root_xattr(c, name, out, size, list);
-		return list ? 0 : -ENODATA;
+		return repo_xattr(c, r.node, name, out, size, list);
 	}
 	ret = chartfs_get_tag(c, &r, &t);
 	if (ret)

@@ -532,3 +532,13 @@ def test_offline_mount_serves_the_cache(registry_factory, mount, helm4, chart_di
     with pytest.raises(OSError) as e:
         os.mkdir(m2.path("charts/new"))
     assert e.value.errno == errno.EROFS
+
+
+def test_repository_and_root_counters(registry, mount):
+    m = mount(registry.host)
+    tags = [t for t in ls(m.path(REPO)) if not t.endswith(".tgz")]
+    assert os.getxattr(m.path(REPO), "user.oci.tag_count") == str(len(tags)).encode()
+    assert "user.oci.tag_count" in os.listxattr(m.path(REPO))
+    open(m.path(REPO, "0.1.0", "values.yaml")).read()
+    assert int(os.getxattr(m.mnt, "user.chartfs.cache_misses")) >= 1
+    assert int(os.getxattr(m.mnt, "user.chartfs.cache_hits")) >= 0
