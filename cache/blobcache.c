@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache/blobcache_i.h"
 #include "cache/unpack.h"
 #include "common/digest.h"
 #include "common/log.h"
@@ -43,13 +44,6 @@ struct flight {
 	int refs;
 	bool done;
 	int ret;
-};
-
-struct blobcache {
-	char *dir;
-	pthread_mutex_t lock;
-	struct flight *flights;
-	atomic_uint_fast64_t hits, misses; /* blobcache_get() answers */
 };
 
 /* ---- removal that never follows a symlink ------------------------------ */
@@ -84,7 +78,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 }
 
 /* Remove a directory tree (FTW_PHYS: links are removed, not followed). */
-static void rm_tree(const char *path)
+void blobcache_rm_tree(const char *path)
 {
 	nftw(path, unlock_entry, 16, FTW_PHYS);
 	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -111,7 +105,7 @@ static void clean_tmp(const char *dir)
 			continue;
 		snprintf(path, sizeof(path), "%s/tmp/%s", dir, de->d_name);
 		if (S_ISDIR(st.st_mode))
-			rm_tree(path);
+			blobcache_rm_tree(path);
 		else
 			unlinkat(dirfd(d), de->d_name, 0);
 	}
@@ -166,6 +160,7 @@ int blobcache_new(const char *dir, struct blobcache **out)
 		}
 	}
 	pthread_mutex_init(&bc->lock, NULL);
+	pthread_mutex_init(&bc->evict_lock, NULL);
 	clean_tmp(bc->dir);
 	*out = bc;
 	return 0;
@@ -173,6 +168,7 @@ fail:
 	log_err("cache: cannot use %s: %s", dir, strerror(-ret));
 	if (bc)
 		free(bc->dir);
+	pthread_mutex_destroy(&bc->evict_lock);
 	free(bc);
 	return ret;
 }
@@ -183,6 +179,7 @@ void blobcache_free(struct blobcache *bc)
 		return;
 	pthread_mutex_destroy(&bc->lock);
 	free(bc->dir);
+	pthread_mutex_destroy(&bc->evict_lock);
 	free(bc);
 }
 
@@ -383,6 +380,8 @@ int blobcache_get(struct blobcache *bc, const char *digest, int64_t size,
 	if (ret == -ENOENT)
 		ret = fetch_blob(bc, digest, size, fetch, arg, path);
 	flight_end(bc, f, ret);
+	if (!ret)
+		blobcache_evict(bc, path);
 	return ret;
 }
 
@@ -516,7 +515,7 @@ static int make_tree(struct blobcache *bc, const char *digest, const char *path)
 		ret = -errno;
 out:
 	if (made)
-		rm_tree(tmp);
+		blobcache_rm_tree(tmp);
 	if (dfd >= 0)
 		close(dfd);
 	close(fd);
@@ -548,5 +547,7 @@ int blobcache_tree(struct blobcache *bc, const char *digest, char *path, size_t 
 		return ret;
 	ret = tree_present(path) ? 0 : make_tree(bc, digest, path);
 	flight_end(bc, f, ret);
+	if (!ret)
+		blobcache_evict(bc, path);
 	return ret;
 }

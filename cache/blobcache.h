@@ -62,6 +62,12 @@ int blobcache_put(struct blobcache *bc, const char *digest, const void *data,
 int blobcache_tree(struct blobcache *bc, const char *digest, char *path,
 		   size_t pathlen) WUR;
 
+/* Bound the store to max_bytes (0: unbounded, the default): after new
+ * content, least recently used blobs and trees are removed (cache/evict.c). */
+void blobcache_set_max(struct blobcache *bc, uint64_t max_bytes);
+/* Mark digest's blob and tree as used now (for the eviction order). */
+void blobcache_touch(struct blobcache *bc, const char *digest);
+
 /* Blob lookups answered from the store (hits) and fetched (misses) since
  * the store was opened, for the root xattrs. */
 void blobcache_stats(const struct blobcache *bc, uint64_t *hits, uint64_t *misses);

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ struct options {
 	char *ttl;
 	char *parallel;
 	char *connect_timeout;
+	char *cache_max;
 	char *io_timeout;
 	char *ca_file;
 	char *cert_file;
@@ -51,6 +53,7 @@ static const struct fuse_opt chartfs_opts[] = {
 	OPT("show_signatures", show_signatures),
 	OPT("offline", offline),
 	OPT("cache_dir=%s", cache_dir),
+	OPT("cache_max=%s", cache_max),
 	OPT("ttl=%s", ttl),
 	OPT("parallel=%s", parallel),
 	OPT("connect_timeout=%s", connect_timeout),
@@ -75,6 +78,7 @@ static const char *const help_lines[] = {
 	"    -o username=NAME       log in as NAME (with -o password_file)",
 	"    -o password_file=FILE  the password, from a file only its owner can read",
 	"    -o cache_dir=DIR       blob cache (default ${XDG_CACHE_HOME:-~/.cache}/chartfs)",
+	"    -o cache_max=SIZE      evict least recently used charts beyond SIZE (default 1G; K/M/G; 0: no bound)",
 	"    -o ttl=SECONDS         trust tag lists and tag digests this long (default 30)",
 	"    -o parallel=N          manifests fetched at once when listing (default 8)",
 	"    -o connect_timeout=S   give up connecting after S seconds (default 10)",
@@ -152,6 +156,28 @@ static int parse_uint(const char *name, const char *s, unsigned max, unsigned *o
 		return -EINVAL;
 	}
 	*out = (unsigned)v;
+	return 0;
+}
+
+/* Parse "512M"-style sizes (K, M, G, T: powers of 1024). */
+static int parse_size(const char *name, const char *s, uint64_t *out)
+{
+	static const char units[] = "KMGT";
+	unsigned long long v;
+	const char *u;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s ||
+	    (*end && (end[1] || !(u = strchr(units, *end & ~0x20))))) {
+		fprintf(stderr, "chartfs: -o %s=%s: not a size (e.g. 512M, 2G)\n", name,
+			s);
+		return -EINVAL;
+	}
+	if (*end)
+		v <<= 10 * (unsigned)(u - units + 1);
+	*out = v;
 	return 0;
 }
 
@@ -280,6 +306,7 @@ int main(int argc, char *argv[])
 	struct fuse *fuse = NULL;
 	char *host = NULL, *prefix = NULL, *fsname = NULL;
 	unsigned ttl = 30, parallel = 8, connect_timeout = 10, io_timeout = 30;
+	uint64_t cache_max = 1ull << 30;
 	int ret = 1, mounted = 0, err;
 
 	fuse_set_log_func(fuse_log_adapter);
@@ -321,6 +348,8 @@ int main(int argc, char *argv[])
 	if (o.io_timeout &&
 	    parse_uint("io_timeout", o.io_timeout, 3600, &io_timeout) != 0)
 		goto out;
+	if (o.cache_max && parse_size("cache_max", o.cache_max, &cache_max) != 0)
+		goto out;
 
 	c.cache_dir = o.cache_dir ? strdup(o.cache_dir) : default_cache_dir();
 	if (!c.cache_dir || mkdir_p(c.cache_dir) != 0) {
@@ -332,6 +361,7 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "chartfs: cannot open cache directory %s\n", c.cache_dir);
 		goto out;
 	}
+	blobcache_set_max(c.bc, cache_max);
 
 	if (find_creds(&o, host, &creds) != 0) {
 		fprintf(stderr, "chartfs: cannot read the credentials for %s\n", host);
@@ -459,6 +489,7 @@ out:
 	free(o.ttl);
 	free(o.parallel);
 	free(o.connect_timeout);
+	free(o.cache_max);
 	free(o.io_timeout);
 	free(o.ca_file);
 	free(o.cert_file);

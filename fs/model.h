@@ -44,6 +44,7 @@ struct model_tag {
 	struct timespec checked;	    /* when tag->digest was last confirmed */
 	char *blob_path;		    /* set once the chart blob is cached */
 	bool blob_stale; /* the cached blob went bad: ask the cache again */
+	bool tree_stale; /* the unpacked tree went away: unpack again */
 	char *tree_path; /* set once the chart is unpacked */
 };
 
@@ -91,6 +92,11 @@ int model_tag_blob(struct model *m, struct ns_node *node, struct model_tag *t,
 /* Path of the unpacked chart of t (fetching and unpacking it). */
 int model_tag_tree(struct model *m, struct ns_node *node, struct model_tag *t,
 		   const char **path) WUR;
+
+/* The cached files of t went away (evicted by -o cache_max, here or by
+ * another daemon sharing the cache): the next model_tag_tree/blob makes
+ * them again. The path strings stay valid (same digest, same path). */
+void model_tag_files_gone(struct model *m, struct model_tag *t);
 
 /* The registry-side name of a repository node (prefix applied). Caller frees. */
 char *model_repo_name(const struct model *m, const struct ns_node *node);

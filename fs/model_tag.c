@@ -477,7 +477,7 @@ int model_tag_tree(struct model *m, struct ns_node *node, struct model_tag *t,
 	int ret;
 
 	pthread_mutex_lock(&m->lock);
-	*path = t->tree_path;
+	*path = t->tree_stale ? NULL : t->tree_path;
 	pthread_mutex_unlock(&m->lock);
 	if (*path)
 		return 0;
@@ -495,6 +495,11 @@ int model_tag_tree(struct model *m, struct ns_node *node, struct model_tag *t,
 		return ret;
 	}
 	*path = set_once(m, &t->tree_path, buf);
+	pthread_mutex_lock(&m->lock);
+	t->tree_stale = false;
+	pthread_mutex_unlock(&m->lock);
+	/* In use by this mount: last in line for eviction (-o cache_max). */
+	blobcache_touch(m->bc, t->chart->digest);
 	return *path ? 0 : -ENOMEM;
 }
 
@@ -523,4 +528,12 @@ int model_digest_shared(struct model *m, struct ns_node *node, const char *tag,
 	}
 	pthread_mutex_unlock(&m->lock);
 	return 0;
+}
+
+void model_tag_files_gone(struct model *m, struct model_tag *t)
+{
+	pthread_mutex_lock(&m->lock);
+	t->tree_stale = true;
+	t->blob_stale = true;
+	pthread_mutex_unlock(&m->lock);
 }

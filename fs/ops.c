@@ -57,6 +57,11 @@ static int tree_file(struct chartfs *c, struct path_res *r, struct model_tag *t,
 	const char *tree;
 	int ret = model_tag_tree(c->model, r->node, t, &tree);
 
+	/* Evicted (-o cache_max, maybe by another daemon): make it again. */
+	if (!ret && access(tree, F_OK) != 0) {
+		model_tag_files_gone(c->model, t);
+		ret = model_tag_tree(c->model, r->node, t, &tree);
+	}
 	if (ret)
 		return ret;
 	if ((size_t)snprintf(buf, len, "%s%s%s", tree, r->rest[0] ? "/" : "", r->rest) >=
@@ -235,6 +240,13 @@ static int open_file(const char *path, struct fuse_file_info *fi)
 		ret = model_tag_blob(c->model, r.node, t, &blob);
 		if (!ret)
 			fd = open(blob, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (!ret && fd < 0 && errno == ENOENT) {
+			/* Evicted meanwhile: fetch it again. */
+			model_tag_files_gone(c->model, t);
+			ret = model_tag_blob(c->model, r.node, t, &blob);
+			if (!ret)
+				fd = open(blob, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		}
 	} else {
 		ret = tree_file(c, &r, t, real, sizeof(real));
 		if (!ret)
