@@ -477,6 +477,11 @@ def test_man_page_documents_every_option(chartfs_bin):
         man = f.read()
     man_opts = set(re.findall(r"\\-o\\? (\w+)", man))
     assert opts and opts <= man_opts, opts - man_opts
+    # And the other way round: every option the man page lists under
+    # "chartfs options" (a .B/.BI line) is one --help prints.
+    section = man.split(".SS chartfs options", 1)[1].split(".SS", 1)[0]
+    listed = set(re.findall(r"^\.BI? \\-o\\? (\w+)", section, re.M))
+    assert listed and listed <= opts, listed - opts
 
 
 def test_read_only_mount_serves_charts_without_handles(registry, mount, helm4, tmp_path):
