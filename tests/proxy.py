@@ -14,6 +14,7 @@ import http.client
 import http.server
 import json
 import re
+import sys
 import threading
 import time
 import urllib.parse
@@ -25,18 +26,31 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding
               "te", "trailer", "upgrade", "expect"}
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    """A client that hangs up mid-answer (chartfs refusing an oversized body,
+    a SIGKILLed daemon) is expected here, not a traceback."""
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class Fault:
     """One injected misbehaviour for requests whose path matches `pattern`.
 
     kind: "status" (answer `status` with an error body), "stall" (sleep
-    `seconds` before forwarding), "cut" (forward but close the connection
-    after `after` bytes of the body). `times` is how many requests it hits
-    (None: every one)."""
+    `seconds` before forwarding, or after `after` body bytes when `after`
+    is not None), "cut" (forward but close the connection after `after`
+    bytes of the body), "flip" (forward with the body byte at offset
+    `after` inverted; None: the middle one), "reply" (answer `status` with
+    `body` and `headers`, never asking the registry). `times` is how many
+    requests it hits (None: every one)."""
 
     def __init__(self, kind, pattern, times=1, method=None, status=500, headers=None,
-                 seconds=0.0, after=0):
+                 seconds=0.0, after=0, body=b""):
         self.kind, self.pattern, self.times, self.method = kind, re.compile(pattern), times, method
         self.status, self.headers, self.seconds, self.after = status, headers or {}, seconds, after
+        self.body = body
         self.hits = 0
 
     def take(self, method, path):
@@ -63,7 +77,7 @@ class RegistryProxy:
         self.lock = threading.Lock()
         self.log = []          # (method, path with query) of every request
         self.faults = []
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.server = _QuietServer(("127.0.0.1", 0), self._handler_class())
         self.server.daemon_threads = True
         self.host = "127.0.0.1:%d" % self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -89,12 +103,29 @@ class RegistryProxy:
         (e.g. 429 with headers={"Retry-After": "1"})."""
         self._add(Fault("status", pattern, times, method, status=status, headers=headers))
 
-    def stall(self, pattern, seconds, times=1, method=None):
-        self._add(Fault("stall", pattern, times, method, seconds=seconds))
+    def stall(self, pattern, seconds, times=1, method=None, after=None):
+        """Sleep `seconds` before forwarding; with `after`, forward the
+        headers and `after` body bytes first (a download in flight)."""
+        self._add(Fault("stall", pattern, times, method, seconds=seconds, after=after))
 
     def cut(self, pattern, after=0, times=1, method=None):
         """Send headers and `after` body bytes, then drop the connection."""
         self._add(Fault("cut", pattern, times, method, after=after))
+
+    def flip(self, pattern, offset=None, times=1, method=None):
+        """Forward, with the body byte at `offset` (None: the middle one)
+        inverted: same length, same headers (Docker-Content-Digest too)."""
+        self._add(Fault("flip", pattern, times, method, after=offset))
+
+    def reply(self, pattern, body, status=200, times=None, method=None, headers=None,
+              content_type="application/json"):
+        """Answer matching requests with `body` (bytes, or JSON-encoded if
+        not), without asking the registry: e.g. a doctored tag list."""
+        if not isinstance(body, bytes):
+            body = json.dumps(body).encode()
+        h = dict(headers or {})
+        h.setdefault("Content-Type", content_type)
+        self._add(Fault("reply", pattern, times, method, status=status, headers=h, body=body))
 
     def clear_faults(self):
         with self.lock:
@@ -147,7 +178,12 @@ class RegistryProxy:
             self._drain_request(h)
             return self._reply_error(h, fault.status, "INJECTED", "injected by the test proxy",
                                      fault.headers)
-        if fault and fault.kind == "stall":
+        if fault and fault.kind == "reply":
+            self._drain_request(h)
+            headers = dict(fault.headers)
+            ctype = headers.pop("Content-Type")
+            return self._reply(h, fault.status, fault.body, headers, content_type=ctype)
+        if fault and fault.kind == "stall" and fault.after is None:
             time.sleep(fault.seconds)
         if self.no_catalog and path == "/v2/_catalog":
             self._drain_request(h)
@@ -155,7 +191,7 @@ class RegistryProxy:
         if self.page and h.command == "GET" and (path == "/v2/_catalog"
                                                  or path.endswith("/tags/list")):
             return self._paginate(h)
-        self._forward(h, cut_after=fault.after if fault and fault.kind == "cut" else None)
+        self._forward(h, fault if fault and fault.kind in ("cut", "flip", "stall") else None)
 
     @staticmethod
     def _reply(h, status, body, headers=None, content_type="application/json"):
@@ -243,7 +279,7 @@ class RegistryProxy:
                 u.path, urllib.parse.urlencode({"n": n, "last": page[-1]}))
         self._reply(h, 200, json.dumps(doc).encode(), headers)
 
-    def _forward(self, h, cut_after=None):
+    def _forward(self, h, fault=None):
         conn = http.client.HTTPConnection(self.upstream, timeout=120)
         try:
             conn.putrequest(h.command, h.path, skip_host=True, skip_accept_encoding=True)
@@ -259,13 +295,21 @@ class RegistryProxy:
             if chunked_in:
                 conn.send(b"0\r\n\r\n")
             r = conn.getresponse()
-            self._relay(h, r, cut_after)
+            self._relay(h, r, fault)
         finally:
             conn.close()
 
-    def _relay(self, h, r, cut_after):
+    def _relay(self, h, r, fault=None):
+        kind = fault.kind if fault else None
+        cut_after = fault.after if kind == "cut" else None
+        stall_after = fault.after if kind == "stall" else None
         h.send_response_only(r.status, r.reason)
         length = r.getheader("Content-Length")
+        flip_at = None
+        if kind == "flip":
+            flip_at = fault.after
+            if flip_at is None:
+                flip_at = int(length) // 2 if length else 0
         for k, v in r.getheaders():
             if k.lower() in HOP_BY_HOP:
                 continue
@@ -290,6 +334,17 @@ class RegistryProxy:
                 h.wfile.flush()
                 h.close_connection = True
                 return
+            if flip_at is not None and sent <= flip_at < sent + len(data):
+                i = flip_at - sent
+                data = data[:i] + bytes([data[i] ^ 0xff]) + data[i + 1:]
+            if stall_after is not None and sent + len(data) > stall_after:
+                head, data = data[:stall_after - sent], data[stall_after - sent:]
+                if head:
+                    h.wfile.write(b"%x\r\n%s\r\n" % (len(head), head) if chunked_out else head)
+                    sent += len(head)
+                h.wfile.flush()
+                time.sleep(fault.seconds)
+                stall_after = None
             h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked_out else data)
             sent += len(data)
         if chunked_out:

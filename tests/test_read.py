@@ -16,7 +16,7 @@ import time
 import pytest
 
 from proxy import RegistryProxy
-from util import (CHARTS, CREATED, HELM_CHART, OCI_MANIFEST, WRITE_ERRNO, copy_chart,
+from util import (CHARTS, CREATED, OCI_MANIFEST, WRITE_ERRNO, copy_chart,
                   expect_write_refused, file_sha256, free_port, sha256)
 
 REPO = "charts/test/helm-oci-test"

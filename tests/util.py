@@ -7,6 +7,7 @@ mounted through FUSE, so the tests assert what a user would see.
 import errno
 import glob
 import hashlib
+import io
 import json
 import os
 import re
@@ -14,10 +15,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import tarfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHARTS = os.path.join(ROOT, "tests", "charts")
@@ -31,8 +35,8 @@ HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
 HELM_CHART = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 CREATED = "org.opencontainers.image.created"
 
-# What every write into the mount fails with, until publishing lands (a later
-# issue): tests check writes through expect_write_refused() only.
+# What a write into chart content (a tag directory, a rename, a chmod) fails
+# with: that content is the registry's, addressed by digest.
 WRITE_ERRNO = errno.EROFS
 
 
@@ -453,3 +457,43 @@ def copy_chart(src, dst, **changes):
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
     return dst
+
+
+# --- small helpers for tests that assert what a user sees --------------------
+
+def ls(path):
+    return sorted(os.listdir(path))
+
+
+def run(*cmd, env=None, timeout=120):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def expect_errno(err, op, *args):
+    """op(*args) fails with exactly errno err."""
+    with pytest.raises(OSError) as e:
+        op(*args)
+    assert e.value.errno == err, "expected %s, got %s" % (
+        errno.errorcode[err], errno.errorcode.get(e.value.errno, e.value.errno))
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def member(tgz, name):
+    """A file's bytes from a chart package (for expected contents)."""
+    with tarfile.open(fileobj=io.BytesIO(tgz)) as t:
+        return t.extractfile(name).read()
+
+
+def cache_state(cache, hexdigest):
+    """What the cache holds for one digest: (blob?, tree?)."""
+    return (os.path.exists(os.path.join(cache, "blobs", "sha256", hexdigest)),
+            os.path.exists(os.path.join(cache, "trees", "sha256", hexdigest)))
+
+
+def tmp_entries(cache):
+    d = os.path.join(cache, "tmp")
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
