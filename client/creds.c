@@ -321,10 +321,36 @@ static int add_path(char **paths, size_t *n, const char *dir, const char *tail)
 	return 0;
 }
 
-int oci_creds_lookup(const char *host, const char *registry_config, struct oci_creds *out)
+/* The config files after -o registry_config, in lookup order (at most 5;
+ * the caller frees each). */
+static int config_paths(char **paths, size_t *n)
 {
 	const char *home = getenv("HOME"), *xdg = getenv("XDG_CONFIG_HOME");
-	char *paths[8] = {0}, *xdg_home = NULL;
+	char *xdg_home = NULL;
+	int ret;
+
+	*n = 0;
+	if ((!xdg || !xdg[0]) && home && home[0] &&
+	    asprintf(&xdg_home, "%s/.config", home) < 0)
+		return -ENOMEM;
+	ret = add_path(paths, n, getenv("HELM_REGISTRY_CONFIG"), "");
+	if (!ret)
+		ret = add_path(paths, n, getenv("HELM_CONFIG_HOME"),
+			       "/registry/config.json");
+	if (!ret)
+		ret = add_path(paths, n, xdg && xdg[0] ? xdg : xdg_home,
+			       "/helm/registry/config.json");
+	if (!ret)
+		ret = add_path(paths, n, getenv("DOCKER_CONFIG"), "/config.json");
+	if (!ret)
+		ret = add_path(paths, n, home, "/.docker/config.json");
+	free(xdg_home);
+	return ret;
+}
+
+int oci_creds_lookup(const char *host, const char *registry_config, struct oci_creds *out)
+{
+	char *paths[8] = {0};
 	size_t n = 0, i;
 	int ret = 0;
 
@@ -334,20 +360,7 @@ int oci_creds_lookup(const char *host, const char *registry_config, struct oci_c
 		if (ret != -ENOENT)
 			return ret;
 	}
-	if ((!xdg || !xdg[0]) && home && home[0] &&
-	    asprintf(&xdg_home, "%s/.config", home) < 0)
-		return -ENOMEM;
-	ret = add_path(paths, &n, getenv("HELM_REGISTRY_CONFIG"), "");
-	if (!ret)
-		ret = add_path(paths, &n, getenv("HELM_CONFIG_HOME"),
-			       "/registry/config.json");
-	if (!ret)
-		ret = add_path(paths, &n, xdg && xdg[0] ? xdg : xdg_home,
-			       "/helm/registry/config.json");
-	if (!ret)
-		ret = add_path(paths, &n, getenv("DOCKER_CONFIG"), "/config.json");
-	if (!ret)
-		ret = add_path(paths, &n, home, "/.docker/config.json");
+	ret = config_paths(paths, &n);
 	for (i = 0; !ret && i < n; i++) {
 		ret = lookup_file(paths[i], host, false, out);
 		/* A broken file is reported, then the next one is tried. */
@@ -362,7 +375,54 @@ int oci_creds_lookup(const char *host, const char *registry_config, struct oci_c
 		ret = -ENOENT;
 	for (i = 0; i < n; i++)
 		free(paths[i]);
-	free(xdg_home);
+	return ret;
+}
+
+/* Append the keys of one config.json's auths and credHelpers. */
+static int keys_of_file(const char *path, struct strv *out)
+{
+	const char *sections[] = {"auths", "credHelpers"}, *key;
+	json_t *root, *v;
+	char *text = NULL;
+	size_t len = 0, i;
+	mode_t mode;
+	int ret;
+
+	ret = read_small(path, CONFIG_MAX, &text, &len, &mode);
+	if (ret)
+		return ret == -ENOENT ? 0 : ret;
+	root = json_loadb(text, len, 0, NULL);
+	explicit_bzero(text, len);
+	free(text);
+	for (i = 0; i < 2 && !ret; i++) {
+		json_object_foreach(json_object_get(root, sections[i]), key, v)
+		{
+			(void)v;
+			ret = strv_push(out, key);
+			if (ret)
+				break;
+		}
+	}
+	json_decref(root);
+	return ret;
+}
+
+int oci_creds_hosts(const char *registry_config, struct strv *out)
+{
+	char *paths[8] = {0};
+	size_t n = 0, i;
+	int ret = 0;
+
+	if (registry_config)
+		ret = keys_of_file(registry_config, out);
+	if (!ret)
+		ret = config_paths(paths, &n);
+	/* An unreadable file names no host; the others still do. */
+	for (i = 0; !ret && i < n; i++)
+		if (keys_of_file(paths[i], out) == -ENOMEM)
+			ret = -ENOMEM;
+	for (i = 0; i < n; i++)
+		free(paths[i]);
 	return ret;
 }
 

@@ -25,6 +25,7 @@
 #include <stddef.h>
 
 #include "common/compiler.h"
+#include "common/strv.h"
 
 #define OCI_CREDS_HELPER_TIMEOUT_MS 10000
 
@@ -39,6 +40,11 @@ struct oci_creds {
 int oci_creds_lookup(const char *host, const char *registry_config,
 		     struct oci_creds *out) WUR;
 void oci_creds_clear(struct oci_creds *c);
+
+/* Append every key of auths and credHelpers in the config files (lookup
+ * order, the keys verbatim: "https://index.docker.io/v1/", "host:5000").
+ * Unreadable or malformed files are skipped. */
+int oci_creds_hosts(const char *registry_config, struct strv *out) WUR;
 
 /* Look host up in one config.json text (path is for messages). -ENOENT when
  * the file does not name the host. */

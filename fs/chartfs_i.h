@@ -11,12 +11,14 @@
 
 #include "cache/blobcache.h"
 #include "client/oci.h"
+#include "fs/hosts.h"
 #include "fs/model.h"
 
 /* A file being written into the mount: a chart on its way to the registry. */
 struct upload {
 	struct upload *next;
 	char *path;	     /* the FUSE path it was created as */
+	struct model *model; /* the registry it goes to */
 	struct ns_node *dir; /* the directory it was written into */
 	int fd;		     /* spool file in the cache's tmp/ */
 	char spool[4096];
@@ -31,9 +33,11 @@ struct handle {
 };
 
 struct chartfs {
-	struct oci_client *client;
-	struct blobcache *bc;
+	struct oci_client *client; /* one registry: its client and model; */
 	struct model *model;
+	struct hosts *hosts; /* or every registry, a host per first segment */
+	time_t start;	     /* when the mount started */
+	struct blobcache *bc;
 	unsigned ttl;
 	bool immutable; /* -o immutable: never replace an existing tag */
 	bool read_only; /* -o ro: no writes, so no file handles either */
@@ -49,12 +53,26 @@ static inline struct chartfs *chartfs_ctx(void)
 	return fuse_get_context()->private_data;
 }
 
+/* chartfs_resolve's answer for the root of an every-registry mount, which
+ * no model serves (it lists hosts). */
+#define CHARTFS_HOSTS_ROOT 1
+
+/* Find the model that serves path and resolve path there: a one-registry
+ * mount's model, or the model of the host that path's first segment names
+ * (set up on first use). CHARTFS_HOSTS_ROOT, 0 or -errno. */
+int chartfs_resolve(struct chartfs *c, const char *path, struct model **m,
+		    struct path_res *r) WUR;
+/* The same for a name about to be created (no probing); -EPERM for a name
+ * in the root of an every-registry mount (a host is no directory to make). */
+int chartfs_resolve_new(struct chartfs *c, const char *path, struct model **m,
+			struct path_res *r) WUR;
+
 /* Attributes of a synthetic entry: dirs 0555 / files 0444, owned by the
  * mounting user (0755 / 0644 where writes are accepted). */
 void chartfs_fill_stat(struct stat *st, bool dir, off_t size, time_t mtime);
 /* The tag record a resolved path names (the chart is required unless the
  * path is the tag directory itself). */
-int chartfs_get_tag(struct chartfs *c, struct path_res *r, struct model_tag **t);
+int chartfs_get_tag(struct model *m, struct path_res *r, struct model_tag **t) WUR;
 /* An open upload for path, with a reference taken, or NULL. */
 struct upload *chartfs_upload_find(struct chartfs *c, const char *path);
 /* Drop a reference to an upload; the last one removes its spool file. */
@@ -64,7 +82,8 @@ void chartfs_upload_put(struct chartfs *c, struct upload *up);
 int chartfs_getxattr(const char *path, const char *name, char *value, size_t size);
 int chartfs_listxattr(const char *path, char *list, size_t size);
 int chartfs_create(const char *path, mode_t mode, struct fuse_file_info *fi);
-int chartfs_open_write(const char *path, struct path_res *r, struct fuse_file_info *fi);
+int chartfs_open_write(const char *path, struct model *m, struct path_res *r,
+		       struct fuse_file_info *fi);
 int chartfs_write(const char *path, const char *buf, size_t size, off_t off,
 		  struct fuse_file_info *fi);
 int chartfs_flush(const char *path, struct fuse_file_info *fi);

@@ -12,13 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client/creds.h"
 #include "common/log.h"
 
 struct options {
-	char *registry; /* REGISTRY[/PREFIX] as given */
+	char *registry;	  /* REGISTRY[/PREFIX] as given, or NULL: every registry */
+	char *mountpoint; /* the second bare argument (or the only one) */
+	char *plain_http_hosts;
 	int plain_http;
 	int insecure;
 	int immutable;
@@ -40,6 +43,8 @@ struct options {
 	int nonopts;
 };
 
+enum { KEY_PLAIN_HTTP_HOSTS };
+
 #define OPT(t, p)                                                                        \
 	{                                                                                \
 		t, offsetof(struct options, p), 1                                        \
@@ -47,6 +52,7 @@ struct options {
 /* clang-format off */
 static const struct fuse_opt chartfs_opts[] = {
 	OPT("plain_http", plain_http),
+	FUSE_OPT_KEY("plain_http_hosts=", KEY_PLAIN_HTTP_HOSTS),
 	OPT("insecure", insecure),
 	OPT("immutable", immutable),
 	OPT("ro", ro),
@@ -70,6 +76,7 @@ static const struct fuse_opt chartfs_opts[] = {
 /* One line per option: the man page test reads these. */
 static const char *const help_lines[] = {
 	"    -o plain_http          talk HTTP instead of HTTPS",
+	"    -o plain_http_hosts=H,H  every-registry mount: talk HTTP to hosts H",
 	"    -o insecure            do not verify the registry's TLS certificate",
 	"    -o ca_file=FILE        trust the CA certificates in FILE too",
 	"    -o cert_file=FILE      client certificate for mutual TLS",
@@ -95,10 +102,12 @@ static void usage(const char *prog)
 {
 	size_t i;
 
-	printf("usage: %s [options] REGISTRY[/PREFIX] MOUNTPOINT\n\n"
-	       "Show a Helm chart OCI registry as directories and files.\n\n"
-	       "chartfs options:\n",
-	       prog);
+	printf(
+	    "usage: %s [options] REGISTRY[/PREFIX] MOUNTPOINT\n"
+	    "       %s [options] MOUNTPOINT   (every registry, a directory per host)\n\n"
+	    "Show a Helm chart OCI registry as directories and files.\n\n"
+	    "chartfs options:\n",
+	    prog, prog);
 	for (i = 0; i < sizeof(help_lines) / sizeof(help_lines[0]); i++)
 		printf("%s\n", help_lines[i]);
 	printf("\n");
@@ -121,23 +130,46 @@ static bool mount_only_option(const char *arg)
 	return false;
 }
 
+/* Add one or more comma-separated hosts to -o plain_http_hosts. */
+static int add_plain_http_hosts(struct options *o, const char *hosts)
+{
+	char *s;
+
+	if (asprintf(&s, "%s%s%s", o->plain_http_hosts ? o->plain_http_hosts : "",
+		     o->plain_http_hosts ? "," : "", hosts) < 0)
+		return -1;
+	free(o->plain_http_hosts);
+	o->plain_http_hosts = s;
+	return 0;
+}
+
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct options *o = data;
 
 	(void)outargs;
+	if (key == KEY_PLAIN_HTTP_HOSTS)
+		return add_plain_http_hosts(o, arg + strlen("plain_http_hosts="));
+	/* -o plain_http_hosts=a,b reaches here as "plain_http_hosts=a" and "b"
+	 * (-o splits at commas): a bare name shaped like a host continues the
+	 * list. The option may also be repeated. */
+	if (key == FUSE_OPT_KEY_OPT && o->plain_http_hosts && !strchr(arg, '=') &&
+	    strpbrk(arg, ".:"))
+		return add_plain_http_hosts(o, arg);
 	if (key == FUSE_OPT_KEY_OPT && mount_only_option(arg))
 		return 0;
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1;
-	/* The first bare argument is the registry; the second is the mount
-	 * point, left in place for fuse_parse_cmdline. */
+	/* REGISTRY MOUNTPOINT, or MOUNTPOINT alone: kept here and the mount
+	 * point handed to fuse_parse_cmdline once all are seen. */
 	if (o->nonopts++ == 0) {
 		o->registry = strdup(arg);
-		return 0;
+		return o->registry ? 0 : -1;
 	}
-	if (o->nonopts == 2)
-		return 1;
+	if (o->nonopts == 2) {
+		o->mountpoint = strdup(arg);
+		return o->mountpoint ? 0 : -1;
+	}
 	fprintf(stderr, "chartfs: unexpected argument '%s'\n", arg);
 	return -1;
 }
@@ -276,12 +308,78 @@ static int find_creds(const struct options *o, const char *host, struct oci_cred
 }
 
 static struct model *hup_model;
+static struct hosts *hup_hosts;
 
 static void on_sighup(int sig)
 {
 	(void)sig;
 	if (hup_model)
 		model_forget_soon(hup_model);
+	if (hup_hosts)
+		hosts_forget_soon(hup_hosts);
+}
+
+/* The client and model of a one-registry mount. The registry is pinged
+ * first, so a typo or a dead registry is an error the user sees rather
+ * than an empty mount. */
+static int setup_registry(const struct options *o, const char *host,
+			  struct oci_client_opts copts, const struct model_opts *mopts,
+			  struct chartfs *c)
+{
+	struct oci_creds creds = {0};
+	int err;
+
+	if (find_creds(o, host, &creds) != 0) {
+		fprintf(stderr, "chartfs: cannot read the credentials for %s\n", host);
+		return -EINVAL;
+	}
+	if (creds.source[0])
+		log_info("chartfs: credentials for %s from %s", host, creds.source);
+	copts.registry = host;
+	copts.username = creds.username;
+	copts.password = creds.password;
+	copts.identity_token = creds.identity_token;
+	err = oci_client_new(&copts, &c->client);
+	/* The client keeps its own copies: wipe ours now. */
+	oci_creds_clear(&creds);
+	if (err != 0) {
+		fprintf(stderr, "chartfs: cannot set up the registry client\n");
+		return err;
+	}
+	err = o->offline ? 0 : oci_ping(c->client);
+	if (err == -EACCES) {
+		/* It answered as a registry does, with a challenge: public
+		 * repositories may still be readable, the rest is EACCES. */
+		log_warn("chartfs: %s refused %s: mounting anyway; what needs "
+			 "credentials fails with EACCES",
+			 oci_client_base_url(c->client),
+			 copts.username || copts.identity_token ? "the credentials"
+								: "anonymous access");
+		err = 0;
+	}
+	if (err != 0) {
+		fprintf(stderr, "chartfs: %s does not answer as an OCI registry\n",
+			oci_client_base_url(c->client));
+		return err;
+	}
+	return model_new(mopts, c->client, c->bc, &c->model);
+}
+
+/* Every registry under one mount: hosts are set up as they are named. */
+static int setup_hosts(const struct options *o, const struct oci_client_opts *copts,
+		       const struct model_opts *mopts, struct chartfs *c)
+{
+	struct hosts_opts ho = {.client = *copts,
+				.registry_config = o->registry_config,
+				.plain_http_hosts = o->plain_http_hosts,
+				.model = *mopts};
+
+	if (o->username || o->password_file) {
+		fprintf(stderr, "chartfs: -o username and -o password_file name one "
+				"registry: give it (REGISTRY MOUNTPOINT)\n");
+		return -EINVAL;
+	}
+	return hosts_new(&ho, c->bc, &c->hosts);
 }
 
 /* libfuse's messages go through our log module too. */
@@ -300,17 +398,28 @@ int main(int argc, char *argv[])
 	struct options o = {0};
 	struct chartfs c = {0};
 	struct oci_client_opts copts = {0};
-	struct oci_creds creds = {0};
 	struct model_opts mopts = {0};
 	struct fuse_loop_config *lcfg = NULL;
 	struct fuse *fuse = NULL;
 	char *host = NULL, *prefix = NULL, *fsname = NULL;
 	unsigned ttl = 30, parallel = 8, connect_timeout = 10, io_timeout = 30;
 	uint64_t cache_max = 1ull << 30;
-	int ret = 1, mounted = 0, err;
+	int ret = 1, mounted = 0;
 
 	fuse_set_log_func(fuse_log_adapter);
 	if (fuse_opt_parse(&args, &o, chartfs_opts, opt_proc) != 0)
+		goto out;
+	/* One bare argument: the mount point of an every-registry mount. So is
+	 * the source "none" (fstab needs one) or "oci://". */
+	if (o.registry && !o.mountpoint) {
+		o.mountpoint = o.registry;
+		o.registry = NULL;
+	} else if (o.registry &&
+		   (!strcmp(o.registry, "none") || !strcmp(o.registry, "oci://"))) {
+		free(o.registry);
+		o.registry = NULL;
+	}
+	if (o.mountpoint && fuse_opt_add_arg(&args, o.mountpoint) != 0)
 		goto out;
 	if (fuse_parse_cmdline(&args, &fopts) != 0)
 		goto out;
@@ -328,15 +437,15 @@ int main(int argc, char *argv[])
 		ret = 0;
 		goto out;
 	}
-	if (!o.registry || !fopts.mountpoint) {
+	if (!fopts.mountpoint) {
 		fprintf(stderr,
-			"usage: %s [options] REGISTRY[/PREFIX] MOUNTPOINT\n"
+			"usage: %s [options] [REGISTRY[/PREFIX]] MOUNTPOINT\n"
 			"       %s --help\n",
 			argv[0], argv[0]);
 		goto out;
 	}
 	chartfs_log_set_level(fopts.debug ? LOG_DEBUG : LOG_NOTICE);
-	if (split_registry(o.registry, &o, &host, &prefix) != 0)
+	if (o.registry && split_registry(o.registry, &o, &host, &prefix) != 0)
 		goto out;
 	if (o.ttl && parse_uint("ttl", o.ttl, 86400 * 365, &ttl) != 0)
 		goto out;
@@ -363,60 +472,27 @@ int main(int argc, char *argv[])
 	}
 	blobcache_set_max(c.bc, cache_max);
 
-	if (find_creds(&o, host, &creds) != 0) {
-		fprintf(stderr, "chartfs: cannot read the credentials for %s\n", host);
-		goto out;
-	}
-	if (creds.source[0])
-		log_info("chartfs: credentials for %s from %s", host, creds.source);
 	copts = (struct oci_client_opts){
-	    .registry = host,
 	    .plain_http = o.plain_http,
 	    .insecure = o.insecure,
 	    .ca_file = o.ca_file,
 	    .cert_file = o.cert_file,
 	    .key_file = o.key_file,
-	    .username = creds.username,
-	    .password = creds.password,
-	    .identity_token = creds.identity_token,
 	    .connect_timeout = (long)connect_timeout,
 	    .low_speed_time = (long)io_timeout,
 	};
-	if (o.insecure)
-		log_warn("chartfs: -o insecure: the registry's TLS certificate is not "
-			 "verified");
-	err = oci_client_new(&copts, &c.client);
-	/* The client keeps its own copies: wipe ours now. */
-	oci_creds_clear(&creds);
-	if (err != 0) {
-		fprintf(stderr, "chartfs: cannot set up the registry client\n");
-		goto out;
-	}
-	/* Fail here, before mounting, so a typo or a dead registry is an error
-	 * the user sees rather than an empty mount. */
-	err = o.offline ? 0 : oci_ping(c.client);
-	if (err == -EACCES) {
-		/* It answered as a registry does, with a challenge: public
-		 * repositories may still be readable, the rest is EACCES. */
-		log_warn("chartfs: %s refused %s: mounting anyway; what needs "
-			 "credentials fails with EACCES",
-			 oci_client_base_url(c.client),
-			 copts.username || copts.identity_token ? "the credentials"
-								: "anonymous access");
-		err = 0;
-	}
-	if (err != 0) {
-		fprintf(stderr, "chartfs: %s does not answer as an OCI registry\n",
-			oci_client_base_url(c.client));
-		goto out;
-	}
 	mopts = (struct model_opts){.prefix = prefix,
 				    .ttl = ttl,
 				    .parallel = parallel,
 				    .show_signatures = o.show_signatures,
 				    .offline = o.offline};
-	if (model_new(&mopts, c.client, c.bc, &c.model) != 0)
+	if (o.insecure)
+		log_warn("chartfs: -o insecure: the registry's TLS certificate is not "
+			 "verified");
+	if (host ? setup_registry(&o, host, copts, &mopts, &c) != 0
+		 : setup_hosts(&o, &copts, &mopts, &c) != 0)
 		goto out;
+	c.start = time(NULL);
 	c.ttl = ttl;
 	c.immutable = o.immutable;
 	/* Offline, nothing could be pushed: the mount is read-only. */
@@ -428,8 +504,8 @@ int main(int argc, char *argv[])
 	c.uid = getuid();
 	c.gid = getgid();
 
-	if (asprintf(&fsname, "-ofsname=%s%s%s,subtype=chartfs", host, prefix ? "/" : "",
-		     prefix ? prefix : "") < 0 ||
+	if (asprintf(&fsname, "-ofsname=%s%s%s,subtype=chartfs", host ? host : "chartfs",
+		     prefix ? "/" : "", prefix ? prefix : "") < 0 ||
 	    fuse_opt_add_arg(&args, fsname) != 0)
 		goto out;
 	fuse = fuse_new(&args, &chartfs_ops, sizeof(chartfs_ops), &c);
@@ -448,12 +524,14 @@ int main(int argc, char *argv[])
 	/* libfuse ends the session on SIGHUP; here it means "forget names",
 	 * like a daemon re-reading its state. */
 	hup_model = c.model;
+	hup_hosts = c.hosts;
 	{
 		struct sigaction sa = {.sa_handler = on_sighup};
 		sigemptyset(&sa.sa_mask);
 		sigaction(SIGHUP, &sa, NULL);
 	}
-	log_info("chartfs: %s mounted on %s", oci_client_base_url(c.client),
+	log_info("chartfs: %s mounted on %s",
+		 c.client ? oci_client_base_url(c.client) : "every registry",
 		 fopts.mountpoint);
 	if (fopts.singlethread) {
 		ret = fuse_loop(fuse);
@@ -478,6 +556,7 @@ out:
 	if (fuse)
 		fuse_destroy(fuse);
 	fuse_loop_cfg_destroy(lcfg);
+	hosts_free(c.hosts);
 	model_free(c.model);
 	oci_client_free(c.client);
 	blobcache_free(c.bc);
@@ -485,6 +564,8 @@ out:
 	free(fsname);
 	free(fopts.mountpoint);
 	free(o.registry);
+	free(o.mountpoint);
+	free(o.plain_http_hosts);
 	free(o.cache_dir);
 	free(o.ttl);
 	free(o.parallel);
@@ -497,7 +578,6 @@ out:
 	free(o.registry_config);
 	free(o.username);
 	free(o.password_file);
-	oci_creds_clear(&creds);
 	fuse_opt_free_args(&args);
 	return ret;
 }

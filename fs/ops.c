@@ -30,37 +30,78 @@ void chartfs_fill_stat(struct stat *st, bool dir, off_t size, time_t mtime)
 	st->st_mtime = st->st_ctime = st->st_atime = mtime;
 }
 
-/* Resolve path to a tag record (for PATH_TAG, PATH_PKG, PATH_IN_TAG). */
-int chartfs_get_tag(struct chartfs *c, struct path_res *r, struct model_tag **t)
+static int route(struct chartfs *c, const char *path, struct model **m, const char **sub)
 {
-	int ret = model_tag_get(c->model, r->node, r->tag, t);
+	size_t len;
+	int ret;
+
+	if (!c->hosts) {
+		*m = c->model;
+		*sub = path;
+		return 0;
+	}
+	if (!strcmp(path, "/"))
+		return CHARTFS_HOSTS_ROOT;
+	len = strcspn(path + 1, "/");
+	ret = hosts_get(c->hosts, path + 1, len, m);
+	if (ret)
+		return ret;
+	*sub = path[1 + len] ? path + 1 + len : "/";
+	return 0;
+}
+
+int chartfs_resolve(struct chartfs *c, const char *path, struct model **m,
+		    struct path_res *r)
+{
+	const char *sub;
+	int ret = route(c, path, m, &sub);
+
+	return ret ? ret : model_resolve(*m, sub, r);
+}
+
+int chartfs_resolve_new(struct chartfs *c, const char *path, struct model **m,
+			struct path_res *r)
+{
+	const char *sub;
+	int ret;
+
+	if (c->hosts && !strchr(path + 1, '/'))
+		return -EPERM;
+	ret = route(c, path, m, &sub);
+	return ret ? ret : model_resolve_new(*m, sub, r);
+}
+
+/* Resolve path to a tag record (for PATH_TAG, PATH_PKG, PATH_IN_TAG). */
+int chartfs_get_tag(struct model *m, struct path_res *r, struct model_tag **t)
+{
+	int ret = model_tag_get(m, r->node, r->tag, t);
 
 	if (ret)
 		return ret;
 	if (r->kind != PATH_TAG && !(*t)->chart) {
-		model_tag_put(c->model, *t);
+		model_tag_put(m, *t);
 		*t = NULL;
 		return -ENOENT;
 	}
 	return 0;
 }
 
-static time_t tag_mtime(struct chartfs *c, const struct model_tag *t)
+static time_t tag_mtime(struct model *m, const struct model_tag *t)
 {
-	return t->created ? t->created : model_start_time(c->model);
+	return t->created ? t->created : model_start_time(m);
 }
 
 /* The real path of a file inside an unpacked chart. */
-static int tree_file(struct chartfs *c, struct path_res *r, struct model_tag *t,
-		     char *buf, size_t len)
+static int tree_file(struct model *m, struct path_res *r, struct model_tag *t, char *buf,
+		     size_t len)
 {
 	const char *tree;
-	int ret = model_tag_tree(c->model, r->node, t, &tree);
+	int ret = model_tag_tree(m, r->node, t, &tree);
 
 	/* Evicted (-o cache_max, maybe by another daemon): make it again. */
 	if (!ret && access(tree, F_OK) != 0) {
-		model_tag_files_gone(c->model, t);
-		ret = model_tag_tree(c->model, r->node, t, &tree);
+		model_tag_files_gone(m, t);
+		ret = model_tag_tree(m, r->node, t, &tree);
 	}
 	if (ret)
 		return ret;
@@ -74,6 +115,7 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
 {
 	struct chartfs *c = chartfs_ctx();
 	struct model_tag *t = NULL;
+	struct model *m = NULL;
 	struct upload *up;
 	struct path_res r;
 	char real[4096];
@@ -91,34 +133,38 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
 		chartfs_upload_put(c, up);
 		return ret;
 	}
-	ret = model_resolve(c->model, path, &r);
+	ret = chartfs_resolve(c, path, &m, &r);
+	if (ret == CHARTFS_HOSTS_ROOT) {
+		chartfs_fill_stat(st, true, 0, c->start);
+		return 0;
+	}
 	if (ret)
 		return ret;
 	if (r.kind == PATH_DIR) {
-		chartfs_fill_stat(st, true, 0, model_start_time(c->model));
+		chartfs_fill_stat(st, true, 0, model_start_time(m));
 		return 0;
 	}
-	ret = chartfs_get_tag(c, &r, &t);
+	ret = chartfs_get_tag(m, &r, &t);
 	if (ret)
 		return ret;
 	switch (r.kind) {
 	case PATH_TAG:
-		chartfs_fill_stat(st, true, 0, tag_mtime(c, t));
+		chartfs_fill_stat(st, true, 0, tag_mtime(m, t));
 		break;
 	case PATH_PKG:
-		chartfs_fill_stat(st, false, t->chart->size, tag_mtime(c, t));
+		chartfs_fill_stat(st, false, t->chart->size, tag_mtime(m, t));
 		break;
 	default:
-		ret = tree_file(c, &r, t, real, sizeof(real));
+		ret = tree_file(m, &r, t, real, sizeof(real));
 		if (!ret && lstat(real, &rst) < 0)
 			ret = -errno;
 		if (!ret)
 			chartfs_fill_stat(st, S_ISDIR(rst.st_mode),
 					  S_ISDIR(rst.st_mode) ? 0 : rst.st_size,
-					  tag_mtime(c, t));
+					  tag_mtime(m, t));
 		break;
 	}
-	model_tag_put(c->model, t);
+	model_tag_put(m, t);
 	return ret;
 }
 
@@ -136,6 +182,14 @@ static int fill_entry(void *arg, const struct model_entry *e)
 	/* FILL_DIR_PLUS: the attributes are complete, so `ls -l` needs no
 	 * getattr round trip per entry. */
 	return f->filler(f->buf, e->name, &st, 0, FUSE_FILL_DIR_PLUS) ? -ENOMEM : 0;
+}
+
+/* The root of an every-registry mount: one directory per host. */
+static int fill_host(void *arg, const char *host)
+{
+	struct model_entry e = {host, true, 0, chartfs_ctx()->start};
+
+	return fill_entry(arg, &e);
 }
 
 static int list_real_dir(const char *real, time_t mtime, struct fill_ctx *f)
@@ -169,6 +223,7 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 	struct chartfs *c = chartfs_ctx();
 	struct fill_ctx f = {buf, filler};
 	struct model_tag *t = NULL;
+	struct model *m = NULL;
 	struct path_res r;
 	char real[4096];
 	int ret;
@@ -176,34 +231,39 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 	(void)off;
 	(void)fi;
 	(void)flags;
-	ret = model_resolve(c->model, path, &r);
-	if (ret)
+	ret = chartfs_resolve(c, path, &m, &r);
+	if (ret < 0)
 		return ret;
-	if (r.kind == PATH_PKG)
+	if (ret == 0 && r.kind == PATH_PKG)
 		return -ENOTDIR;
 	filler(buf, ".", NULL, 0, 0);
 	filler(buf, "..", NULL, 0, 0);
+	if (ret == CHARTFS_HOSTS_ROOT)
+		return hosts_list(c->hosts, fill_host, &f);
 	if (r.kind == PATH_DIR)
-		return model_list(c->model, r.node, fill_entry, &f);
-	ret = chartfs_get_tag(c, &r, &t);
+		return model_list(m, r.node, fill_entry, &f);
+	ret = chartfs_get_tag(m, &r, &t);
 	if (ret)
 		return ret;
 	/* A tag that is not a chart (an image, a signature) is an empty dir. */
 	if (t->chart) {
-		ret = tree_file(c, &r, t, real, sizeof(real));
+		ret = tree_file(m, &r, t, real, sizeof(real));
 		if (!ret)
-			ret = list_real_dir(real, tag_mtime(c, t), &f);
+			ret = list_real_dir(real, tag_mtime(m, t), &f);
 	}
-	model_tag_put(c->model, t);
+	model_tag_put(m, t);
 	return ret;
 }
 
 static int op_opendir(const char *path, struct fuse_file_info *fi)
 {
 	struct chartfs *c = chartfs_ctx();
+	struct model *m;
 	struct path_res r;
-	int ret = model_resolve(c->model, path, &r);
+	int ret = chartfs_resolve(c, path, &m, &r);
 
+	if (ret == CHARTFS_HOSTS_ROOT)
+		return 0;
 	if (ret)
 		return ret;
 	/* A chart's directories change only with its digest, which changes
@@ -220,41 +280,44 @@ static int open_file(const char *path, struct fuse_file_info *fi)
 {
 	struct chartfs *c = chartfs_ctx();
 	struct model_tag *t = NULL;
+	struct model *m = NULL;
 	struct path_res r;
 	const char *blob;
 	char real[4096];
 	struct handle *h;
 	int ret, fd = -1;
 
-	ret = model_resolve(c->model, path, &r);
+	ret = chartfs_resolve(c, path, &m, &r);
+	if (ret == CHARTFS_HOSTS_ROOT)
+		return -EISDIR;
 	if (ret)
 		return ret;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
-		return chartfs_open_write(path, &r, fi);
+		return chartfs_open_write(path, m, &r, fi);
 	if (r.kind == PATH_DIR || r.kind == PATH_TAG)
 		return -EISDIR;
-	ret = chartfs_get_tag(c, &r, &t);
+	ret = chartfs_get_tag(m, &r, &t);
 	if (ret)
 		return ret;
 	if (r.kind == PATH_PKG) {
-		ret = model_tag_blob(c->model, r.node, t, &blob);
+		ret = model_tag_blob(m, r.node, t, &blob);
 		if (!ret)
 			fd = open(blob, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (!ret && fd < 0 && errno == ENOENT) {
 			/* Evicted meanwhile: fetch it again. */
-			model_tag_files_gone(c->model, t);
-			ret = model_tag_blob(c->model, r.node, t, &blob);
+			model_tag_files_gone(m, t);
+			ret = model_tag_blob(m, r.node, t, &blob);
 			if (!ret)
 				fd = open(blob, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		}
 	} else {
-		ret = tree_file(c, &r, t, real, sizeof(real));
+		ret = tree_file(m, &r, t, real, sizeof(real));
 		if (!ret)
 			fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	}
 	if (!ret && fd < 0)
 		ret = -errno;
-	model_tag_put(c->model, t);
+	model_tag_put(m, t);
 	if (ret)
 		return ret;
 	h = calloc(1, sizeof(*h));

@@ -48,10 +48,10 @@ void chartfs_upload_put(struct chartfs *c, struct upload *up)
 }
 
 /* The directory a new name at path would be created in, or -errno. */
-static int new_entry_dir(struct chartfs *c, const char *path, struct path_res *r,
-			 struct ns_node **dir)
+static int new_entry_dir(struct chartfs *c, const char *path, struct model **m,
+			 struct path_res *r, struct ns_node **dir)
 {
-	int ret = model_resolve_new(c->model, path, r);
+	int ret = chartfs_resolve_new(c, path, m, r);
 
 	if (ret)
 		return ret;
@@ -71,8 +71,8 @@ static int new_entry_dir(struct chartfs *c, const char *path, struct path_res *r
 	}
 }
 
-static int start_upload(struct chartfs *c, const char *path, struct ns_node *dir,
-			struct fuse_file_info *fi)
+static int start_upload(struct chartfs *c, const char *path, struct model *m,
+			struct ns_node *dir, struct fuse_file_info *fi)
 {
 	struct upload *up = calloc(1, sizeof(*up));
 	struct handle *h = calloc(1, sizeof(*h));
@@ -89,6 +89,7 @@ static int start_upload(struct chartfs *c, const char *path, struct ns_node *dir
 		ret = up->fd;
 		goto fail;
 	}
+	up->model = m;
 	up->dir = dir;
 	up->refs = 1;
 	/* Even an empty file is a publish attempt: it must fail at close. */
@@ -114,23 +115,25 @@ int chartfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
 	struct chartfs *c = chartfs_ctx();
 	struct ns_node *dir;
+	struct model *m;
 	struct path_res r;
 	int ret;
 
 	(void)mode;
-	ret = new_entry_dir(c, path, &r, &dir);
+	ret = new_entry_dir(c, path, &m, &r, &dir);
 	if (ret)
 		return ret;
-	return start_upload(c, path, dir, fi);
+	return start_upload(c, path, m, dir, fi);
 }
 
-int chartfs_open_write(const char *path, struct path_res *r, struct fuse_file_info *fi)
+int chartfs_open_write(const char *path, struct model *m, struct path_res *r,
+		       struct fuse_file_info *fi)
 {
 	/* Overwriting an existing package is a push of the new bytes (helm
 	 * push replaces the tag too). Anything else exists and is read-only. */
 	if (r->kind != PATH_PKG)
 		return r->kind == PATH_DIR || r->kind == PATH_TAG ? -EISDIR : -EROFS;
-	return start_upload(chartfs_ctx(), path, r->node, fi);
+	return start_upload(chartfs_ctx(), path, m, r->node, fi);
 }
 
 int chartfs_write(const char *path, const char *buf, size_t size, off_t off,
@@ -169,9 +172,9 @@ int chartfs_flush(const char *path, struct fuse_file_info *fi)
 	h->up->dirty = false;
 	len = strlen(h->up->path);
 	if (len > 5 && !strcmp(h->up->path + len - 5, ".prov"))
-		ret = publish_prov(c->model, h->up->dir, h->fd, h->up->spool);
+		ret = publish_prov(h->up->model, h->up->dir, h->fd, h->up->spool);
 	else
-		ret = publish_chart(c->model, h->up->dir, h->fd, h->up->spool,
+		ret = publish_chart(h->up->model, h->up->dir, h->fd, h->up->spool,
 				    c->immutable);
 	return ret;
 }
@@ -197,40 +200,44 @@ int chartfs_mkdir(const char *path, mode_t mode)
 	struct chartfs *c = chartfs_ctx();
 	struct model_tag *t;
 	struct ns_node *dir;
+	struct model *m;
 	struct path_res r;
 	const char *name = strrchr(path, '/') + 1;
 	int ret;
 
 	(void)mode;
-	ret = new_entry_dir(c, path, &r, &dir);
+	ret = new_entry_dir(c, path, &m, &r, &dir);
 	if (ret)
 		return ret;
 	if (r.kind == PATH_PKG)
 		return -EEXIST;
 	if (r.kind == PATH_TAG) {
-		ret = model_tag_get(c->model, r.node, r.tag, &t);
+		ret = model_tag_get(m, r.node, r.tag, &t);
 		if (ret == 0) {
-			model_tag_put(c->model, t);
+			model_tag_put(m, t);
 			return -EEXIST;
 		}
 		if (ret != -ENOENT)
 			return ret;
 	}
-	return model_mkdir(c->model, dir, name);
+	return model_mkdir(m, dir, name);
 }
 
 int chartfs_unlink(const char *path)
 {
 	struct chartfs *c = chartfs_ctx();
+	struct model *m;
 	struct path_res r;
 	int ret;
 
-	ret = model_resolve(c->model, path, &r);
+	ret = chartfs_resolve(c, path, &m, &r);
+	if (ret == CHARTFS_HOSTS_ROOT)
+		return -EISDIR;
 	if (ret)
 		return ret;
 	switch (r.kind) {
 	case PATH_PKG:
-		return publish_delete(c->model, r.node, r.tag);
+		return publish_delete(m, r.node, r.tag);
 	case PATH_UNKNOWN:
 		return -ENOENT;
 	case PATH_DIR:

@@ -42,26 +42,31 @@ static int xattr_done(struct xattr_list *l)
 	return (int)l->len;
 }
 
-static int root_xattr(struct chartfs *c, const char *name, char *out, size_t size,
-		      struct xattr_list *list)
+/* The root of a registry (m), or of an every-registry mount (m NULL: no
+ * registry of its own, the requests of all hosts). */
+static int root_xattr(struct chartfs *c, struct model *m, const char *name, char *out,
+		      size_t size, struct xattr_list *list)
 {
-	uint64_t hits, misses;
+	uint64_t hits, misses, requests;
 	char num[32];
 
 	if (list) {
-		xattr_add(list, "user.chartfs.", "registry");
+		if (m)
+			xattr_add(list, "user.chartfs.", "registry");
 		xattr_add(list, "user.chartfs.", "cache_dir");
 		xattr_add(list, "user.chartfs.", "requests");
 		xattr_add(list, "user.chartfs.", "cache_hits");
 		xattr_add(list, "user.chartfs.", "cache_misses");
 		return xattr_done(list);
 	}
-	if (!strcmp(name, "user.chartfs.registry"))
-		return xattr_value(oci_client_base_url(c->client), out, size);
+	if (m && !strcmp(name, "user.chartfs.registry"))
+		return xattr_value(oci_client_base_url(model_client(m)), out, size);
 	if (!strcmp(name, "user.chartfs.cache_dir"))
 		return xattr_value(c->cache_dir, out, size);
 	if (!strcmp(name, "user.chartfs.requests")) {
-		snprintf(num, sizeof(num), "%" PRIu64, oci_client_requests(c->client));
+		requests =
+		    m ? oci_client_requests(model_client(m)) : hosts_requests(c->hosts);
+		snprintf(num, sizeof(num), "%" PRIu64, requests);
 		return xattr_value(num, out, size);
 	}
 	blobcache_stats(c->bc, &hits, &misses);
@@ -75,11 +80,11 @@ static int root_xattr(struct chartfs *c, const char *name, char *out, size_t siz
 }
 
 /* A repository directory tells how many tags it has (listed ones). */
-static int repo_xattr(struct chartfs *c, struct ns_node *node, const char *name,
-		      char *out, size_t size, struct xattr_list *list)
+static int repo_xattr(struct model *m, struct ns_node *node, const char *name, char *out,
+		      size_t size, struct xattr_list *list)
 {
 	char num[32];
-	int n = model_tag_count(c->model, node);
+	int n = model_tag_count(m, node);
 
 	if (n < 0)
 		return list ? 0 : -ENODATA;
@@ -124,25 +129,28 @@ static int do_xattr(const char *path, const char *name, char *out, size_t size,
 {
 	struct chartfs *c = chartfs_ctx();
 	struct model_tag *t = NULL;
+	struct model *m = NULL;
 	struct path_res r;
 	int ret;
 
-	ret = model_resolve(c->model, path, &r);
+	ret = chartfs_resolve(c, path, &m, &r);
+	if (ret == CHARTFS_HOSTS_ROOT)
+		return root_xattr(c, NULL, name, out, size, list);
 	if (ret)
 		return ret;
 	if (r.kind == PATH_DIR) {
 		if (r.node->parent == NULL)
-			return root_xattr(c, name, out, size, list);
-		return repo_xattr(c, r.node, name, out, size, list);
+			return root_xattr(c, m, name, out, size, list);
+		return repo_xattr(m, r.node, name, out, size, list);
 	}
-	ret = chartfs_get_tag(c, &r, &t);
+	ret = chartfs_get_tag(m, &r, &t);
 	if (ret)
 		return ret;
 	if (r.kind == PATH_IN_TAG)
 		ret = list ? 0 : -ENODATA;
 	else
 		ret = tag_xattr(t, name, out, size, list);
-	model_tag_put(c->model, t);
+	model_tag_put(m, t);
 	return ret;
 }
 

@@ -345,16 +345,18 @@ class Mount:
     ready (it mounts, then daemonizes), so there is no polling here."""
 
     def __init__(self, binary, target, mnt, cache_dir, env, ttl=None, opts=(), args=(),
-                 check=True):
+                 check=True, plain_http=True):
         self.mnt = mnt
         self.cache_dir = cache_dir
         os.makedirs(mnt, exist_ok=True)
         # opts may repeat plain_http or set ttl= itself (it wins over `ttl`).
         opts = [o for o in opts if o != "plain_http"]
-        o = ["plain_http", "cache_dir=" + cache_dir]
+        o = (["plain_http"] if plain_http else []) + ["cache_dir=" + cache_dir]
         if ttl is not None and not any(x.startswith("ttl=") for x in opts):
             o.append("ttl=%s" % ttl)
-        self.cmd = [binary, "-o", ",".join(o + opts), *args, target, mnt]
+        # target None: every registry under one mount (MOUNTPOINT alone).
+        self.cmd = [binary, "-o", ",".join(o + opts), *args, *([target] if target else []),
+                    mnt]
         if env.get("CHARTFS_VALGRIND_LOG"):
             self.cmd = ["valgrind", "--quiet", "--leak-check=full",
                         "--show-leak-kinds=definite,indirect",
@@ -425,11 +427,12 @@ class Mounts:
         self.env = sanitizer_env(env, self.san_dir)
         self.list = []
 
-    def mount(self, target, ttl=30, opts=(), args=(), cache_dir=None, check=True, name=None):
+    def mount(self, target, ttl=30, opts=(), args=(), cache_dir=None, check=True, name=None,
+              plain_http=True):
         n = len(self.list)
         m = Mount(self.bin, target, os.path.join(self.dir, name or "mnt%d" % n),
                   cache_dir or os.path.join(self.dir, "cache%d" % n), self.env, ttl=ttl,
-                  opts=opts, args=args, check=check)
+                  opts=opts, args=args, check=check, plain_http=plain_http)
         self.list.append(m)
         return m
 
