@@ -500,6 +500,11 @@ int main(int argc, char *argv[])
 	/* "ro" was taken out of the arguments to see it: the kernel needs it too. */
 	if (c.read_only && fuse_opt_add_arg(&args, "-oro") != 0)
 		goto out;
+	/* Access times mean nothing here, and without noatime the kernel
+	 * drops a file's cached attributes after every read, which costs a
+	 * GETATTR round trip per file read (a third of a warm grep's). */
+	if (fuse_opt_add_arg(&args, "-onoatime") != 0)
+		goto out;
 	pthread_mutex_init(&c.up_lock, NULL);
 	c.uid = getuid();
 	c.gid = getgid();

@@ -179,8 +179,9 @@ static int fill_entry(void *arg, const struct model_entry *e)
 	struct stat st;
 
 	chartfs_fill_stat(&st, e->is_dir, e->size, e->mtime);
-	/* FILL_DIR_PLUS: the attributes are complete, so `ls -l` needs no
-	 * getattr round trip per entry. */
+	/* FILL_DIR_PLUS: the attributes are complete (the manifests were
+	 * fetched to list a repository), so `ls -l` needs no round trip per
+	 * entry. */
 	return f->filler(f->buf, e->name, &st, 0, FUSE_FILL_DIR_PLUS) ? -ENOMEM : 0;
 }
 
@@ -192,7 +193,7 @@ static int fill_host(void *arg, const char *host)
 	return fill_entry(arg, &e);
 }
 
-static int list_real_dir(const char *real, time_t mtime, struct fill_ctx *f)
+static int list_real_dir(const char *real, struct fill_ctx *f)
 {
 	DIR *d = opendir(real);
 	struct dirent *de;
@@ -201,17 +202,19 @@ static int list_real_dir(const char *real, time_t mtime, struct fill_ctx *f)
 	if (!d)
 		return -errno;
 	while ((de = readdir(d))) {
-		struct model_entry e = {de->d_name, de->d_type == DT_DIR, 0, mtime};
-		struct stat st;
+		struct stat st = {.st_mode = de->d_type == DT_DIR ? S_IFDIR : S_IFREG};
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		if (!e.is_dir &&
-		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-			e.size = st.st_size;
-		ret = fill_entry(f, &e);
-		if (ret)
+		/* Names and types only, no FILL_DIR_PLUS: entries that came
+		 * with attributes by READDIRPLUS are asked for them again
+		 * (GETATTR) at their next stat on this kernel, which costs a
+		 * warm grep a round trip per file; LOOKUP answers, cached for
+		 * the ttl, do not. */
+		if (f->filler(f->buf, de->d_name, &st, 0, 0)) {
+			ret = -ENOMEM;
 			break;
+		}
 	}
 	closedir(d);
 	return ret;
@@ -249,7 +252,7 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 	if (t->chart) {
 		ret = tree_file(m, &r, t, real, sizeof(real));
 		if (!ret)
-			ret = list_real_dir(real, tag_mtime(m, t), &f);
+			ret = list_real_dir(real, &f);
 	}
 	model_tag_put(m, t);
 	return ret;
