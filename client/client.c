@@ -170,6 +170,11 @@ const char *oci_client_base_url(const struct oci_client *c)
 	return c->base;
 }
 
+void oci_client_cancel(struct oci_client *c)
+{
+	atomic_store(&c->cancelled, true);
+}
+
 uint64_t oci_client_requests(const struct oci_client *c)
 {
 	return atomic_load(&((struct oci_client *)c)->requests);

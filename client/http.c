@@ -294,6 +294,18 @@ static int build_headers(const struct http_req *rq, const char *auth,
 	return 0;
 }
 
+/* curl calls this about once a second and on every chunk: a cancelled
+ * client aborts the transfer (CURLE_ABORTED_BY_CALLBACK). */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+		       curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return atomic_load(&((struct oci_client *)arg)->cancelled) ? 1 : 0;
+}
+
 static void set_common(struct oci_client *c, CURL *h, const struct http_req *rq)
 {
 	curl_easy_setopt(h, CURLOPT_URL, rq->url);
@@ -303,6 +315,9 @@ static void set_common(struct oci_client *c, CURL *h, const struct http_req *rq)
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->connect_timeout);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->low_speed_time);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "chartfs/" CHARTFS_VERSION);
 #if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -467,6 +482,10 @@ static int perform_retry(struct oci_client *c, const struct http_req *rq,
 	long ms;
 
 	for (attempt = 0;; attempt++) {
+		if (atomic_load(&c->cancelled)) {
+			snprintf(cause, cause_len, "the mount is going away");
+			return -ECANCELED;
+		}
 		ret = perform_once(c, rq, rs, auth, &rc, cause, cause_len);
 		if (ret && !(ret == -EIO && curl_transient(rc)))
 			return ret;

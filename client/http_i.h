@@ -57,6 +57,7 @@ struct oci_client {
 	struct auth_token *tokens;
 
 	atomic_uint_fast64_t requests;
+	atomic_bool cancelled; /* oci_client_cancel: every transfer ends now */
 };
 
 /* Errnos a caller expects and handles itself: logged at debug only. */

@@ -129,6 +129,11 @@ int oci_manifest_put(struct oci_client *c, const char *repo, const char *ref,
  * disabled (405). */
 int oci_manifest_delete(struct oci_client *c, const char *repo, const char *ref) WUR;
 
+/* End every transfer in flight and refuse new ones (-ECANCELED): for a
+ * daemon that exits while background work waits on a stalled registry.
+ * Thread-safe; cannot be undone. */
+void oci_client_cancel(struct oci_client *c);
+
 /* Counters since the client was made (for the root xattrs and benchmarks). */
 uint64_t oci_client_requests(const struct oci_client *c);
 

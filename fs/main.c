@@ -31,6 +31,7 @@ struct options {
 	char *cache_dir;
 	char *ttl;
 	char *parallel;
+	char *prefetch;
 	char *connect_timeout;
 	char *cache_max;
 	char *io_timeout;
@@ -62,6 +63,7 @@ static const struct fuse_opt chartfs_opts[] = {
 	OPT("cache_max=%s", cache_max),
 	OPT("ttl=%s", ttl),
 	OPT("parallel=%s", parallel),
+	OPT("prefetch=%s", prefetch),
 	OPT("connect_timeout=%s", connect_timeout),
 	OPT("io_timeout=%s", io_timeout),
 	OPT("ca_file=%s", ca_file),
@@ -88,6 +90,7 @@ static const char *const help_lines[] = {
 	"    -o cache_max=SIZE      evict least recently used charts beyond SIZE (default 1G; K/M/G; 0: no bound)",
 	"    -o ttl=SECONDS         trust tag lists and tag digests this long (default 30)",
 	"    -o parallel=N          manifests fetched at once when listing (default 8)",
+	"    -o prefetch=N          warm N repositories of a listed namespace in the background (default 0)",
 	"    -o connect_timeout=S   give up connecting after S seconds (default 10)",
 	"    -o io_timeout=S        give up when under 1 KiB/s for S seconds (default 30)",
 	"    -o immutable           refuse to replace an existing tag (EEXIST)",
@@ -402,7 +405,8 @@ int main(int argc, char *argv[])
 	struct fuse_loop_config *lcfg = NULL;
 	struct fuse *fuse = NULL;
 	char *host = NULL, *prefix = NULL, *fsname = NULL;
-	unsigned ttl = 30, parallel = 8, connect_timeout = 10, io_timeout = 30;
+	unsigned ttl = 30, parallel = 8, connect_timeout = 10, io_timeout = 30,
+		 prefetch = 0;
 	uint64_t cache_max = 1ull << 30;
 	int ret = 1, mounted = 0;
 
@@ -451,6 +455,8 @@ int main(int argc, char *argv[])
 		goto out;
 	if (o.parallel && parse_uint("parallel", o.parallel, 64, &parallel) != 0)
 		goto out;
+	if (o.prefetch && parse_uint("prefetch", o.prefetch, 100000, &prefetch) != 0)
+		goto out;
 	if (o.connect_timeout &&
 	    parse_uint("connect_timeout", o.connect_timeout, 3600, &connect_timeout) != 0)
 		goto out;
@@ -485,7 +491,8 @@ int main(int argc, char *argv[])
 				    .ttl = ttl,
 				    .parallel = parallel,
 				    .show_signatures = o.show_signatures,
-				    .offline = o.offline};
+				    .offline = o.offline,
+				    .prefetch = prefetch};
 	if (o.insecure)
 		log_warn("chartfs: -o insecure: the registry's TLS certificate is not "
 			 "verified");
@@ -574,6 +581,7 @@ out:
 	free(o.cache_dir);
 	free(o.ttl);
 	free(o.parallel);
+	free(o.prefetch);
 	free(o.connect_timeout);
 	free(o.cache_max);
 	free(o.io_timeout);

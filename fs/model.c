@@ -29,6 +29,7 @@ int model_new(const struct model_opts *o, struct oci_client *client, struct blob
 	m->parallel = o->parallel ? o->parallel : 8;
 	m->show_signatures = o->show_signatures;
 	m->offline = o->offline;
+	m->prefetch = o->prefetch;
 	m->start = time(NULL);
 	*out = m;
 	return 0;
@@ -48,6 +49,7 @@ void model_free(struct model *m)
 {
 	if (!m)
 		return;
+	model_prefetch_stop(m);
 	if (m->root)
 		free_repos(m->root);
 	ns_tree_free(m->root);
@@ -348,6 +350,8 @@ int model_list(struct model *m, struct ns_node *node, model_fill_fn fill, void *
 	if (!ret && is_repo)
 		ret = list_tags_locked(m, node, m->start, fill, arg);
 	pthread_mutex_unlock(&m->lock);
+	if (!ret && node->nkids)
+		model_prefetch_kids(m, node);
 	return ret;
 }
 

@@ -63,6 +63,7 @@ struct model_opts {
 	unsigned parallel;    /* manifests fetched at once when listing */
 	bool show_signatures; /* list sha256-<hex>.sig/.att/.sbom tags too */
 	bool offline;	      /* serve only what the cache holds, never ask */
+	unsigned prefetch;    /* warm this many repositories of a listed namespace */
 };
 
 int model_new(const struct model_opts *o, struct oci_client *client, struct blobcache *bc,

@@ -32,7 +32,10 @@ struct model {
 	bool catalog_ever;
 	bool catalog_unsupported; /* registry refuses _catalog: probe names */
 	size_t catalog_count;
-	atomic_bool forget; /* set by a signal handler: drop names at next use */
+	atomic_bool forget;  /* set by a signal handler: drop names at next use */
+	unsigned prefetch;   /* -o prefetch: repositories warmed per listing */
+	unsigned pf_threads; /* prefetch workers running (lock; cond at 0) */
+	atomic_bool pf_stop; /* the model is going away: workers stop early */
 };
 
 static inline struct timespec now_mono(void)
@@ -77,6 +80,11 @@ int model_apply_tags_locked(struct repo *r, const struct strv *tags) WUR;
 int model_refresh_tags(struct model *m, struct ns_node *node) WUR;
 /* Fetch the manifests of every listed tag that is not fresh, in parallel. */
 int model_refresh_manifests(struct model *m, struct ns_node *node) WUR;
+/* node was listed: warm its repository kids in the background (-o
+ * prefetch; model_prefetch.c). No-op when off. */
+void model_prefetch_kids(struct model *m, struct ns_node *node);
+/* Stop the prefetch workers and wait for them (before model_free). */
+void model_prefetch_stop(struct model *m);
 
 /* A tag record built from a fetched manifest (not yet in any table). */
 struct model_tag *model_tag_from_fetched(const char *tag, const struct oci_fetched *f);
