@@ -16,9 +16,20 @@ import time
 
 import pytest
 
-from util import expect_errno, ls, read, run
+from util import Mounts, expect_errno, isolated_env, ls, read, run
 
 REPO = "charts/test/helm-oci-test"
+
+
+@pytest.fixture
+def mount(chartfs_bin, tmp_path):
+    """The usual mount fixture, but with credentials config of its own: the
+    root lists the hosts of that config, and other tests log in to
+    registries in the shared one."""
+    mounts = Mounts(chartfs_bin, str(tmp_path / "mounts"), isolated_env(str(tmp_path / "home")))
+    yield mounts.mount
+    problems = mounts.close()
+    assert not problems, "\n".join(problems)
 
 
 @pytest.fixture
