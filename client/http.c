@@ -62,6 +62,31 @@ static char *header_value(const char *line, size_t len, const char *name)
 	return strndup(line + start, end - start);
 }
 
+/* Does a rel value (at p, up to end) name the "next" relation? It may be a
+ * quoted, space-separated list of relation types (RFC 8288 section 3.3:
+ * rel="first next"). */
+static bool rel_has_next(const char *p, const char *end)
+{
+	bool quoted = *p == '"';
+	size_t n;
+
+	if (quoted)
+		p++;
+	while (p < end) {
+		while (p < end && *p == ' ')
+			p++;
+		n = 0;
+		while (p + n < end && !strchr(quoted ? "\" " : "\"; ,", p[n]))
+			n++;
+		if (n == 4 && !strncasecmp(p, "next", 4))
+			return true;
+		p += n;
+		if (!quoted || p >= end || *p != ' ')
+			return false;
+	}
+	return false;
+}
+
 /* The target of the rel="next" entry of a Link header, or NULL. */
 char *oci_link_next(const char *v)
 {
@@ -73,13 +98,10 @@ char *oci_link_next(const char *v)
 			end = gt + strlen(gt);
 		/* Search only this entry's parameters for the relation. */
 		for (p = gt + 1; p < end; p++) {
-			if (strncasecmp(p, "rel=", 4) != 0)
+			if (strncasecmp(p, "rel=", 4) != 0 ||
+			    (p[-1] != ';' && p[-1] != ' ' && p[-1] != '\t'))
 				continue;
-			p += 4;
-			if (*p == '"')
-				p++;
-			if (!strncasecmp(p, "next", 4) &&
-			    strchr("\"; ,", p[4] ? p[4] : ' '))
+			if (rel_has_next(p + 4, end))
 				return strndup(lt + 1, (size_t)(gt - lt - 1));
 		}
 		p = end;

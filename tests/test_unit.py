@@ -15,7 +15,7 @@ from util import ROOT, sanitizer_env, sanitizer_reports
 
 # The core set the project promises; any other test_* binary the build makes
 # is run too.
-EXPECTED = ["test_cache", "test_client", "test_creds", "test_manifest", "test_path"]
+EXPECTED = ["test_cache", "test_client", "test_creds", "test_http", "test_manifest", "test_path"]
 
 
 def unit_binaries():

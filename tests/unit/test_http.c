@@ -1,0 +1,34 @@
+/* test_http.c - the response headers chartfs parses itself: Link (RFC 8288). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/http_i.h"
+#include "tests/unit/tap.h"
+
+/* oci_link_next(v) is want (NULL: no next page). */
+static void link_is(const char *v, const char *want)
+{
+	char *got = oci_link_next(v);
+
+	ok(want ? got && !strcmp(got, want) : got == NULL, "Link: %s -> %s (got %s)", v,
+	   want ? want : "none", got ? got : "none");
+	free(got);
+}
+
+int main(void)
+{
+	link_is("</v2/_catalog?last=b&n=2>; rel=\"next\"", "/v2/_catalog?last=b&n=2");
+	link_is("</v2/x/tags/list?last=1>; rel=next", "/v2/x/tags/list?last=1");
+	link_is("</a>; rel=\"prev\", </b>; rel=\"next\"", "/b");
+	/* Several relation types in one value (RFC 8288 section 3.3). */
+	link_is("</c>; rel=\"first next\"", "/c");
+	link_is("</d>; rel=\"next last\"", "/d");
+	link_is("</e>; REL=\"NEXT\"", "/e");
+	link_is("</f>; rel=\"nextpage\"", NULL);
+	link_is("</g>; rel=\"first last\"", NULL);
+	link_is("</h>; xrel=\"next\"", NULL);
+	link_is("</i>; title=\"rel=next\"; rel=prev", NULL);
+	link_is("no link at all", NULL);
+	link_is("<unterminated; rel=next", NULL);
+	return tap_done();
+}
