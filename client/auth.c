@@ -108,48 +108,71 @@ static char *param_value(const char **p)
 	return v;
 }
 
-/* Parse the first challenge of a header: scheme, then key=value pairs
- * separated by commas, until the end or the next scheme. */
-int oci_parse_challenge(const char *h, struct challenge *ch)
+/* The scheme a challenge names: its token is n bytes at s. */
+static int scheme_of(const char *s, size_t n)
 {
-	const char *p = h, *key;
+	if (n == 6 && !strncasecmp(s, "Bearer", 6))
+		return AUTH_BEARER;
+	if (n == 5 && !strncasecmp(s, "Basic", 5))
+		return AUTH_BASIC;
+	return AUTH_NONE;
+}
+
+static bool is_token68(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || (c && strchr("-._~+/", c));
+}
+
+/* Skip a token68 credential after a scheme ("Negotiate abc=="): it ends
+ * the challenge, so it must be followed by a comma or the end. */
+static const char *skip_token68(const char *p)
+{
+	const char *q = p;
+
+	while (is_token68(*q))
+		q++;
+	if (q == p)
+		return p;
+	while (*q == '=')
+		q++;
+	while (*q == ' ' || *q == '\t')
+		q++;
+	return !*q || *q == ',' ? q : p;
+}
+
+/* The auth-params of one challenge from *p, up to the next challenge or
+ * the end; kept in ch when ch is not NULL. */
+static int parse_params(const char **p, struct challenge *ch)
+{
+	const char *s = *p, *key;
 	size_t klen;
 
-	memset(ch, 0, sizeof(*ch));
-	while (*p == ' ' || *p == '\t')
-		p++;
-	if (!strncasecmp(p, "Bearer", 6) && (!p[6] || p[6] == ' ' || p[6] == '\t'))
-		ch->scheme = AUTH_BEARER;
-	else if (!strncasecmp(p, "Basic", 5) && (!p[5] || p[5] == ' ' || p[5] == '\t'))
-		ch->scheme = AUTH_BASIC;
-	else
-		return -EINVAL;
-	p += ch->scheme == AUTH_BEARER ? 6 : 5;
 	for (;;) {
 		char *v, **slot = NULL;
-		while (*p == ' ' || *p == '\t' || *p == ',')
-			p++;
-		key = p;
-		while (is_tchar(*p))
-			p++;
-		klen = (size_t)(p - key);
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (!klen || *p != '=')
-			break;
-		p++;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		v = param_value(&p);
-		if (!v) {
-			oci_challenge_clear(ch);
+		while (*s == ' ' || *s == '\t' || *s == ',')
+			s++;
+		/* Either key=value, or the scheme of the next challenge. */
+		*p = s;
+		key = s;
+		while (is_tchar(*s))
+			s++;
+		klen = (size_t)(s - key);
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (!klen || *s != '=')
+			return 0;
+		s++;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		v = param_value(&s);
+		if (!v)
 			return -ENOMEM;
-		}
-		if (klen == 5 && !strncasecmp(key, "realm", 5))
+		if (ch && klen == 5 && !strncasecmp(key, "realm", 5))
 			slot = &ch->realm;
-		else if (klen == 7 && !strncasecmp(key, "service", 7))
+		else if (ch && klen == 7 && !strncasecmp(key, "service", 7))
 			slot = &ch->service;
-		else if (klen == 5 && !strncasecmp(key, "scope", 5))
+		else if (ch && klen == 5 && !strncasecmp(key, "scope", 5))
 			slot = &ch->scope;
 		if (slot) {
 			free(*slot);
@@ -158,7 +181,56 @@ int oci_parse_challenge(const char *h, struct challenge *ch)
 			free(v);
 		}
 	}
-	return 0;
+}
+
+/* A header may list several challenges (RFC 7235 section 4.1: Basic
+ * realm="x", Bearer realm="...",service="..."): the first Bearer one is
+ * kept, else the first Basic one. Anything else is skipped. */
+int oci_parse_challenge(const char *h, struct challenge *ch)
+{
+	struct challenge cur;
+	const char *p = h, *name;
+	int scheme, ret = 0;
+
+	memset(ch, 0, sizeof(*ch));
+	while (!ret && ch->scheme != AUTH_BEARER) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		name = p;
+		while (is_tchar(*p))
+			p++;
+		if (p == name || *p == '=') {
+			/* A stray "=value" or quoted string: no challenge. */
+			char *v;
+			if (*p == '=')
+				p++;
+			v = param_value(&p);
+			ret = v ? 0 : -ENOMEM;
+			free(v);
+			continue;
+		}
+		scheme = scheme_of(name, (size_t)(p - name));
+		while (*p == ' ' || *p == '\t')
+			p++;
+		p = skip_token68(p);
+		memset(&cur, 0, sizeof(cur));
+		cur.scheme = scheme;
+		/* Only a better challenge than the one kept is worth keeping. */
+		ret = parse_params(&p, scheme > ch->scheme ? &cur : NULL);
+		if (!ret && scheme > ch->scheme) {
+			oci_challenge_clear(ch);
+			*ch = cur;
+		} else {
+			oci_challenge_clear(&cur);
+		}
+	}
+	if (ret) {
+		oci_challenge_clear(ch);
+		return ret;
+	}
+	return ch->scheme == AUTH_NONE ? -EINVAL : 0;
 }
 
 /* ---- credentials ------------------------------------------------------- */

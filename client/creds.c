@@ -46,16 +46,21 @@ void oci_creds_clear(struct oci_creds *c)
 /* ---- keys --------------------------------------------------------------- */
 
 /* The host[:port] a key or host names, lower-cased, with Docker Hub's
- * aliases folded into one name. */
+ * aliases folded into one name; "" when there is none. As docker and helm
+ * (oras) match keys: an http:// or https:// prefix is dropped, then the
+ * path. A name too long for buf is no name (never a truncated match). */
 static void canon_host(const char *s, char *buf, size_t size)
 {
-	const char *p = strstr(s, "://");
+	const char *p = s;
 	size_t n, i;
 
-	p = p ? p + 3 : s;
+	if (!strncasecmp(p, "http://", 7))
+		p += 7;
+	else if (!strncasecmp(p, "https://", 8))
+		p += 8;
 	n = strcspn(p, "/");
 	if (n >= size)
-		n = size - 1;
+		n = 0;
 	for (i = 0; i < n; i++)
 		buf[i] = (p[i] >= 'A' && p[i] <= 'Z') ? (char)(p[i] - 'A' + 'a') : p[i];
 	buf[n] = '\0';
@@ -202,34 +207,90 @@ static int run_helper(const char *name, const char *host, const char *path,
 	return ret;
 }
 
+/* The text of a config.json as a JSON object, or NULL (logged). */
+static json_t *load_config(const char *text, size_t len, const char *path)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb(text, len, 0, &jerr);
+
+	if (json_is_object(root))
+		return root;
+	/* jerr.text quotes no input, only the position. */
+	if (root)
+		log_err("creds: %s: not a JSON object", path);
+	else
+		log_err("creds: %s: not JSON (line %d)", path, jerr.line);
+	json_decref(root);
+	return NULL;
+}
+
+/* The helpers root names for host, in the order they are asked:
+ * credHelpers[host], then credsStore (NULL when absent or empty). */
+static void helper_names(json_t *root, const char *host, const char *names[2])
+{
+	const char *key;
+	size_t i;
+
+	names[0] = json_string_value(
+	    find_host(json_object_get(root, "credHelpers"), host, &key));
+	names[1] = json_string_value(json_object_get(root, "credsStore"));
+	for (i = 0; i < 2; i++)
+		if (names[i] && !names[i][0])
+			names[i] = NULL;
+}
+
+/* The auths entry of root for host. */
+static int from_auths(json_t *root, const char *path, const char *host,
+		      struct oci_creds *out)
+{
+	const char *key;
+	json_t *v = find_host(json_object_get(root, "auths"), host, &key);
+
+	return json_is_object(v) ? from_entry(v, path, key, out) : -ENOENT;
+}
+
 int oci_creds_from_json(const char *text, size_t len, const char *path, const char *host,
 			struct oci_creds *out)
 {
-	json_error_t jerr;
-	json_t *root, *v;
-	const char *key, *name;
+	static const char *const what[2] = {"credHelpers", "credsStore"};
+	const char *names[2];
+	json_t *root;
+	size_t i;
 	int ret = -ENOENT;
 
 	memset(out, 0, sizeof(*out));
-	root = json_loadb(text, len, 0, &jerr);
-	if (!json_is_object(root)) {
-		/* jerr.text quotes no input, only the position. */
-		log_err("creds: %s: not a JSON object (line %d)", path, jerr.line);
-		json_decref(root);
+	root = load_config(text, len, path);
+	if (!root)
 		return -EINVAL;
-	}
-	name = json_string_value(
-	    find_host(json_object_get(root, "credHelpers"), host, &key));
-	if (name && name[0])
-		ret = run_helper(name, host, path, "credHelpers", out);
-	name = json_string_value(json_object_get(root, "credsStore"));
-	if (ret == -ENOENT && name && name[0])
-		ret = run_helper(name, host, path, "credsStore", out);
-	if (ret == -ENOENT) {
-		v = find_host(json_object_get(root, "auths"), host, &key);
-		if (json_is_object(v))
-			ret = from_entry(v, path, key, out);
-	}
+	helper_names(root, host, names);
+	for (i = 0; i < 2 && ret == -ENOENT; i++)
+		if (names[i])
+			ret = run_helper(names[i], host, path, what[i], out);
+	if (ret == -ENOENT)
+		ret = from_auths(root, path, host, out);
+	json_decref(root);
+	return ret;
+}
+
+int oci_creds_parse_json(const char *text, size_t len, const char *path, const char *host,
+			 char *helpers[2], struct oci_creds *out)
+{
+	const char *names[2];
+	json_t *root;
+	size_t i;
+	int ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	helpers[0] = helpers[1] = NULL;
+	root = load_config(text, len, path);
+	if (!root)
+		return -EINVAL;
+	helper_names(root, host, names);
+	for (i = 0; i < 2 && !ret; i++)
+		if (names[i] && !(helpers[i] = strdup(names[i])))
+			ret = -ENOMEM;
+	if (!ret)
+		ret = from_auths(root, path, host, out);
 	json_decref(root);
 	return ret;
 }

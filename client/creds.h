@@ -51,8 +51,17 @@ int oci_creds_hosts(const char *registry_config, struct strv *out) WUR;
 int oci_creds_from_json(const char *text, size_t len, const char *path, const char *host,
 			struct oci_creds *out) WUR;
 
+/* oci_creds_from_json without running anything (tests, the fuzzer):
+ * helpers[0] and helpers[1] get the names it would run first, credHelpers[host]
+ * and credsStore (malloc'd, or NULL), and out the auths entry for host.
+ * Returns what the auths lookup does. The caller frees both helpers whatever
+ * it returns. */
+int oci_creds_parse_json(const char *text, size_t len, const char *path, const char *host,
+			 char *helpers[2], struct oci_creds *out) WUR;
+
 /* True iff a config.json key ("https://host/v1/", "host", "host:5000")
- * names host; Docker Hub's aliases all match https://index.docker.io/v1/. */
+ * names host: an http:// or https:// prefix and a path are ignored, as
+ * docker does; Docker Hub's aliases all match https://index.docker.io/v1/. */
 bool oci_creds_key_matches(const char *key, const char *host);
 
 /* The server name a credential helper is asked for: host, or

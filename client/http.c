@@ -62,51 +62,111 @@ static char *header_value(const char *line, size_t len, const char *name)
 	return strndup(line + start, end - start);
 }
 
-/* Does a rel value (at p, up to end) name the "next" relation? It may be a
- * quoted, space-separated list of relation types (RFC 8288 section 3.3:
- * rel="first next"). */
-static bool rel_has_next(const char *p, const char *end)
-{
-	bool quoted = *p == '"';
-	size_t n;
+/* ---- Link (RFC 8288) ---------------------------------------------------- */
 
-	if (quoted)
+static const char *skip_ows(const char *p)
+{
+	while (*p == ' ' || *p == '\t')
 		p++;
-	while (p < end) {
-		while (p < end && *p == ' ')
-			p++;
-		n = 0;
-		while (p + n < end && !strchr(quoted ? "\" " : "\"; ,", p[n]))
-			n++;
-		if (n == 4 && !strncasecmp(p, "next", 4))
-			return true;
-		p += n;
-		if (!quoted || p >= end || *p != ' ')
-			return false;
-	}
-	return false;
+	return p;
 }
 
-/* The target of the rel="next" entry of a Link header, or NULL. */
+static bool is_link_tchar(char c)
+{
+	return c && !strchr(" \t,;=\"<>", c);
+}
+
+/* Skip a link-param value at p, a token or a quoted string (\-escapes);
+ * *is_next tells whether one of its space-separated relation types is
+ * "next" (section 3.3: rel="first next"). */
+static const char *link_value(const char *p, bool *is_next)
+{
+	bool quoted = *p == '"', esc, end;
+	char type[4];
+	size_t n = 0;
+
+	*is_next = false;
+	if (quoted)
+		p++;
+	for (;; p++) {
+		esc = quoted && *p == '\\' && p[1];
+		if (esc)
+			p++;
+		end = !esc && (quoted ? !*p || *p == '"' : !is_link_tchar(*p));
+		if (end || (!esc && (*p == ' ' || *p == '\t'))) {
+			if (n == 4 && !strncasecmp(type, "next", 4))
+				*is_next = true;
+			n = 0;
+			if (end)
+				break;
+			continue;
+		}
+		if (n < sizeof(type))
+			type[n] = *p;
+		n++;
+	}
+	if (quoted && *p == '"')
+		p++;
+	return p;
+}
+
+/* Skip to the comma that ends a link-value (commas in quoted strings do
+ * not count). */
+static const char *skip_link(const char *p)
+{
+	while (*p && *p != ',') {
+		if (*p++ != '"')
+			continue;
+		while (*p && *p != '"')
+			p += *p == '\\' && p[1] ? 2 : 1;
+		if (*p)
+			p++;
+	}
+	return p;
+}
+
+/* The target of the rel="next" entry of a Link header, or NULL. The value
+ * is a comma-separated list of <target>; param=value... entries; only the
+ * first rel of an entry counts (section 3.3). */
 char *oci_link_next(const char *v)
 {
-	const char *p = v, *lt, *gt, *end;
+	const char *p = v, *lt, *gt, *name;
+	bool next, is_next, seen_rel;
+	size_t n;
 
-	while ((lt = strchr(p, '<')) && (gt = strchr(lt, '>'))) {
-		end = strchr(gt, '<');
-		if (!end)
-			end = gt + strlen(gt);
-		/* Search only this entry's parameters for the relation. */
-		for (p = gt + 1; p < end; p++) {
-			if (strncasecmp(p, "rel=", 4) != 0 ||
-			    (p[-1] != ';' && p[-1] != ' ' && p[-1] != '\t'))
-				continue;
-			if (rel_has_next(p + 4, end))
-				return strndup(lt + 1, (size_t)(gt - lt - 1));
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (!*p)
+			return NULL;
+		if (*p != '<') {
+			p = skip_link(p);
+			continue;
 		}
-		p = end;
+		lt = p;
+		gt = strchr(lt, '>');
+		if (!gt)
+			return NULL;
+		next = seen_rel = false;
+		p = skip_ows(gt + 1);
+		while (*p == ';') {
+			name = p = skip_ows(p + 1);
+			while (is_link_tchar(*p))
+				p++;
+			n = (size_t)(p - name);
+			p = skip_ows(p);
+			if (*p == '=') {
+				p = skip_ows(link_value(skip_ows(p + 1), &is_next));
+				if (n == 3 && !strncasecmp(name, "rel", 3) && !seen_rel) {
+					next = is_next;
+					seen_rel = true;
+				}
+			}
+		}
+		if (next)
+			return strndup(lt + 1, (size_t)(gt - lt - 1));
+		p = skip_link(p);
 	}
-	return NULL;
 }
 
 static void set_str(char **slot, char *v)
@@ -115,6 +175,19 @@ static void set_str(char **slot, char *v)
 		return;
 	free(*slot);
 	*slot = v;
+}
+
+/* The best scheme a WWW-Authenticate value offers (AUTH_NONE: none usable). */
+static int challenge_scheme(const char *v)
+{
+	struct challenge ch;
+	int scheme;
+
+	if (oci_parse_challenge(v, &ch))
+		return AUTH_NONE;
+	scheme = ch.scheme;
+	oci_challenge_clear(&ch);
+	return scheme;
 }
 
 static size_t on_header(char *buf, size_t size, size_t n, void *ud)
@@ -146,11 +219,13 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 			rs->link_next = oci_link_next(v);
 		free(v);
 	} else if ((v = header_value(buf, len, "WWW-Authenticate"))) {
-		bool bearer = !strncasecmp(v, "Bearer", 6);
-		if (!rs->www_auth || (bearer && strncasecmp(rs->www_auth, "Bearer", 6)))
+		int scheme = challenge_scheme(v);
+		if (!rs->www_auth || scheme > rs->www_auth_scheme) {
 			set_str(&rs->www_auth, v);
-		else
+			rs->www_auth_scheme = scheme;
+		} else {
 			free(v);
+		}
 	} else if ((v = header_value(buf, len, "Retry-After"))) {
 		char *end;
 		long s = strtol(v, &end, 10);

@@ -99,7 +99,10 @@ struct http_resp {
 	char *link_next;
 	char *content_type;
 	char *docker_digest;
-	char *www_auth; /* the most useful challenge seen (Bearer over Basic) */
+	/* The most useful WWW-Authenticate value seen (one offering Bearer over
+	 * one offering Basic over anything else), and the best scheme in it. */
+	char *www_auth;
+	int www_auth_scheme;
 	long retry_after;
 	char errcode[48]; /* first code of an OCI error body */
 	char cause[320];  /* why it failed, as logged */
@@ -147,8 +150,9 @@ struct challenge {
 	char *service;
 	char *scope;
 };
-/* Parse the first challenge of a header value: 0, -EINVAL (not Basic or
- * Bearer) or -ENOMEM; free with oci_challenge_clear. Not static so
+/* Parse a header value, which may list several challenges (RFC 7235
+ * section 4.1): the first Bearer one, else the first Basic one. 0, -EINVAL
+ * (neither offered) or -ENOMEM; free with oci_challenge_clear. Not static so
  * tests/fuzz/fuzz_headers.c can reach them. */
 int oci_parse_challenge(const char *h, struct challenge *ch) WUR;
 void oci_challenge_clear(struct challenge *ch);

@@ -13,7 +13,7 @@ import pytest
 
 from util import ROOT, sanitizer_env, sanitizer_reports
 
-TARGETS = ["manifest", "chart", "headers", "chartmeta"]
+TARGETS = ["manifest", "chart", "headers", "chartmeta", "creds"]
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -9,10 +9,19 @@
  */
 #include "tests/fuzz/fuzz.h"
 
+#include <strings.h>
+
 #include "client/http_i.h"
 
 #define BASE "http://127.0.0.1:5000"
 #define PAGE BASE "/v2/_catalog?n=100"
+
+/* Does the first challenge of v name the Bearer scheme? */
+static bool starts_bearer(const char *v)
+{
+	v += strspn(v, " \t,");
+	return !strncasecmp(v, "Bearer", 6) && (!v[6] || strchr(" \t,", v[6]));
+}
 
 static void check_challenge(const char *v, const struct oci_client *c)
 {
@@ -22,6 +31,11 @@ static void check_challenge(const char *v, const struct oci_client *c)
 	if (oci_parse_challenge(v, &ch) != 0)
 		return;
 	if (ch.scheme != AUTH_BASIC && ch.scheme != AUTH_BEARER)
+		abort();
+	/* The scheme is one the header names, and Bearer when it leads. */
+	if (!strcasestr(v, ch.scheme == AUTH_BEARER ? "bearer" : "basic"))
+		abort();
+	if (ch.scheme != AUTH_BEARER && starts_bearer(v))
 		abort();
 	if (ch.realm) {
 		(void)http_same_host(c, ch.realm);
@@ -43,6 +57,9 @@ static void check_link(const char *v, const struct oci_client *c)
 
 	if (!next)
 		return;
+	/* The target is what stands between < and the first >. */
+	if (strchr(next, '>') || !strstr(v, next))
+		abort();
 	/* What oci.c does with the next page: resolve, same origin only. */
 	if (http_resolve(c, PAGE, next, true, &url) == 0) {
 		if (!http_same_origin(c, url))

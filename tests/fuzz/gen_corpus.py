@@ -7,6 +7,7 @@ fixed mtimes, gzip without a timestamp, so re-running changes nothing).
 Files it does not write (crash-*, regressions added by hand after a fuzz run)
 are left alone. Chart.yaml seeds are copied from tests/unit/data/chartmeta.
 """
+import base64
 import gzip
 import io
 import json
@@ -248,9 +249,84 @@ def headers():
         "link-no-gt": '</v2/c; rel="next"',
         "link-javascript": '<javascript:alert(1)>; rel="next"',
         "link-empty-target": '<>; rel="next"',
+        "link-bws": '</v2/c?last=z> ; rel = "next"',
+        "link-rel-quoted-param": '</v2/c>; title="x rel=next", </v2/d>; rel="prev"',
+        "link-rel-twice": '</v2/c>; rel=prev; rel=next, </v2/d>; rel="last next"',
+        "link-comma-in-quotes": '</v2/a>; title="a, <b>; rel=next", </v2/e>; rel="next"',
+        "link-escapes": '</v2/f>; rel="ne\\xt"',
+        "challenges-bearer-second": 'Basic realm="x", Bearer realm="https://a/token",'
+                                    'service="s",scope="repository:a:pull"',
+        "challenges-unknown-first": 'Negotiate abc==, Basic realm="r"',
+        "challenges-three": 'Newauth realm="apps", type=1, title="Login", '
+                            'Basic realm="simple", Bearer realm="https://t/x"',
+        "challenges-stray": '=x, "q", realm=y, Basic',
     }
     for name, v in h.items():
         write("headers", name, v)
+
+
+def creds():
+    def b64(s):
+        return base64.b64encode(s.encode()).decode()
+
+    up = {"auth": b64("alice:pa:ss")}
+    c = {
+        "auths-host": {"auths": {"ghcr.io": up}},
+        "auths-host-port": {"auths": {"127.0.0.1:5000": {"auth": b64("u:p")}}},
+        "auths-scheme": {"auths": {"https://ghcr.io": up, "http://127.0.0.1:5000/": up}},
+        "auths-scheme-path": {"auths": {"https://GHCR.io/v1/": up}},
+        "auths-docker-hub": {"auths": {"https://index.docker.io/v1/": up}},
+        "auths-docker-hub-aliases": {"auths": {"docker.io": {"auth": b64("a:1")},
+                                               "registry-1.docker.io": {"auth": b64("b:2")}}},
+        "auths-user-pass": {"auths": {"ghcr.io": {"username": "u", "password": "p"}}},
+        "auths-identitytoken": {"auths": {"ghcr.io": {"auth": b64("u:"),
+                                                      "identitytoken": "refresh-token"}}},
+        "auths-identitytoken-only": {"auths": {"ghcr.io": {"identitytoken": "rt"}}},
+        "auths-auth-and-fields": {"auths": {"ghcr.io": dict(up, username="x", password="y")}},
+        "auths-empty-entry": {"auths": {"ghcr.io": {}}, "credsStore": "desktop"},
+        "auths-empty-auth": {"auths": {"ghcr.io": {"auth": "", "password": "p"}}},
+        "auths-bad-base64": {"auths": {"ghcr.io": {"auth": "!!!!"}}},
+        "auths-bad-base64-len": {"auths": {"ghcr.io": {"auth": "dTpwx"}}},
+        "auths-base64-no-colon": {"auths": {"ghcr.io": {"auth": b64("user")}}},
+        "auths-base64-nul": {"auths": {"ghcr.io": {"auth": base64.b64encode(b"u\0:p").decode()}}},
+        "auths-base64-pad-only": {"auths": {"ghcr.io": {"auth": "===="}}},
+        "auths-base64-spaces": {"auths": {"ghcr.io": {"auth": "    dTpw"}}},
+        "auths-base64-huge": {"auths": {"ghcr.io": {"auth": b64("u:" + "p" * 6000)}}},
+        "auths-not-object": {"auths": {"ghcr.io": "dTpw"}},
+        "auths-list": {"auths": [{"ghcr.io": up}]},
+        "auths-number-fields": {"auths": {"ghcr.io": {"auth": 1, "username": 2,
+                                                      "password": 3}}},
+        "auths-other-host": {"auths": {"evil.example": up, "ghcr.io.evil.example": up,
+                                       "evil.example/x://ghcr.io": up}},
+        "auths-userinfo-key": {"auths": {"https://user@ghcr.io": up}},
+        "auths-long-key": {"auths": {"ghcr.io" + "/" * 400: up, "a" * 400: up}},
+        "cred-helpers": {"credHelpers": {"ghcr.io": "gcloud", "127.0.0.1:5000": "pass"},
+                         "auths": {"ghcr.io": up}},
+        "cred-helpers-empty": {"credHelpers": {"ghcr.io": ""}, "auths": {"ghcr.io": up}},
+        "cred-helpers-path": {"credHelpers": {"ghcr.io": "../../bin/sh"}},
+        "cred-helpers-number": {"credHelpers": {"ghcr.io": 7}, "credsStore": ["x"]},
+        "creds-store": {"credsStore": "desktop", "auths": {"https://index.docker.io/v1/": {}}},
+        "creds-store-and-helpers": {"credsStore": "osxkeychain",
+                                    "credHelpers": {"https://index.docker.io/v1/": "ecr-login"},
+                                    "auths": {"127.0.0.1:5000": up}},
+        "full-docker": {"auths": {"https://index.docker.io/v1/": {},
+                                  "ghcr.io": up},
+                        "credsStore": "desktop", "currentContext": "default",
+                        "plugins": {"-x-cli-hints": {"enabled": "true"}},
+                        "HttpHeaders": {"User-Agent": "Docker-Client"}},
+    }
+    for name, o in c.items():
+        write("creds", name + ".json", js(o))
+    write("creds", "empty.json", "")
+    write("creds", "empty-object.json", "{}")
+    write("creds", "not-object.json", "[1,2,3]")
+    write("creds", "truncated.json", js(c["auths-host"])[:25])
+    write("creds", "nested.json", '{"auths":' + "[" * 3000 + "]" * 3000 + "}")
+    write("creds", "nul-escape.json", b'{"auths":{"ghcr.io":{"username":"a\\u0000b","password":"p"}}}')
+    write("creds", "duplicate-keys.json",
+          '{"auths":{"ghcr.io":{"auth":"%s"},"ghcr.io":{"auth":"!"}}}' % b64("u:p"))
+    write("creds", "bom.json", b"\xef\xbb\xbf" + js(c["auths-host"]).encode())
+    write("creds", "key-only.txt", "https://index.docker.io/v1/")
 
 
 def chartmeta():
@@ -274,3 +350,4 @@ if __name__ == "__main__":
     charts()
     headers()
     chartmeta()
+    creds()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A longer libFuzzer run of every target (or the ones named), from the repo:
 #
-#   tests/fuzz/run.sh [SECONDS] [TARGET...]     # default 60 s each, all four
+#   tests/fuzz/run.sh [SECONDS] [TARGET...]     # default 60 s each, all five
 #
 # It sets up build-fuzz/ with clang (the libraries instrumented too, so the
 # fuzzer sees coverage inside the parsers, not just in the harness), then
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/../.."
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(manifest chart headers chartmeta)
+[ ${#targets[@]} -gt 0 ] || targets=(manifest chart headers chartmeta creds)
 dir=build-fuzz
 # -fsanitize=fuzzer-no-link instruments every object for coverage;
 # b_sanitize puts ASan/UBSan in the libraries as well as the harness.

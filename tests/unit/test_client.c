@@ -1,6 +1,7 @@
 /*
  * test_client.c - the OCI client against a real registry (distribution),
- * whose "host:port" is in CHARTFS_TEST_REGISTRY (plain http).
+ * whose "host:port" is in CHARTFS_TEST_REGISTRY (plain http); first the
+ * response headers it parses itself (WWW-Authenticate, Link), which need none.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client/http_i.h"
 #include "client/manifest.h"
 #include "client/oci.h"
 #include "common/digest.h"
@@ -120,6 +122,91 @@ static char *helm_manifest(const struct blob *cfg, const struct blob *layer,
 	return m;
 }
 
+/* oci_parse_challenge(h) picks scheme with realm and service (NULL: none). */
+static void challenge_is(const char *h, int scheme, const char *realm,
+			 const char *service)
+{
+	struct challenge ch;
+	int ret = oci_parse_challenge(h, &ch);
+
+	if (!scheme) {
+		ok(ret == -EINVAL && !ch.realm, "WWW-Authenticate: %s -> none (got %d)",
+		   h, ret);
+		return;
+	}
+	ok(ret == 0 && ch.scheme == scheme &&
+	       (realm ? ch.realm && !strcmp(ch.realm, realm) : !ch.realm) &&
+	       (service ? ch.service && !strcmp(ch.service, service) : !ch.service),
+	   "WWW-Authenticate: %s -> %s realm %s service %s (got %d: %d %s %s)", h,
+	   scheme == AUTH_BEARER ? "Bearer" : "Basic", realm ? realm : "none",
+	   service ? service : "none", ret, ch.scheme, ch.realm ? ch.realm : "none",
+	   ch.service ? ch.service : "none");
+	oci_challenge_clear(&ch);
+}
+
+static void test_challenges(void)
+{
+	challenge_is("Basic realm=\"Registry Realm\"", AUTH_BASIC, "Registry Realm",
+		     NULL);
+	challenge_is("Bearer realm=\"https://a/token\",service=\"s\",scope=\"x:y:pull\"",
+		     AUTH_BEARER, "https://a/token", "s");
+	/* Several challenges in one header (RFC 7235 section 4.1). */
+	challenge_is("Basic realm=\"x\", Bearer realm=\"https://a/token\",service=\"s\"",
+		     AUTH_BEARER, "https://a/token", "s");
+	challenge_is("Bearer realm=\"https://a/t\", Basic realm=\"x\"", AUTH_BEARER,
+		     "https://a/t", NULL);
+	challenge_is("Negotiate, Basic realm=\"r\"", AUTH_BASIC, "r", NULL);
+	challenge_is("Negotiate abc==, Basic realm=r", AUTH_BASIC, "r", NULL);
+	challenge_is(
+	    "Newauth realm=\"apps\", type=1, title=\"Login\", Basic realm=\"simple\"",
+	    AUTH_BASIC, "simple", NULL);
+	challenge_is("Newauth realm=\"a, Bearer realm=b\", Basic realm=c", AUTH_BASIC,
+		     "c", NULL);
+	challenge_is("Basic, Bearer", AUTH_BEARER, NULL, NULL);
+	challenge_is("bearer   realm = \"https://a/t\" ,  service=reg ,,", AUTH_BEARER,
+		     "https://a/t", "reg");
+	challenge_is(
+	    "Bearer realm=\"https://a/t\",service=s, Bearer realm=\"https://b/t\"",
+	    AUTH_BEARER, "https://a/t", "s");
+	challenge_is("Negotiate", 0, NULL, NULL);
+	challenge_is("Basicx realm=a, Bearerx realm=b", 0, NULL, NULL);
+	challenge_is("realm=\"https://a/t\", \"Bearer\"", 0, NULL, NULL);
+	challenge_is("", 0, NULL, NULL);
+}
+
+/* oci_link_next(v) is want (NULL: no next page). */
+static void link_is(const char *v, const char *want)
+{
+	char *got = oci_link_next(v);
+
+	ok(want ? got && !strcmp(got, want) : got == NULL, "Link: %s -> %s (got %s)", v,
+	   want ? want : "none", got ? got : "none");
+	free(got);
+}
+
+static void test_links(void)
+{
+	link_is("</v2/_catalog?last=b&n=2>; rel=\"next\"", "/v2/_catalog?last=b&n=2");
+	/* Several relation types in one rel (RFC 8288 section 3.3). */
+	link_is("</v2/t/tags/list?last=1.0>; rel=\"first next\"",
+		"/v2/t/tags/list?last=1.0");
+	link_is("</a>; rel=\"next last\"", "/a");
+	link_is("</a>; rel=\"nextpage\"", NULL);
+	/* Several links in one header, separated by commas. */
+	link_is("</a>; rel=\"prev\", </b?x=1,2>; rel=next; title=\"t\"", "/b?x=1,2");
+	link_is("</a>; rel=\"prev\",</b>;rel=\"first next\", </c>; rel=next", "/b");
+	link_is("</a>; title=\"x, </b>; rel=next\", </c>; rel=prev", NULL);
+	link_is("</a>; title=\"x rel=next\"; rel=prev", NULL);
+	link_is("</a> ; rel = \"next\"", "/a");
+	/* Only the first rel of a link counts. */
+	link_is("</a>; rel=prev; rel=next", NULL);
+	link_is("</a>; rel=next; rel=prev", "/a");
+	link_is("</a>; rel=\"ne\\xt\"", "/a");
+	link_is("garbage, </a>; rel=next", "/a");
+	link_is("</a; rel=next", NULL);
+	link_is("", NULL);
+}
+
 int main(void)
 {
 	const char *reg = getenv("CHARTFS_TEST_REGISTRY");
@@ -136,9 +223,11 @@ int main(void)
 	int out = -1, ret;
 	size_t i;
 
+	test_challenges();
+	test_links();
 	if (!reg || !reg[0]) {
-		printf("ok 1 - # SKIP no registry\n1..1\n");
-		return 0;
+		ok(1, "# SKIP no registry");
+		return tap_done();
 	}
 	chartfs_log_set_level(getenv("CHARTFS_TEST_DEBUG") ? LOG_DEBUG : LOG_WARNING);
 	snprintf(repo, sizeof(repo), "chartfs-test/c%d", (int)getpid());

@@ -26,6 +26,18 @@ static void test_keys(void)
 	ok(!oci_creds_key_matches("reg.example", HOST), "a port is part of the host");
 	ok(!oci_creds_key_matches("reg.example:50000", HOST), "no prefix match");
 	ok(!oci_creds_key_matches("evil.reg.example:5000", HOST), "no suffix match");
+	ok(oci_creds_key_matches("HTTP://reg.example:5000", HOST), "http:// prefix");
+	/* Only a leading http:// or https:// is a scheme, as for docker. */
+	ok(!oci_creds_key_matches("evil.example/x://reg.example:5000", HOST),
+	   "no \"://\" further in the key");
+	ok(!oci_creds_key_matches("oci://reg.example:5000", HOST), "no other scheme");
+	ok(!oci_creds_key_matches("https://user@reg.example:5000", HOST), "no user info");
+	{
+		char key[400];
+		memset(key, 'a', sizeof(key) - 1);
+		key[sizeof(key) - 1] = '\0';
+		ok(!oci_creds_key_matches(key, key + 50), "overlong names never match");
+	}
 	ok(oci_creds_key_matches("https://index.docker.io/v1/", "docker.io"),
 	   "docker.io");
 	ok(oci_creds_key_matches("https://index.docker.io/v1/", "registry-1.docker.io"),
@@ -79,6 +91,44 @@ static void test_json(void)
 		   "docker.io", &c);
 	ok(ret == 0 && !strcmp(c.password, "p"), "Docker Hub's key");
 	oci_creds_clear(&c);
+}
+
+static int parse(const char *json, char *helpers[2], struct oci_creds *c)
+{
+	return oci_creds_parse_json(json, strlen(json), "test.json", HOST, helpers, c);
+}
+
+static void free_helpers(char *helpers[2])
+{
+	free(helpers[0]);
+	free(helpers[1]);
+}
+
+/* oci_creds_parse_json: what from_json would do, without running helpers. */
+static void test_parse_only(void)
+{
+	struct oci_creds c;
+	char *h[2];
+	int ret;
+
+	ret = parse("[\"credsStore\"]", h, &c);
+	ok(ret == -EINVAL && !h[0] && !h[1], "parse only: not an object");
+	ret = parse("{\"credHelpers\":{\"https://reg.example:5000\":\"h\"},"
+		    "\"credsStore\":\"s\",\"auths\":{\"" HOST "\":{\"auth\":\"dTpw\"}}}",
+		    h, &c);
+	ok(ret == 0 && h[0] && !strcmp(h[0], "h") && h[1] && !strcmp(h[1], "s") &&
+	       !strcmp(c.username, "u") && !strcmp(c.password, "p"),
+	   "parse only: the helpers named, in order, and the auths entry");
+	free_helpers(h);
+	oci_creds_clear(&c);
+	ret = parse("{\"credHelpers\":{\"other\":\"h\"},\"credsStore\":\"\"}", h, &c);
+	ok(ret == -ENOENT && !h[0] && !h[1] && !c.username,
+	   "parse only: another host's helper, an empty store, no auths");
+	ret = parse("{\"credsStore\":\"s\",\"auths\":{\"" HOST "\":{\"auth\":\"!!!!\"}}}",
+		    h, &c);
+	ok(ret == -EINVAL && !h[0] && h[1] && !strcmp(h[1], "s") && !c.username,
+	   "parse only: a bad auths entry still names the store");
+	free_helpers(h);
 }
 
 static int write_file(const char *path, const char *text, mode_t mode)
@@ -210,6 +260,7 @@ int main(void)
 	}
 	test_keys();
 	test_json();
+	test_parse_only();
 	test_helpers();
 	test_password_file();
 	test_lookup_order();
