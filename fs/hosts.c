@@ -151,6 +151,33 @@ void hosts_free(struct hosts *h)
 	free(h);
 }
 
+int hosts_connect(const struct oci_client_opts *co, bool offline, struct oci_client **out)
+{
+	int ret = oci_client_new(co, out);
+
+	if (ret) {
+		log_err("chartfs: cannot set up the client for %s: %s", co->registry,
+			strerror(-ret));
+		return ret;
+	}
+	ret = offline ? 0 : oci_ping(*out);
+	if (ret == -EACCES) {
+		log_warn(
+		    "chartfs: %s refused %s: what needs credentials fails with EACCES",
+		    oci_client_base_url(*out),
+		    co->username || co->identity_token ? "the credentials"
+						       : "anonymous access");
+		ret = 0;
+	}
+	if (ret) {
+		log_err("chartfs: %s does not answer as an OCI registry: %s",
+			oci_client_base_url(*out), strerror(-ret));
+		oci_client_free(*out);
+		*out = NULL;
+	}
+	return ret;
+}
+
 /* Make the client and model of a new host; the lock is not held (DNS, TLS,
  * a credential helper and the ping take time). */
 static int site_setup(struct hosts *h, struct site *s)
@@ -174,23 +201,9 @@ static int site_setup(struct hosts *h, struct site *s)
 	co.username = cr.username;
 	co.password = cr.password;
 	co.identity_token = cr.identity_token;
-	ret = oci_client_new(&co, &s->client);
-	if (ret)
-		goto out;
-	ret = h->o.model.offline ? 0 : oci_ping(s->client);
-	if (ret == -EACCES) {
-		log_warn(
-		    "chartfs: %s refused %s: what needs credentials fails with EACCES",
-		    oci_client_base_url(s->client),
-		    cr.username || cr.identity_token ? "the credentials"
-						     : "anonymous access");
-		ret = 0;
-	}
+	ret = hosts_connect(&co, h->o.model.offline, &s->client);
 	if (ret) {
-		log_warn(
-		    "chartfs: %s does not answer as an OCI registry (%s): ENOENT for "
-		    "%d s",
-		    oci_client_base_url(s->client), strerror(-ret), HOSTS_RETRY_SECONDS);
+		/* Said why above; lookups get ENOENT until the retry. */
 		if (ret != -ENOMEM)
 			ret = -ENOENT;
 		goto out;

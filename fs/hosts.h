@@ -42,6 +42,14 @@ struct hosts_opts {
 	struct model_opts model;      /* prefix unset */
 };
 
+/* Make the client for one registry (co) and check that it answers as one
+ * (GET /v2/; not when offline). A challenge is an answer: public
+ * repositories may still be readable, the rest is EACCES. On failure *out
+ * is NULL and one log line names the registry and the cause. Used for the
+ * one-registry mount too. */
+int hosts_connect(const struct oci_client_opts *co, bool offline,
+		  struct oci_client **out) WUR;
+
 /* Copies what it needs of o; the cache is shared by every host. */
 int hosts_new(const struct hosts_opts *o, struct blobcache *bc, struct hosts **out) WUR;
 void hosts_free(struct hosts *h);

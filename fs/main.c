@@ -342,30 +342,10 @@ static int setup_registry(const struct options *o, const char *host,
 	copts.username = creds.username;
 	copts.password = creds.password;
 	copts.identity_token = creds.identity_token;
-	err = oci_client_new(&copts, &c->client);
+	err = hosts_connect(&copts, o->offline, &c->client);
 	/* The client keeps its own copies: wipe ours now. */
 	oci_creds_clear(&creds);
-	if (err != 0) {
-		fprintf(stderr, "chartfs: cannot set up the registry client\n");
-		return err;
-	}
-	err = o->offline ? 0 : oci_ping(c->client);
-	if (err == -EACCES) {
-		/* It answered as a registry does, with a challenge: public
-		 * repositories may still be readable, the rest is EACCES. */
-		log_warn("chartfs: %s refused %s: mounting anyway; what needs "
-			 "credentials fails with EACCES",
-			 oci_client_base_url(c->client),
-			 copts.username || copts.identity_token ? "the credentials"
-								: "anonymous access");
-		err = 0;
-	}
-	if (err != 0) {
-		fprintf(stderr, "chartfs: %s does not answer as an OCI registry\n",
-			oci_client_base_url(c->client));
-		return err;
-	}
-	return model_new(mopts, c->client, c->bc, &c->model);
+	return err ? err : model_new(mopts, c->client, c->bc, &c->model);
 }
 
 /* Every registry under one mount: hosts are set up as they are named. */
