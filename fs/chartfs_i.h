@@ -22,8 +22,9 @@ struct upload {
 	struct ns_node *dir; /* the directory it was written into */
 	int fd;		     /* spool file in the cache's tmp/ */
 	char spool[4096];
-	bool dirty; /* written since the last push */
-	int refs;   /* open handles */
+	bool dirty;    /* written since the last push */
+	int write_err; /* -errno of a failed spool write: flush fails with it */
+	int refs;      /* open handles */
 };
 
 /* What fi->fh points at for every open file. */
