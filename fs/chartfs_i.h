@@ -3,7 +3,7 @@
 #define CHARTFS_I_H
 
 #define FUSE_USE_VERSION 314
-#include <fuse.h>
+#include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <sys/stat.h>
@@ -49,10 +49,31 @@ struct chartfs {
 	struct upload *uploads;
 };
 
+/* The mount this process serves (one per process), set before the session
+ * starts. */
+extern struct chartfs *chartfs_self;
+
 static inline struct chartfs *chartfs_ctx(void)
 {
-	return fuse_get_context()->private_data;
+	return chartfs_self;
 }
+
+/* How long the kernel may trust an entry (fs/ll.c turns it into timeouts). */
+enum chartfs_life {
+	CHARTFS_LIFE_NAME,   /* a name that follows the ttl (dirs, packages) */
+	CHARTFS_LIFE_TAG,    /* a tag directory: its name follows the ttl, what
+				is under it is frozen (it is a new inode when the
+				tag moves to another digest) */
+	CHARTFS_LIFE_FROZEN, /* inside a chart: never changes */
+	CHARTFS_LIFE_NOW,    /* a file being written: ask every time */
+};
+
+/* One directory entry for chartfs_readdir's filler. st is NULL for "." and
+ * ".."; with life CHARTFS_FILL_NAME_ONLY it gives only the type, else it is
+ * complete (st_ino 0: derive one from the path) and life says how long. */
+#define CHARTFS_FILL_NAME_ONLY (-1)
+typedef int (*chartfs_fill_fn)(void *buf, const char *name, const struct stat *st,
+			       int life);
 
 /* chartfs_resolve's answer for the root of an every-registry mount, which
  * no model serves (it lists hosts). */
@@ -79,7 +100,15 @@ struct upload *chartfs_upload_find(struct chartfs *c, const char *path);
 /* Drop a reference to an upload; the last one removes its spool file. */
 void chartfs_upload_put(struct chartfs *c, struct upload *up);
 
-/* Operations, by file. */
+/* Operations, by file: path based, 0 / a count or -errno; fs/ll.c calls
+ * them for the kernel's requests. ops.c: */
+int chartfs_stat(const char *path, struct stat *st, enum chartfs_life *life);
+int chartfs_readdir(const char *path, void *buf, chartfs_fill_fn filler);
+int chartfs_open(const char *path, struct fuse_file_info *fi);
+int chartfs_read(const char *path, char *buf, size_t size, off_t off,
+		 struct fuse_file_info *fi);
+int chartfs_release(struct fuse_file_info *fi);
+/* xattr.c, write.c: */
 int chartfs_getxattr(const char *path, const char *name, char *value, size_t size);
 int chartfs_listxattr(const char *path, char *list, size_t size);
 int chartfs_create(const char *path, mode_t mode, struct fuse_file_info *fi);
@@ -101,8 +130,5 @@ int chartfs_setxattr(const char *path, const char *name, const char *value, size
 		     int flags);
 int chartfs_removexattr(const char *path, const char *name);
 int chartfs_symlink(const char *from, const char *to);
-
-/* The FUSE operations (fs/ops.c). */
-extern const struct fuse_operations chartfs_ops;
 
 #endif

@@ -17,6 +17,7 @@
 
 #include "client/creds.h"
 #include "common/log.h"
+#include "fs/ll.h"
 
 struct options {
 	char *registry;	  /* REGISTRY[/PREFIX] as given, or NULL: every registry */
@@ -312,6 +313,7 @@ static int find_creds(const struct options *o, const char *host, struct oci_cred
 
 static struct model *hup_model;
 static struct hosts *hup_hosts;
+static struct chartfs_ll *hup_ll;
 
 static void on_sighup(int sig)
 {
@@ -320,6 +322,8 @@ static void on_sighup(int sig)
 		model_forget_soon(hup_model);
 	if (hup_hosts)
 		hosts_forget_soon(hup_hosts);
+	if (hup_ll)
+		chartfs_ll_forget_listings(hup_ll);
 }
 
 /* The client and model of a one-registry mount. The registry is pinged
@@ -383,12 +387,13 @@ int main(int argc, char *argv[])
 	struct oci_client_opts copts = {0};
 	struct model_opts mopts = {0};
 	struct fuse_loop_config *lcfg = NULL;
-	struct fuse *fuse = NULL;
+	struct chartfs_ll *ll = NULL;
+	struct fuse_session *se = NULL;
 	char *host = NULL, *prefix = NULL, *fsname = NULL;
 	unsigned ttl = 30, parallel = 8, connect_timeout = 10, io_timeout = 30,
 		 prefetch = 0;
 	uint64_t cache_max = 1ull << 30;
-	int ret = 1, mounted = 0;
+	int ret = 1;
 
 	fuse_set_log_func(fuse_log_adapter);
 	if (fuse_opt_parse(&args, &o, chartfs_opts, opt_proc) != 0)
@@ -410,7 +415,7 @@ int main(int argc, char *argv[])
 	if (fopts.show_help) {
 		usage(argv[0]);
 		fuse_cmdline_help();
-		fuse_lib_help(&args);
+		fuse_lowlevel_help();
 		ret = 0;
 		goto out;
 	}
@@ -500,23 +505,23 @@ int main(int argc, char *argv[])
 		     prefix ? "/" : "", prefix ? prefix : "") < 0 ||
 	    fuse_opt_add_arg(&args, fsname) != 0)
 		goto out;
-	fuse = fuse_new(&args, &chartfs_ops, sizeof(chartfs_ops), &c);
-	if (!fuse)
+	if (chartfs_ll_new(&c, &args, &ll) != 0)
 		goto out;
+	se = chartfs_ll_session(ll);
 	/* Mount first, then detach: the command returns with the mount ready. */
-	if (fuse_mount(fuse, fopts.mountpoint) != 0)
+	if (chartfs_ll_mount(ll, fopts.mountpoint) != 0)
 		goto out;
-	mounted = 1;
 	if (fuse_daemonize(fopts.foreground) != 0)
 		goto out;
 	if (!fopts.foreground)
 		chartfs_log_use_syslog();
-	if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
+	if (chartfs_ll_start(ll) != 0 || fuse_set_signal_handlers(se) != 0)
 		goto out;
 	/* libfuse ends the session on SIGHUP; here it means "forget names",
 	 * like a daemon re-reading its state. */
 	hup_model = c.model;
 	hup_hosts = c.hosts;
+	hup_ll = ll;
 	{
 		struct sigaction sa = {.sa_handler = on_sighup};
 		sigemptyset(&sa.sa_mask);
@@ -526,7 +531,7 @@ int main(int argc, char *argv[])
 		 c.client ? oci_client_base_url(c.client) : "every registry",
 		 fopts.mountpoint);
 	if (fopts.singlethread) {
-		ret = fuse_loop(fuse);
+		ret = fuse_session_loop(se);
 	} else {
 		lcfg = fuse_loop_cfg_create();
 		if (!lcfg)
@@ -537,16 +542,14 @@ int main(int argc, char *argv[])
 		/* Unset, libfuse 3.14 reports UINT_MAX and warns if passed on. */
 		if (fopts.max_threads && fopts.max_threads <= 100000)
 			fuse_loop_cfg_set_max_threads(lcfg, fopts.max_threads);
-		ret = fuse_loop_mt(fuse, lcfg);
+		ret = fuse_session_loop_mt(se, lcfg);
 	}
 	ret = ret ? 1 : 0;
 out_signals:
-	fuse_remove_signal_handlers(fuse_get_session(fuse));
+	fuse_remove_signal_handlers(se);
 out:
-	if (mounted)
-		fuse_unmount(fuse);
-	if (fuse)
-		fuse_destroy(fuse);
+	hup_ll = NULL;
+	chartfs_ll_free(ll);
 	fuse_loop_cfg_destroy(lcfg);
 	hosts_free(c.hosts);
 	model_free(c.model);

@@ -299,7 +299,8 @@ static int list_tags_locked(struct model *m, struct ns_node *node, time_t mtime,
 
 	for (i = 0; r && i < r->ntags; i++) {
 		struct model_tag *t = r->tags[i];
-		struct model_entry e = {t->tag, true, 0, t->created ? t->created : mtime};
+		struct model_entry e = {t->tag, true, 0, t->created ? t->created : mtime,
+					t->digest};
 
 		/* A kid namespace shadows a tag of the same name (see path.c). */
 		if (ns_child(node, t->tag) && ns_visible(ns_child(node, t->tag)))
@@ -313,7 +314,7 @@ static int list_tags_locked(struct model *m, struct ns_node *node, time_t mtime,
 		if (!t->chart)
 			continue;
 		snprintf(pkg, sizeof(pkg), "%s-%s.tgz", node->name, t->tag);
-		e = (struct model_entry){pkg, false, t->chart->size, e.mtime};
+		e = (struct model_entry){pkg, false, t->chart->size, e.mtime, t->digest};
 		ret = fill(arg, &e);
 		if (ret)
 			return ret;

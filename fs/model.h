@@ -54,6 +54,7 @@ struct model_entry {
 	bool is_dir;
 	off_t size;
 	time_t mtime;
+	const char *digest; /* a tag's manifest digest (tag dir and package) */
 };
 typedef int (*model_fill_fn)(void *arg, const struct model_entry *e);
 

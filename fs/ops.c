@@ -1,8 +1,8 @@
-/* ops.c - FUSE operations: map paths onto the model, errors onto errno. */
+/* ops.c - the read operations by path: map paths onto the model (fs/ll.c
+ * maps the kernel's inodes onto paths). */
 #include "fs/chartfs_i.h"
 
 #include <dirent.h>
-#include <poll.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -10,10 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/log.h"
+
+struct chartfs *chartfs_self;
 
 void chartfs_fill_stat(struct stat *st, bool dir, off_t size, time_t mtime)
 {
@@ -111,7 +112,23 @@ static int tree_file(struct model *m, struct path_res *r, struct model_tag *t, c
 	return 0;
 }
 
-static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+/* A stable inode number for what a digest names: the same across mounts
+ * and daemons, new when a tag moves. what is "/rest" inside a tag (""
+ * for the tag directory) or ".tgz" for the package. */
+static ino_t digest_ino(const char *digest, const char *what)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	const char *p;
+
+	for (p = digest; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	for (p = what; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	/* 0 means "none" to fs/ll.c and 1 is the root. */
+	return h > 1 ? (ino_t)h : (ino_t)(h + 2);
+}
+
+int chartfs_stat(const char *path, struct stat *st, enum chartfs_life *life)
 {
 	struct chartfs *c = chartfs_ctx();
 	struct model_tag *t = NULL;
@@ -122,13 +139,14 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
 	struct stat rst;
 	int ret;
 
-	(void)fi;
+	*life = CHARTFS_LIFE_NAME;
 	up = chartfs_upload_find(c, path);
 	if (up) {
 		ret = fstat(up->fd, &rst) < 0 ? -errno : 0;
 		if (!ret) {
 			chartfs_fill_stat(st, false, rst.st_size, rst.st_mtime);
 			st->st_mode = S_IFREG | 0644;
+			*life = CHARTFS_LIFE_NOW;
 		}
 		chartfs_upload_put(c, up);
 		return ret;
@@ -150,18 +168,24 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
 	switch (r.kind) {
 	case PATH_TAG:
 		chartfs_fill_stat(st, true, 0, tag_mtime(m, t));
+		st->st_ino = digest_ino(t->digest, "/");
+		*life = CHARTFS_LIFE_TAG;
 		break;
 	case PATH_PKG:
 		chartfs_fill_stat(st, false, t->chart->size, tag_mtime(m, t));
+		st->st_ino = digest_ino(t->digest, ".tgz");
 		break;
 	default:
 		ret = tree_file(m, &r, t, real, sizeof(real));
 		if (!ret && lstat(real, &rst) < 0)
 			ret = -errno;
-		if (!ret)
-			chartfs_fill_stat(st, S_ISDIR(rst.st_mode),
-					  S_ISDIR(rst.st_mode) ? 0 : rst.st_size,
-					  tag_mtime(m, t));
+		if (ret)
+			break;
+		chartfs_fill_stat(st, S_ISDIR(rst.st_mode),
+				  S_ISDIR(rst.st_mode) ? 0 : rst.st_size, tag_mtime(m, t));
+		if ((size_t)snprintf(real, sizeof(real), "/%s", r.rest) < sizeof(real))
+			st->st_ino = digest_ino(t->digest, real);
+		*life = CHARTFS_LIFE_FROZEN;
 		break;
 	}
 	model_tag_put(m, t);
@@ -170,7 +194,7 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
 
 struct fill_ctx {
 	void *buf;
-	fuse_fill_dir_t filler;
+	chartfs_fill_fn filler;
 };
 
 static int fill_entry(void *arg, const struct model_entry *e)
@@ -179,16 +203,20 @@ static int fill_entry(void *arg, const struct model_entry *e)
 	struct stat st;
 
 	chartfs_fill_stat(&st, e->is_dir, e->size, e->mtime);
-	/* FILL_DIR_PLUS: the attributes are complete (the manifests were
-	 * fetched to list a repository), so `ls -l` needs no round trip per
-	 * entry. */
-	return f->filler(f->buf, e->name, &st, 0, FUSE_FILL_DIR_PLUS) ? -ENOMEM : 0;
+	if (e->digest)
+		st.st_ino = digest_ino(e->digest, e->is_dir ? "/" : ".tgz");
+	/* The attributes are complete (the manifests were fetched to list a
+	 * repository), so `ls -l` needs no round trip per entry. */
+	return f->filler(f->buf, e->name, &st,
+			 e->digest && e->is_dir ? CHARTFS_LIFE_TAG : CHARTFS_LIFE_NAME)
+		   ? -ENOMEM
+		   : 0;
 }
 
 /* The root of an every-registry mount: one directory per host. */
 static int fill_host(void *arg, const char *host)
 {
-	struct model_entry e = {host, true, 0, chartfs_ctx()->start};
+	struct model_entry e = {host, true, 0, chartfs_ctx()->start, NULL};
 
 	return fill_entry(arg, &e);
 }
@@ -206,12 +234,10 @@ static int list_real_dir(const char *real, struct fill_ctx *f)
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		/* Names and types only, no FILL_DIR_PLUS: entries that came
-		 * with attributes by READDIRPLUS are asked for them again
-		 * (GETATTR) at their next stat on this kernel, which costs a
-		 * warm grep a round trip per file; LOOKUP answers, cached for
-		 * the ttl, do not. */
-		if (f->filler(f->buf, de->d_name, &st, 0, 0)) {
+		/* Names and types only: a chart's files are looked up once
+		 * and then cached for good (fs/ll.c), so attributes here
+		 * would only make each entry bigger. */
+		if (f->filler(f->buf, de->d_name, &st, CHARTFS_FILL_NAME_ONLY)) {
 			ret = -ENOMEM;
 			break;
 		}
@@ -220,8 +246,7 @@ static int list_real_dir(const char *real, struct fill_ctx *f)
 	return ret;
 }
 
-static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
-		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+int chartfs_readdir(const char *path, void *buf, chartfs_fill_fn filler)
 {
 	struct chartfs *c = chartfs_ctx();
 	struct fill_ctx f = {buf, filler};
@@ -231,16 +256,14 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 	char real[4096];
 	int ret;
 
-	(void)off;
-	(void)fi;
-	(void)flags;
 	ret = chartfs_resolve(c, path, &m, &r);
 	if (ret < 0)
 		return ret;
 	if (ret == 0 && r.kind == PATH_PKG)
 		return -ENOTDIR;
-	filler(buf, ".", NULL, 0, 0);
-	filler(buf, "..", NULL, 0, 0);
+	if (filler(buf, ".", NULL, CHARTFS_FILL_NAME_ONLY) ||
+	    filler(buf, "..", NULL, CHARTFS_FILL_NAME_ONLY))
+		return -ENOMEM;
 	if (ret == CHARTFS_HOSTS_ROOT)
 		return hosts_list(c->hosts, fill_host, &f);
 	if (r.kind == PATH_DIR)
@@ -256,27 +279,6 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 	}
 	model_tag_put(m, t);
 	return ret;
-}
-
-static int op_opendir(const char *path, struct fuse_file_info *fi)
-{
-	struct chartfs *c = chartfs_ctx();
-	struct model *m;
-	struct path_res r;
-	int ret = chartfs_resolve(c, path, &m, &r);
-
-	if (ret == CHARTFS_HOSTS_ROOT)
-		return 0;
-	if (ret)
-		return ret;
-	/* A chart's directories change only with its digest, which changes
-	 * the tag's mtime, and the kernel drops a cached listing when the
-	 * directory's mtime moves: so cache them. Names above follow the ttl. */
-	if (r.kind == PATH_TAG || r.kind == PATH_IN_TAG) {
-		fi->cache_readdir = 1;
-		fi->keep_cache = 1;
-	}
-	return 0;
 }
 
 static int open_file(const char *path, struct fuse_file_info *fi)
@@ -337,29 +339,22 @@ static int open_file(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
-static int op_open(const char *path, struct fuse_file_info *fi)
+int chartfs_open(const char *path, struct fuse_file_info *fi)
 {
-	struct chartfs *c = chartfs_ctx();
-
-	/* On a read-only mount nothing needs a handle: ENOSYS tells the kernel
-	 * to stop sending OPEN (and RELEASE) at all and to keep the page
-	 * cache, so a warm grep costs no round trip per file. Reads then open
-	 * the cached file themselves (once per file: the rest is page cache). */
-	if (c->read_only && (fi->flags & O_ACCMODE) == O_RDONLY)
-		return -ENOSYS;
 	return open_file(path, fi);
 }
 
-static int op_read(const char *path, char *buf, size_t size, off_t off,
-		   struct fuse_file_info *fi)
+int chartfs_read(const char *path, char *buf, size_t size, off_t off,
+		 struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct fuse_file_info once = {.flags = O_RDONLY};
 	ssize_t n;
 	int ret;
 
-	/* No handle: a read-only mount answered open with ENOSYS (see
-	 * op_open), so this read opens the cached file for itself. */
+	/* No handle: a read-only mount answered open with ENOSYS (fs/ll.c),
+	 * so this read opens the cached file for itself (once per page: the
+	 * rest is the kernel's page cache). */
 	if (!h) {
 		ret = open_file(path, &once);
 		if (ret)
@@ -377,11 +372,10 @@ static int op_read(const char *path, char *buf, size_t size, off_t off,
 	return ret;
 }
 
-static int op_release(const char *path, struct fuse_file_info *fi)
+int chartfs_release(struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
-	(void)path;
 	if (!h)
 		return 0;
 	if (h->up)
@@ -391,67 +385,3 @@ static int op_release(const char *path, struct fuse_file_info *fi)
 	free(h);
 	return 0;
 }
-
-static int op_statfs(const char *path, struct statvfs *sv)
-{
-	(void)path;
-	memset(sv, 0, sizeof(*sv));
-	sv->f_bsize = 4096;
-	sv->f_frsize = 4096;
-	sv->f_namemax = 255;
-	return 0;
-}
-
-/* Go programs such as helm poll regular files; without a .poll op libfuse
- * 3.14 leaks the poll handle. Files here are always ready. */
-static int op_poll(const char *path, struct fuse_file_info *fi,
-		   struct fuse_pollhandle *ph, unsigned *reventsp)
-{
-	(void)path;
-	(void)fi;
-	if (ph)
-		fuse_pollhandle_destroy(ph);
-	*reventsp &= POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM;
-	return 0;
-}
-
-static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
-{
-	struct chartfs *c = chartfs_ctx();
-
-	(void)conn;
-	/* Names follow the ttl; the kernel may cache them that long. */
-	cfg->entry_timeout = c->ttl;
-	cfg->attr_timeout = c->ttl;
-	cfg->negative_timeout = c->ttl < 5 ? c->ttl : 5;
-	return c;
-}
-
-const struct fuse_operations chartfs_ops = {
-    .init = op_init,
-    .getattr = op_getattr,
-    .readdir = op_readdir,
-    .opendir = op_opendir,
-    .open = op_open,
-    .read = op_read,
-    .release = op_release,
-    .statfs = op_statfs,
-    .poll = op_poll,
-    .getxattr = chartfs_getxattr,
-    .listxattr = chartfs_listxattr,
-    .create = chartfs_create,
-    .write = chartfs_write,
-    .flush = chartfs_flush,
-    .truncate = chartfs_truncate,
-    .mkdir = chartfs_mkdir,
-    .rmdir = chartfs_rmdir,
-    .unlink = chartfs_unlink,
-    .rename = chartfs_rename,
-    .chmod = chartfs_chmod,
-    .chown = chartfs_chown,
-    .utimens = chartfs_utimens,
-    .setxattr = chartfs_setxattr,
-    .removexattr = chartfs_removexattr,
-    .symlink = chartfs_symlink,
-    .link = chartfs_symlink,
-};
