@@ -279,7 +279,7 @@ static int list_kids_locked(struct ns_node *node, time_t mtime, model_fill_fn fi
 	int ret;
 
 	for (i = 0; i < node->nkids; i++) {
-		struct model_entry e = {node->kids[i]->name, true, 0, mtime};
+		struct model_entry e = {node->kids[i]->name, true, 0, mtime, NULL};
 		if (!ns_visible(node->kids[i]))
 			continue;
 		ret = fill(arg, &e);

@@ -182,7 +182,8 @@ int chartfs_stat(const char *path, struct stat *st, enum chartfs_life *life)
 		if (ret)
 			break;
 		chartfs_fill_stat(st, S_ISDIR(rst.st_mode),
-				  S_ISDIR(rst.st_mode) ? 0 : rst.st_size, tag_mtime(m, t));
+				  S_ISDIR(rst.st_mode) ? 0 : rst.st_size,
+				  tag_mtime(m, t));
 		if ((size_t)snprintf(real, sizeof(real), "/%s", r.rest) < sizeof(real))
 			st->st_ino = digest_ino(t->digest, real);
 		*life = CHARTFS_LIFE_FROZEN;
@@ -221,10 +222,14 @@ static int fill_host(void *arg, const char *host)
 	return fill_entry(arg, &e);
 }
 
-static int list_real_dir(const char *real, struct fill_ctx *f)
+/* List a directory of an unpacked chart: rest is its path in the chart
+ * ("" at the top), digest the tag's, for the inode numbers stat gives. */
+static int list_real_dir(const char *real, const char *digest, const char *rest,
+			 struct fill_ctx *f)
 {
 	DIR *d = opendir(real);
 	struct dirent *de;
+	char what[4096];
 	int ret = 0;
 
 	if (!d)
@@ -234,6 +239,9 @@ static int list_real_dir(const char *real, struct fill_ctx *f)
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
+		if ((size_t)snprintf(what, sizeof(what), "%s%s/%s", rest[0] ? "/" : "",
+				     rest, de->d_name) < sizeof(what))
+			st.st_ino = digest_ino(digest, what);
 		/* Names and types only: a chart's files are looked up once
 		 * and then cached for good (fs/ll.c), so attributes here
 		 * would only make each entry bigger. */
@@ -275,7 +283,7 @@ int chartfs_readdir(const char *path, void *buf, chartfs_fill_fn filler)
 	if (t->chart) {
 		ret = tree_file(m, &r, t, real, sizeof(real));
 		if (!ret)
-			ret = list_real_dir(real, &f);
+			ret = list_real_dir(real, t->digest, r.rest, &f);
 	}
 	model_tag_put(m, t);
 	return ret;

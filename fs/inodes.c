@@ -1,0 +1,426 @@
+/* inodes.c - the kernel's inodes and the listing sweeper (see inodes.h). */
+#include "fs/inodes.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct inodes {
+	struct fuse_session *se; /* where invalidations go */
+	double ttl;
+	bool cache_listings; /* the kernel keeps listings (no OPENDIR) */
+
+	pthread_mutex_t lock;
+	struct inodes_node **buckets;
+	size_t nbuckets, count;
+	struct inodes_node *root;
+	struct inodes_node listed; /* directories whose listing follows the ttl */
+	struct inodes_node all;	   /* every node but the root, replaced ones too */
+
+	pthread_t sweeper;
+	bool sweeping, stop;
+	int wake[2]; /* a pipe that wakes the sweeper */
+	volatile sig_atomic_t forget_listings;
+};
+
+static uint64_t fnv(const char *s, uint64_t h)
+{
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+/* The inode number of a path that no digest names (plain directories,
+ * hosts): stable across mounts. Never 0 (none) or 1 (the root). */
+ino_t inodes_path_ino(const char *path)
+{
+	uint64_t h = fnv(path, fnv("path:", 1469598103934665603ull));
+
+	return h > 1 ? (ino_t)h : (ino_t)(h + 2);
+}
+
+struct inodes_node *inodes_get(struct inodes *t, fuse_ino_t ino)
+{
+	return ino == FUSE_ROOT_ID ? t->root : (struct inodes_node *)(uintptr_t)ino;
+}
+
+fuse_ino_t inodes_id(struct inodes *t, struct inodes_node *n)
+{
+	return n == t->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
+}
+
+int inodes_join(const char *dir, const char *name, char **out)
+{
+	size_t dl = strlen(dir), nl = strlen(name);
+	char *p;
+
+	if (dl == 1) /* the root, "/" */
+		dl = 0;
+	if (dl + nl + 2 > 4096)
+		return -ENAMETOOLONG;
+	p = malloc(dl + nl + 2);
+	if (!p)
+		return -ENOMEM;
+	memcpy(p, dir, dl);
+	p[dl] = '/';
+	memcpy(p + dl + 1, name, nl + 1);
+	*out = p;
+	return 0;
+}
+
+/* The bucket of the first len bytes of path. */
+static size_t bucket_n(const struct inodes *t, const char *path, size_t len)
+{
+	uint64_t h = 1469598103934665603ull;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ (unsigned char)path[i]) * 1099511628211ull;
+	return h & (t->nbuckets - 1);
+}
+
+static size_t bucket(const struct inodes *t, const char *path)
+{
+	return bucket_n(t, path, strlen(path));
+}
+
+static void unlist_locked(struct inodes_node *n)
+{
+	if (!n->lnext)
+		return;
+	n->lnext->lprev = n->lprev;
+	n->lprev->lnext = n->lnext;
+	n->lnext = n->lprev = NULL;
+}
+
+static void unhash_locked(struct inodes *t, struct inodes_node *n)
+{
+	struct inodes_node **pp;
+
+	if (!n->hashed)
+		return;
+	for (pp = &t->buckets[bucket(t, n->path)]; *pp; pp = &(*pp)->hnext)
+		if (*pp == n) {
+			*pp = n->hnext;
+			break;
+		}
+	n->hashed = false;
+	t->count--;
+}
+
+/* Double the table when it fills; a failed grow only makes chains longer. */
+static void grow_locked(struct inodes *t)
+{
+	size_t i, old = t->nbuckets;
+	struct inodes_node **b = calloc(old * 2, sizeof(*b));
+	struct inodes_node **ob = t->buckets;
+
+	if (!b)
+		return;
+	t->buckets = b;
+	t->nbuckets = old * 2;
+	for (i = 0; i < old; i++)
+		while (ob[i]) {
+			struct inodes_node *n = ob[i];
+			size_t k = bucket(t, n->path);
+
+			ob[i] = n->hnext;
+			n->hnext = b[k];
+			b[k] = n;
+		}
+	free(ob);
+}
+
+/*
+ * The node for path with one more kernel reference, made if needed. The
+ * attributes st are the path's now: a known path whose inode number changed
+ * (its tag moved to another digest) gets a new node, so the kernel sees a
+ * new inode and drops what it cached under the old one. st->st_ino is set
+ * where the path operation left it 0.
+ */
+struct inodes_node *inodes_ref(struct inodes *t, const char *path, struct stat *st,
+			       enum chartfs_life life)
+{
+	struct inodes_node *n;
+	size_t len;
+
+	if (!strcmp(path, "/")) {
+		st->st_ino = FUSE_ROOT_ID;
+		pthread_mutex_lock(&t->lock);
+		t->root->nlookup++;
+		pthread_mutex_unlock(&t->lock);
+		return t->root;
+	}
+	if (!st->st_ino)
+		st->st_ino = inodes_path_ino(path);
+	pthread_mutex_lock(&t->lock);
+	for (n = t->buckets[bucket(t, path)]; n; n = n->hnext)
+		if (!strcmp(n->path, path))
+			break;
+	if (n && n->st_ino != st->st_ino) {
+		unhash_locked(t, n);
+		n = NULL;
+	}
+	if (!n) {
+		len = strlen(path);
+		n = calloc(1, sizeof(*n) + len + 1);
+		if (!n)
+			goto out;
+		memcpy(n->path, path, len + 1);
+		n->st_ino = st->st_ino;
+		if (t->count >= t->nbuckets * 2)
+			grow_locked(t);
+		n->hnext = t->buckets[bucket(t, path)];
+		t->buckets[bucket(t, path)] = n;
+		n->hashed = true;
+		t->count++;
+		n->anext = &t->all;
+		n->aprev = t->all.aprev;
+		t->all.aprev->anext = n;
+		t->all.aprev = n;
+	}
+	n->life = life;
+	n->nlookup++;
+out:
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+/* Has the kernel been given path's node? */
+bool inodes_known(struct inodes *t, const char *path)
+{
+	struct inodes_node *n;
+
+	pthread_mutex_lock(&t->lock);
+	for (n = t->buckets[bucket(t, path)]; n; n = n->hnext)
+		if (!strcmp(n->path, path))
+			break;
+	pthread_mutex_unlock(&t->lock);
+	return n != NULL;
+}
+
+/* Drop count kernel references; the last one frees the node. */
+void inodes_forget(struct inodes *t, struct inodes_node *n, uint64_t count)
+{
+	pthread_mutex_lock(&t->lock);
+	n->nlookup = count < n->nlookup ? n->nlookup - count : 0;
+	if (n->nlookup || n == t->root) {
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
+	unhash_locked(t, n);
+	unlist_locked(n);
+	n->anext->aprev = n->aprev;
+	n->aprev->anext = n->anext;
+	pthread_mutex_unlock(&t->lock);
+	free(n);
+}
+
+/*
+ * A listing changed by what this daemon did (a push, a first visit to a
+ * host): drop the kernel's cached listings of path's directories, from its
+ * parent up to the root, before the request that changed them is answered.
+ * Safe inside a request: invalidating a directory's pages takes no lock
+ * that a FUSE request holds while it waits for us.
+ */
+void inodes_inval_dirs(struct inodes *t, const char *path)
+{
+	fuse_ino_t inos[64];
+	size_t i, n = 0, len = strlen(path);
+	struct inodes_node *d;
+
+	if (!t->cache_listings)
+		return; /* listings that follow the ttl are not cached */
+	pthread_mutex_lock(&t->lock);
+	while (len > 0 && n < 64) {
+		while (len > 0 && path[len - 1] != '/')
+			len--;
+		if (len > 1)
+			len--; /* "/a/b/" -> "/a/b" */
+		if (len <= 1) {
+			inos[n++] = FUSE_ROOT_ID;
+			break;
+		}
+		for (d = t->buckets[bucket_n(t, path, len)]; d; d = d->hnext)
+			if (!strncmp(d->path, path, len) && !d->path[len])
+				break;
+		if (d) {
+			unlist_locked(d);
+			inos[n++] = inodes_id(t, d);
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	for (i = 0; i < n; i++)
+		fuse_lowlevel_notify_inval_inode(t->se, inos[i], 0, 0);
+}
+
+/* A listing that follows the ttl went into the kernel's cache: the sweeper
+ * drops it from there once it is older than the ttl. */
+void inodes_listed(struct inodes *t, struct inodes_node *dir)
+{
+	if (!t->cache_listings || dir->life == CHARTFS_LIFE_TAG ||
+	    dir->life == CHARTFS_LIFE_FROZEN)
+		return;
+	pthread_mutex_lock(&t->lock);
+	clock_gettime(CLOCK_MONOTONIC, &dir->listed_at);
+	if (!dir->lnext) {
+		dir->lnext = &t->listed;
+		dir->lprev = t->listed.lprev;
+		t->listed.lprev->lnext = dir;
+		t->listed.lprev = dir;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+static double since(const struct timespec *now, const struct timespec *then)
+{
+	return (double)(now->tv_sec - then->tv_sec) +
+	       (double)(now->tv_nsec - then->tv_nsec) / 1e9;
+}
+
+/* Drop from the kernel's cache the listings older than the ttl (all of
+ * them after SIGHUP), waking when the oldest one is due (at least once a
+ * second, for SIGHUP). */
+static void *sweep(void *arg)
+{
+	struct inodes *t = arg;
+	struct pollfd pfd = {.fd = t->wake[0], .events = POLLIN};
+	fuse_ino_t batch[64];
+	struct timespec now;
+	char drain[64];
+	double wait;
+	size_t i, n;
+	bool all;
+
+	pthread_mutex_lock(&t->lock);
+	while (!t->stop) {
+		all = t->forget_listings;
+		t->forget_listings = 0;
+		do {
+			struct inodes_node *d, *next;
+
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			n = 0;
+			wait = 1;
+			for (d = t->listed.lnext; d != &t->listed && n < 64; d = next) {
+				double age = since(&now, &d->listed_at);
+
+				next = d->lnext;
+				if (!all && age < t->ttl) {
+					if (t->ttl - age < wait)
+						wait = t->ttl - age;
+					continue;
+				}
+				unlist_locked(d);
+				batch[n++] = inodes_id(t, d);
+			}
+			/* Outside the lock: the kernel may call back with requests
+			 * that need it. A node forgotten meanwhile only makes the
+			 * kernel answer ENOENT. */
+			pthread_mutex_unlock(&t->lock);
+			for (i = 0; i < n; i++)
+				fuse_lowlevel_notify_inval_inode(t->se, batch[i], 0, 0);
+			pthread_mutex_lock(&t->lock);
+		} while (n == 64 && !t->stop);
+		if (t->stop)
+			break;
+		/* The pipe wakes it early: SIGHUP (from a signal handler, where
+		 * a condition variable cannot be used) and inodes_free. */
+		pthread_mutex_unlock(&t->lock);
+		if (poll(&pfd, 1, (int)(wait * 1000) + 1) > 0)
+			while (read(t->wake[0], drain, sizeof(drain)) > 0)
+				;
+		pthread_mutex_lock(&t->lock);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+void inodes_forget_listings(struct inodes *t)
+{
+	int saved = errno;
+
+	t->forget_listings = 1;
+	(void)!write(t->wake[1], "h", 1);
+	errno = saved;
+}
+
+int inodes_new(double ttl, struct inodes **out)
+{
+	struct inodes *t = calloc(1, sizeof(*t));
+	int ret = -ENOMEM;
+
+	if (!t)
+		return -ENOMEM;
+	t->ttl = ttl;
+	pthread_mutex_init(&t->lock, NULL);
+	t->wake[0] = t->wake[1] = -1;
+	t->listed.lnext = t->listed.lprev = &t->listed;
+	t->all.anext = t->all.aprev = &t->all;
+	t->nbuckets = 1024;
+	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
+	t->root = calloc(1, sizeof(*t->root) + 2);
+	if (!t->buckets || !t->root)
+		goto out;
+	memcpy(t->root->path, "/", 2);
+	t->root->st_ino = FUSE_ROOT_ID;
+	t->root->nlookup = 1;
+	ret = pipe2(t->wake, O_CLOEXEC | O_NONBLOCK) ? -errno : 0;
+out:
+	if (ret)
+		inodes_free(t);
+	else
+		*out = t;
+	return ret;
+}
+
+void inodes_cache_listings(struct inodes *t, bool on)
+{
+	t->cache_listings = on;
+}
+
+int inodes_start(struct inodes *t, struct fuse_session *se)
+{
+	int ret;
+
+	t->se = se;
+	ret = pthread_create(&t->sweeper, NULL, sweep, t);
+	if (ret)
+		return -ret;
+	t->sweeping = true;
+	return 0;
+}
+
+void inodes_free(struct inodes *t)
+{
+	if (!t)
+		return;
+	if (t->sweeping) {
+		pthread_mutex_lock(&t->lock);
+		t->stop = true;
+		pthread_mutex_unlock(&t->lock);
+		(void)!write(t->wake[1], "s", 1);
+		pthread_join(t->sweeper, NULL);
+	}
+	/* The kernel sends no FORGET once the mount is gone. */
+	while (t->all.anext && t->all.anext != &t->all) {
+		struct inodes_node *n = t->all.anext;
+
+		t->all.anext = n->anext;
+		free(n);
+	}
+	free(t->buckets);
+	free(t->root);
+	if (t->wake[0] >= 0) {
+		close(t->wake[0]);
+		close(t->wake[1]);
+	}
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}

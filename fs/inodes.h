@@ -1,0 +1,73 @@
+/*
+ * inodes.h - the kernel's inodes for fs/ll.c: FUSE node ids mapped to paths,
+ * counted by the kernel's lookups, and the sweeper that drops the kernel's
+ * cached listings of names that follow the ttl.
+ *
+ * Contract:
+ * - A node is a path the kernel was given (LOOKUP, READDIRPLUS, CREATE,
+ *   MKDIR) and keeps until FORGET brings its count to 0. Its path, st_ino
+ *   and life are read without a lock: path and st_ino never change, life
+ *   is a hint. A path whose st_ino changes (a tag moved to another digest)
+ *   gets a new node; the old one lives on, unfindable by path, until the
+ *   kernel forgets it.
+ * - Threads: every function is thread-safe; one lock guards the table, the
+ *   ring of listed directories and the ring of all nodes, and is never held
+ *   while calling the kernel (invalidations are sent after it is dropped).
+ * - Errors: 0 or -errno; inodes_ref gives NULL when out of memory.
+ */
+#ifndef CHARTFS_INODES_H
+#define CHARTFS_INODES_H
+
+#include "fs/chartfs_i.h"
+
+struct inodes_node {
+	struct inodes_node *hnext;	   /* private: hash chain, while hashed */
+	struct inodes_node *lnext, *lprev; /* private: the listed ring */
+	struct inodes_node *anext, *aprev; /* private: the ring of all nodes */
+	uint64_t nlookup;		   /* private: the kernel's references */
+	bool hashed;			   /* private: findable by path */
+	struct timespec listed_at;	   /* private: listing given to the kernel */
+	ino_t st_ino;			   /* the inode number stat(2) shows */
+	enum chartfs_life life;		   /* how long the kernel trusts it */
+	char path[];			   /* "/" for the root */
+};
+
+struct inodes;
+
+/* An empty table (the root only) for a mount with this ttl. */
+int inodes_new(double ttl, struct inodes **out) WUR;
+/* Stop the sweeper and free every node. NULL is fine. */
+void inodes_free(struct inodes *t);
+/* The kernel keeps listings (OPENDIR answered ENOSYS): the sweeper and
+ * inodes_inval_dirs must drop those that change. */
+void inodes_cache_listings(struct inodes *t, bool on);
+/* Start the sweeper, which sends its invalidations on se. */
+int inodes_start(struct inodes *t, struct fuse_session *se) WUR;
+
+/* The node of a node id the kernel holds, and back. */
+struct inodes_node *inodes_get(struct inodes *t, fuse_ino_t ino);
+fuse_ino_t inodes_id(struct inodes *t, struct inodes_node *n);
+/* path's node with one more kernel reference, made (or remade: see above)
+ * as needed; sets st->st_ino where it is 0 (derived from the path). */
+struct inodes_node *inodes_ref(struct inodes *t, const char *path, struct stat *st,
+			       enum chartfs_life life);
+/* Drop count kernel references; the last one frees the node. */
+void inodes_forget(struct inodes *t, struct inodes_node *n, uint64_t count);
+/* Has the kernel been given path's node? */
+bool inodes_known(struct inodes *t, const char *path);
+
+/* dir's listing went into the kernel's cache (when it follows the ttl, the
+ * sweeper drops it once it is older than the ttl). */
+void inodes_listed(struct inodes *t, struct inodes_node *dir);
+/* A change this daemon made under path (a push, a new host): drop the
+ * kernel's listings of path's parent and every directory above, now. */
+void inodes_inval_dirs(struct inodes *t, const char *path);
+/* Async-signal-safe: drop every cached listing at once (SIGHUP). */
+void inodes_forget_listings(struct inodes *t);
+
+/* A stable inode number for a path no digest names. Never 0 or 1. */
+ino_t inodes_path_ino(const char *path);
+/* dir "/" name, malloc'd, or -ENAMETOOLONG / -ENOMEM. */
+int inodes_join(const char *dir, const char *name, char **out) WUR;
+
+#endif
