@@ -255,6 +255,15 @@ static void flight_end(struct blobcache *bc, struct flight *f, int ret)
 
 /* ---- blobs --------------------------------------------------------------- */
 
+/* The one log line of a failure of the store itself, as opposed to what it
+ * was given: the cache directory and the reason (a full disk, a quota). */
+static int store_failed(const struct blobcache *bc, const char *what, const char *digest,
+			int err)
+{
+	log_warn("cache: cannot %s %s in %s: %s", what, digest, bc->dir, strerror(-err));
+	return err;
+}
+
 static int blob_path(struct blobcache *bc, const char *digest, char *path, size_t len)
 {
 	if (!digest_valid(digest))
@@ -300,16 +309,17 @@ static int publish_file(const char *tmp, const char *path)
 	return -errno;
 }
 
-/* Verify the temp file holds digest (and size), then move it into place. */
-static int commit(const char *tmp, int fd, const char *digest, int64_t size,
-		  const char *path)
+/* Verify the temp file holds digest (and size), then move it into place.
+ * Every failure is logged. */
+static int commit(struct blobcache *bc, const char *tmp, int fd, const char *digest,
+		  int64_t size, const char *path)
 {
 	char got[DIGEST_STR_MAX];
 	long long len;
 	int ret = digest_fd(fd, got, &len);
 
 	if (ret)
-		return ret;
+		return store_failed(bc, "read blob", digest, ret);
 	if (size >= 0 && len != size) {
 		log_warn("cache: blob %s: %lld bytes, the descriptor says %lld", digest,
 			 len, (long long)size);
@@ -321,8 +331,9 @@ static int commit(const char *tmp, int fd, const char *digest, int64_t size,
 		return -EIO;
 	}
 	if (fchmod(fd, 0444) < 0)
-		return -errno;
-	return publish_file(tmp, path);
+		return store_failed(bc, "store blob", digest, -errno);
+	ret = publish_file(tmp, path);
+	return ret ? store_failed(bc, "store blob", digest, ret) : 0;
 }
 
 static int tmp_file(struct blobcache *bc, const char *prefix, char *path, size_t len)
@@ -335,7 +346,9 @@ static int tmp_file(struct blobcache *bc, const char *prefix, char *path, size_t
 	return fd < 0 ? -errno : fd;
 }
 
-/* The leader's part of blobcache_get: fetch into tmp/, verify, commit. */
+/* The leader's part of blobcache_get: fetch into tmp/, verify, commit.
+ * Every failure is logged once: the fetcher's (a write into fd that
+ * failed included) by the fetcher, the rest here. */
 static int fetch_blob(struct blobcache *bc, const char *digest, int64_t size,
 		      blobcache_fetch_fn fetch, void *arg, const char *path)
 {
@@ -344,10 +357,10 @@ static int fetch_blob(struct blobcache *bc, const char *digest, int64_t size,
 
 	fd = tmp_file(bc, "blob", tmp, sizeof(tmp));
 	if (fd < 0)
-		return fd;
+		return store_failed(bc, "store blob", digest, fd);
 	ret = fetch(arg, fd);
 	if (!ret)
-		ret = commit(tmp, fd, digest, size, path);
+		ret = commit(bc, tmp, fd, digest, size, path);
 	if (ret)
 		unlink(tmp);
 	close(fd);
@@ -425,7 +438,7 @@ int blobcache_put(struct blobcache *bc, const char *digest, const void *data, si
 		p += n;
 		left -= (size_t)n;
 	}
-	ret = commit(tmp, fd, digest, (int64_t)len, path);
+	ret = commit(bc, tmp, fd, digest, (int64_t)len, path);
 out:
 	if (ret)
 		unlink(tmp);
@@ -454,7 +467,7 @@ int blobcache_adopt(struct blobcache *bc, const char *digest, const char *tmppat
 	fd = open(tmppath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
-	ret = commit(tmppath, fd, digest, -1, path);
+	ret = commit(bc, tmppath, fd, digest, -1, path);
 	close(fd);
 	return ret;
 }
@@ -462,19 +475,24 @@ int blobcache_adopt(struct blobcache *bc, const char *digest, const char *tmppat
 /* ---- trees --------------------------------------------------------------- */
 
 /* The leader's part of blobcache_tree: verify the blob, unpack it into a
- * fresh directory in tmp/, rename that into place. */
+ * fresh directory in tmp/, rename that into place. Every failure but a
+ * missing blob is logged once. */
 static int make_tree(struct blobcache *bc, const char *digest, const char *path)
 {
 	char blob[PATH_LEN], tmp[PATH_LEN], got[DIGEST_STR_MAX];
 	int ret, fd = -1, dfd = -1;
-	bool made = false;
+	bool made = false, logged = false;
 
 	ret = blob_path(bc, digest, blob, sizeof(blob));
 	if (ret)
 		return ret;
 	fd = open(blob, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		ret = -errno;
+		if (ret != -ENOENT) /* not there: the caller's to say */
+			store_failed(bc, "unpack chart", digest, ret);
+		return ret;
+	}
 	ret = digest_fd(fd, got, NULL);
 	if (ret)
 		goto out;
@@ -482,6 +500,7 @@ static int make_tree(struct blobcache *bc, const char *digest, const char *path)
 		log_warn("cache: %s is damaged (sha256 %s): removing it", blob, got);
 		unlink(blob);
 		ret = -EIO;
+		logged = true;
 		goto out;
 	}
 	snprintf(tmp, sizeof(tmp), "%s/tmp/tree-XXXXXX", bc->dir);
@@ -496,8 +515,12 @@ static int make_tree(struct blobcache *bc, const char *digest, const char *path)
 		goto out;
 	}
 	ret = chart_unpack_fd(fd, dfd, digest);
-	if (ret)
+	if (ret) {
+		/* A refused chart is logged; the directory's failure (a
+		 * full disk) is ours to report. */
+		logged = ret == -EIO;
 		goto out;
+	}
 	/* A tree appears whole or not at all. If one is there already,
 	 * another daemon won the race with the same content: drop ours. */
 	ret = rename(tmp, path) < 0 ? -errno : 0;
@@ -514,6 +537,8 @@ static int make_tree(struct blobcache *bc, const char *digest, const char *path)
 	if (fchmod(dfd, 0555) < 0)
 		ret = -errno;
 out:
+	if (ret && !logged)
+		store_failed(bc, "unpack chart", digest, ret);
 	if (made)
 		blobcache_rm_tree(tmp);
 	if (dfd >= 0)

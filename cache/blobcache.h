@@ -39,7 +39,9 @@
 
 struct blobcache;
 
-/* Write the blob's bytes to fd (a fresh, empty temp file). 0 or -errno. */
+/* Write the blob's bytes to fd (a fresh, empty temp file). 0 or -errno,
+ * with one log line for a failure, a write into fd that failed included
+ * (that line names the cache: blobcache_dir()). */
 typedef int (*blobcache_fetch_fn)(void *arg, int fd);
 
 /* Open (creating) the store rooted at dir. */
@@ -49,7 +51,9 @@ void blobcache_free(struct blobcache *bc);
 const char *blobcache_dir(const struct blobcache *bc);
 
 /* Ensure blob digest is stored; path gets its file name. size < 0 when
- * unknown. fetch may be NULL to only look (then a miss is -ENOENT). */
+ * unknown. fetch may be NULL to only look (then a miss is -ENOENT). A
+ * failure to store it (-ENOSPC: the cache's disk is full) is returned as it
+ * is, with one log line naming the cache directory and the reason. */
 int blobcache_get(struct blobcache *bc, const char *digest, int64_t size,
 		  blobcache_fetch_fn fetch, void *arg, char *path, size_t pathlen) WUR;
 
@@ -58,7 +62,9 @@ int blobcache_put(struct blobcache *bc, const char *digest, const void *data,
 		  size_t len) WUR;
 
 /* Ensure the chart in (already stored) blob digest is unpacked; path gets
- * the tree's root directory. -EIO for a chart that breaks a rule. */
+ * the tree's root directory. -EIO for a chart that breaks a rule; -ENOENT
+ * when the blob is not stored; any other failure (-ENOSPC) as it is, with
+ * one log line naming the cache directory and the reason. */
 int blobcache_tree(struct blobcache *bc, const char *digest, char *path,
 		   size_t pathlen) WUR;
 

@@ -395,9 +395,12 @@ int chart_walk(struct archive *a, struct chart_sink *s, const char *what, char *
 			ret = -ENOMEM;
 	}
 out:
+	/* -EIO is always logged here, so that a caller can tell. Any other
+	 * failure (the sink's: a full disk, no memory) is the caller's to
+	 * report: it knows where the files were going. */
 	if (ret == -EIO && w.rule)
 		ret = chart_refuse(what, w.rule);
-	else if (ret)
+	else if (ret == -EIO)
 		log_warn("cache: %s: cannot unpack: %s", what, strerror(-ret));
 	if (utf8) {
 		uselocale(old);

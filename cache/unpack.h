@@ -14,9 +14,11 @@
 
 /* Unpack the chart archive read from fd into the existing, empty directory
  * dirfd, stripping the top folder and applying every rule in blobcache.h.
- * Returns 0, or -EIO with one log line "cache: <what>: <rule>" (what names
- * the archive for the log). On error the directory may hold partial output:
- * the caller removes it. */
+ * Returns 0, -EIO with one log line "cache: <what>: <rule>" (what names the
+ * archive for the log), or another -errno that is not logged (-ENOSPC: the
+ * directory could not take the chart; the caller, which knows what
+ * directory it is, reports it). On error the directory may hold partial
+ * output: the caller removes it. */
 int chart_unpack_fd(int fd, int dirfd, const char *what) WUR;
 
 /* Validate a chart archive held in memory without writing anything (the

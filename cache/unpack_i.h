@@ -29,8 +29,10 @@ int chart_refuse(const char *what, const char *rule) WUR;
 
 /* Walk an opened archive, applying every rule and feeding the sink. A sink
  * error -EEXIST / -ENOTDIR is a duplicate or conflicting path (-EIO); other
- * sink errors are returned as they are. On success *top (if non-NULL) gets
- * a malloc'd copy of the top folder name. */
+ * sink errors are returned as they are. -EIO (a refused chart, or the
+ * sink's) is logged once here; any other -errno is not logged: the caller
+ * knows where the files were going and says so. On success *top (if
+ * non-NULL) gets a malloc'd copy of the top folder name. */
 int chart_walk(struct archive *a, struct chart_sink *s, const char *what, char **top) WUR;
 
 #endif

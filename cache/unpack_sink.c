@@ -16,6 +16,7 @@
 #include "cache/unpack.h"
 #include "cache/blobcache.h"
 #include "cache/unpack_i.h"
+#include "common/log.h"
 
 #define MAX_PATH 4096
 
@@ -389,6 +390,8 @@ int chart_check_mem(const void *data, size_t len, char **chart_yaml, char **top)
 		t = NULL;
 	}
 out:
+	if (ret && ret != -EIO)
+		log_warn("cache: package: cannot unpack: %s", strerror(-ret));
 	free(t);
 	free(m.yaml);
 	archive_read_free(a);

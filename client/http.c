@@ -32,6 +32,7 @@ struct xfer {
 	uint64_t in_pos;
 	int err; /* set by a callback that aborted the transfer */
 	const char *err_cause;
+	char err_buf[288]; /* err_cause when it is formatted */
 };
 
 void http_resp_clear(struct http_resp *rs)
@@ -261,7 +262,14 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 	if (ok && x->rq->out_fd >= 0) {
 		x->err = write_all(x->rq->out_fd, p, len);
 		if (x->err) {
-			x->err_cause = "cannot write the blob";
+			/* Where and why: a long name is cut short so that
+			 * the reason always fits. */
+			snprintf(x->err_buf, sizeof(x->err_buf),
+				 "cannot write the blob%s%.200s: %s",
+				 x->rq->out_name ? " into " : "",
+				 x->rq->out_name ? x->rq->out_name : "",
+				 strerror(-x->err));
+			x->err_cause = x->err_buf;
 			return 0;
 		}
 		return len;

@@ -87,6 +87,7 @@ struct http_req {
 	/* A 2xx body is streamed into out_fd when >= 0, else kept in memory up
 	 * to max_body bytes (0: 1 MiB). */
 	int out_fd;
+	const char *out_name; /* what out_fd is, for the line of a failed write */
 	size_t max_body;
 	bool follow; /* follow redirects (GET/HEAD only) */
 	unsigned quiet;

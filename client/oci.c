@@ -465,7 +465,7 @@ int oci_manifest_delete(struct oci_client *c, const char *repo, const char *ref)
 /* ---- blobs ------------------------------------------------------------- */
 
 static int blob_req(struct oci_client *c, const char *method, const char *repo,
-		    const char *digest, int fd, unsigned quiet)
+		    const char *digest, int fd, const char *where, unsigned quiet)
 {
 	struct http_req rq = HTTP_REQ_INIT;
 	struct http_resp rs = {0};
@@ -483,6 +483,7 @@ static int blob_req(struct oci_client *c, const char *method, const char *repo,
 		rq.url = url;
 		rq.scope = scope;
 		rq.out_fd = fd;
+		rq.out_name = where;
 		rq.follow = true;
 		rq.quiet = quiet;
 		ret = http_request(c, &rq, &rs);
@@ -493,16 +494,22 @@ static int blob_req(struct oci_client *c, const char *method, const char *repo,
 	return ret;
 }
 
-int oci_blob_get(struct oci_client *c, const char *repo, const char *digest, int fd)
+int oci_blob_get_into(struct oci_client *c, const char *repo, const char *digest, int fd,
+		      const char *where)
 {
 	if (fd < 0)
 		return -EBADF;
-	return blob_req(c, "GET", repo, digest, fd, 0);
+	return blob_req(c, "GET", repo, digest, fd, where, 0);
+}
+
+int oci_blob_get(struct oci_client *c, const char *repo, const char *digest, int fd)
+{
+	return oci_blob_get_into(c, repo, digest, fd, NULL);
 }
 
 int oci_blob_exists(struct oci_client *c, const char *repo, const char *digest)
 {
-	return blob_req(c, "HEAD", repo, digest, -1, HTTP_QUIET_ENOENT);
+	return blob_req(c, "HEAD", repo, digest, -1, NULL, HTTP_QUIET_ENOENT);
 }
 
 /* One upload step against *loc; on success *loc becomes the next

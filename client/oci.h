@@ -111,6 +111,12 @@ int oci_manifest_head(struct oci_client *c, const char *repo, const char *ref,
  * redirects without forwarding credentials). Does not verify the digest:
  * the cache does, as it writes. */
 int oci_blob_get(struct oci_client *c, const char *repo, const char *digest, int fd) WUR;
+/* The same, where naming fd (e.g. "the cache /var/cache/chartfs") in the
+ * one log line of a failed write into it, which gives the reason too:
+ * "client: GET <path>: cannot write the blob into <where>: No space left on
+ * device". That failure is the write's -errno (-ENOSPC), as it is. */
+int oci_blob_get_into(struct oci_client *c, const char *repo, const char *digest, int fd,
+		      const char *where) WUR;
 
 /* HEAD a blob: 0 if present, -ENOENT if not. */
 int oci_blob_exists(struct oci_client *c, const char *repo, const char *digest) WUR;

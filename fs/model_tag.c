@@ -411,13 +411,31 @@ struct fetch_arg {
 	struct oci_client *client;
 	const char *repo;
 	const char *digest;
+	const char *where; /* fd, for the log line of a failed write */
 };
 
 static int fetch_blob(void *arg, int fd)
 {
 	struct fetch_arg *a = arg;
 
-	return oci_blob_get(a->client, a->repo, a->digest, fd);
+	return oci_blob_get_into(a->client, a->repo, a->digest, fd, a->where);
+}
+
+/* What a read gets when the cache cannot take the chart (a full disk, a
+ * quota, a read-only cache directory): an I/O error, as from a dead
+ * registry, not an errno read(2) is not expected to give. The failure was
+ * logged where it happened, naming the cache directory and the reason. */
+static int read_errno(int ret)
+{
+	switch (ret) {
+	case -ENOSPC:
+	case -EDQUOT:
+	case -EFBIG:
+	case -EROFS:
+		return -EIO;
+	default:
+		return ret;
+	}
 }
 
 /* Store path into *slot once; lock taken here. */
@@ -438,7 +456,7 @@ int model_tag_blob(struct model *m, struct ns_node *node, struct model_tag *t,
 {
 	char buf[4096];
 	struct fetch_arg a;
-	char *name;
+	char *name, *where = NULL;
 	int ret;
 
 	if (!t->chart)
@@ -449,9 +467,11 @@ int model_tag_blob(struct model *m, struct ns_node *node, struct model_tag *t,
 	if (*path)
 		return 0;
 	name = model_repo_name(m, node);
-	if (!name)
+	if (!name || asprintf(&where, "the cache %s", blobcache_dir(m->bc)) < 0) {
+		free(name);
 		return -ENOMEM;
-	a = (struct fetch_arg){m->client, name, t->chart->digest};
+	}
+	a = (struct fetch_arg){m->client, name, t->chart->digest, where};
 	ret = blobcache_get(m->bc, t->chart->digest, t->chart->size,
 			    m->offline ? NULL : fetch_blob, &a, buf, sizeof(buf));
 	if (ret == -ENOENT && m->offline) {
@@ -459,9 +479,10 @@ int model_tag_blob(struct model *m, struct ns_node *node, struct model_tag *t,
 			 name, t->chart->digest);
 		ret = -EIO;
 	}
+	free(where);
 	free(name);
 	if (ret)
-		return ret;
+		return read_errno(ret);
 	*path = set_once(m, &t->blob_path, buf);
 	pthread_mutex_lock(&m->lock);
 	t->blob_stale = false;
@@ -492,7 +513,7 @@ int model_tag_tree(struct model *m, struct ns_node *node, struct model_tag *t,
 		pthread_mutex_lock(&m->lock);
 		t->blob_stale = true;
 		pthread_mutex_unlock(&m->lock);
-		return ret;
+		return read_errno(ret);
 	}
 	*path = set_once(m, &t->tree_path, buf);
 	pthread_mutex_lock(&m->lock);

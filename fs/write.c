@@ -87,6 +87,8 @@ static int start_upload(struct chartfs *c, const char *path, struct model *m,
 	up->fd = blobcache_spool(c->bc, up->spool, sizeof(up->spool));
 	if (up->fd < 0) {
 		ret = up->fd;
+		log_warn("fs: %s: cannot make a spool file in the cache %s: %s", path,
+			 blobcache_dir(c->bc), strerror(-ret));
 		goto fail;
 	}
 	up->model = m;
@@ -141,6 +143,7 @@ int chartfs_write(const char *path, const char *buf, size_t size, off_t off,
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	ssize_t n;
+	int ret;
 
 	(void)path;
 	if (!h || !h->up)
@@ -148,8 +151,16 @@ int chartfs_write(const char *path, const char *buf, size_t size, off_t off,
 	do
 		n = pwrite(h->fd, buf, size, off);
 	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
+	if (n < 0) {
+		/* The spool now lacks bytes the writer sent (the cache's
+		 * disk is full): no push of it, ever. Said once per file. */
+		ret = -errno;
+		if (!h->up->write_err)
+			log_warn("fs: write to %s: cannot spool it in the cache (%s): %s",
+				 h->up->path, h->up->spool, strerror(-ret));
+		h->up->write_err = ret;
+		return ret;
+	}
 	h->up->dirty = true;
 	return (int)n;
 }
@@ -166,6 +177,10 @@ int chartfs_flush(const char *path, struct fuse_file_info *fi)
 	 * sending FLUSH at all (its files have no OPEN, hence no noflush). */
 	if (c->read_only)
 		return -ENOSYS;
+	/* A write was lost: every close fails with its errno (already
+	 * logged), and nothing is published. */
+	if (h && h->up && h->up->write_err)
+		return h->up->write_err;
 	if (!h || !h->up || !h->up->dirty)
 		return 0;
 	/* Push at flush so cp sees the result in close(2). */
@@ -189,6 +204,9 @@ int chartfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	if (!up)
 		return -EROFS;
 	ret = ftruncate(up->fd, size) < 0 ? -errno : 0;
+	/* Emptied: what a failed write lost is gone, the file starts over. */
+	if (!ret && size == 0)
+		up->write_err = 0;
 	up->dirty = true;
 	if (!h)
 		chartfs_upload_put(c, up);

@@ -3,13 +3,14 @@ directory is EIO for reads, ENOSPC for writes, with a log line; never a crash.
 
 The cache directory is on a 1 MiB tmpfs mounted by the test and filled by a
 filler file after chartfs is up. chartfs runs in the foreground (-f) so its
-log lines can be read. Asserted here, as a user sees it (the parts chartfs
-does not do yet are strict xfails naming the bug):
+log lines can be read. Asserted here, as a user sees it:
   - a cold chart (tag directory, a file in it, the .tgz) is EIO, the daemon
-    lives, nothing half-written is left, and a log line says why;
+    lives, nothing half-written is left, and a log line names the cache and
+    the reason;
   - once the filler is deleted the same paths are served, right, without a
     remount;
-  - cp of a package into the mount fails with ENOSPC and pushes no tag;
+  - cp of a package into the mount fails with ENOSPC, pushes no tag, and a
+    log line names the cache and the reason;
   - charts already in the cache are still served.
 """
 import errno
@@ -156,14 +157,6 @@ def _no_tmp_left(cache_dir):
 # The cache's filesystem holds nothing more, or the blob but not its tree.
 ROOMS = [0, PAGE]
 ROOM_IDS = ["nothing-left", "room-for-the-blob"]
-BLOB_ENOSPC_NOT_EIO = pytest.mark.xfail(strict=True, reason=(
-    "bug: a blob download that hits ENOSPC is passed up unchanged (client/http.c on_body "
-    "-> oci_blob_get -> cache/blobcache.c fetch_blob/blobcache_get -> fs/model_tag.c "
-    "model_tag_blob -> fs/ops.c), so open/read/listdir fail with ENOSPC, not EIO"))
-TREE_ENOSPC_NOT_EIO = pytest.mark.xfail(strict=True, reason=(
-    "bug: an unpack that hits ENOSPC (cache/blobcache.c make_tree <- chart_unpack_fd) is "
-    "passed up unchanged by blobcache_tree and fs/model_tag.c model_tag_tree, so "
-    "open/listdir of the tag fail with ENOSPC, not EIO"))
 
 
 def _cold_ops(d):
@@ -190,8 +183,7 @@ def test_cold_chart_fails_and_nothing_half_written_remains(registry, small_cache
     assert _no_tmp_left(d.cache_dir), tmp_entries(d.cache_dir)
 
 
-@pytest.mark.parametrize("room", [pytest.param(0, marks=BLOB_ENOSPC_NOT_EIO),
-                                  pytest.param(PAGE, marks=TREE_ENOSPC_NOT_EIO)], ids=ROOM_IDS)
+@pytest.mark.parametrize("room", ROOMS, ids=ROOM_IDS)
 def test_cold_chart_is_eio(registry, small_cache, room):
     d = _cold(registry, small_cache, room)
     want = (errno.EIO, errno.EIO, 0 if room else errno.EIO)
@@ -199,12 +191,7 @@ def test_cold_chart_is_eio(registry, small_cache, room):
     assert got == want, [errno.errorcode.get(e, e) for e in got]
 
 
-@pytest.mark.parametrize("room", [
-    pytest.param(0, marks=pytest.mark.xfail(strict=True, reason=(
-        "bug: the only log line is client/http.c perform_once/http_request's 'client: GET "
-        "/v2/<repo>/blobs/<digest>: cannot write the blob' (on_body's err_cause): it "
-        "names neither the cache nor the reason (strerror ENOSPC)"))),
-    PAGE], ids=ROOM_IDS)
+@pytest.mark.parametrize("room", ROOMS, ids=ROOM_IDS)
 def test_cold_chart_failure_is_logged(registry, small_cache, room):
     d = _cold(registry, small_cache, room)
     assert _cold_ops(d)[0] != 0
@@ -264,11 +251,6 @@ def test_cp_is_enospc_and_pushes_nothing(registry_factory, small_cache, packages
     assert reg.tags("charts/helm-oci-test") == ["0.1.0"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: fs/write.c chartfs_write returns the spool's pwrite ENOSPC without a log line; "
-    "then chartfs_flush still publishes the short spool, so close(2) fails EINVAL and the "
-    "only log line is publish.c's misleading 'fs: publish into /charts: 0 bytes is not a "
-    "chart package'"))
 def test_cp_failure_is_logged(registry_factory, small_cache, packages):
     _, d, r = _full_publish(registry_factory, small_cache, packages)
     assert r.returncode != 0
