@@ -10,6 +10,7 @@ mount and an empty cache):
   warm grep      `grep -r` on a local untarred copy  vs  `grep -r` again on the same mount
   remount        local `grep -r`  vs  `grep -r` on a new mount sharing the warm cache dir
   ls -l 200 tags one `curl` of tags/list  vs  `ls -l` of the repository, cold
+  cp             `helm push` of one chart  vs  `cp` of it into the mount
   requests       requests of one `helm pull --untar`  vs  one cold chart read (proxy counts)
   peak RSS       -  vs  the daemon's VmHWM after a cold grep and the 200-tag listing
 Uses hyperfine when it is installed, else its own timing loop.
@@ -136,8 +137,8 @@ class Bench:
     def remount_cmd(self, host):
         return "%s; %s" % (self.unmount_cmd(), self.mount_cmd(host))
 
-    def time(self, cmd, prepare=None, runs=None):
-        return median_seconds(cmd, prepare, runs or self.runs, self.env)
+    def time(self, cmd, prepare=None, runs=None, env=None):
+        return median_seconds(cmd, prepare, runs or self.runs, env or self.env)
 
 
 def fmt_s(s):
@@ -210,6 +211,17 @@ def main():
                       b.fresh_mount_cmd(reg.host))
         rows.append(("cold `ls -l` of a %d-tag repository" % N_TAGS, "one curl of tags/list",
                      base, ours))
+
+        # cp of one chart  vs  helm push of it (both into a namespace of their own;
+        # every run after the first pushes the same bytes again, for both)
+        pkg = packages[1]
+        base = b.time("%s push %s oci://%s/pushed-by-helm --plain-http >/dev/null 2>&1"
+                      % (shlex.quote(helm.binary), shlex.quote(pkg), reg.host), env=helm_env)
+        sh(b.fresh_mount_cmd(reg.host), b.env)
+        os.makedirs(os.path.join(b.mnt, "pushed-by-chartfs"), exist_ok=True)
+        ours = b.time("cp %s %s/" % (shlex.quote(pkg),
+                                     shlex.quote(os.path.join(b.mnt, "pushed-by-chartfs"))))
+        rows.append(("`cp` of one chart into the mount", "helm push of it", base, ours))
 
         # peak RSS of a daemon that did a cold grep and the 200-tag listing
         sh(b.fresh_mount_cmd(reg.host), b.env)
