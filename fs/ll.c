@@ -418,33 +418,30 @@ static void reply_xattr(fuse_req_t req, size_t size, int ret, const char *buf)
 		fuse_reply_buf(req, buf, (size_t)ret);
 }
 
-static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+/* getxattr of name, or listxattr when name is NULL. */
+static void do_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	struct chartfs_ll *ll = fuse_req_userdata(req);
+	const char *path = ll_req_node(req, ino)->path;
 	char *buf = size ? malloc(size) : NULL;
 
 	if (size && !buf)
 		fuse_reply_err(req, ENOMEM);
 	else
-		reply_xattr(
-		    req, size,
-		    chartfs_getxattr(inodes_get(ll->inodes, ino)->path, name, buf, size),
-		    buf);
+		reply_xattr(req, size,
+			    name ? chartfs_getxattr(path, name, buf, size)
+				 : chartfs_listxattr(path, buf, size),
+			    buf);
 	free(buf);
+}
+
+static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	do_xattr(req, ino, name, size);
 }
 
 static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct chartfs_ll *ll = fuse_req_userdata(req);
-	char *buf = size ? malloc(size) : NULL;
-
-	if (size && !buf)
-		fuse_reply_err(req, ENOMEM);
-	else
-		reply_xattr(
-		    req, size,
-		    chartfs_listxattr(inodes_get(ll->inodes, ino)->path, buf, size), buf);
-	free(buf);
+	do_xattr(req, ino, NULL, size);
 }
 
 /* No .poll: libfuse answers ENOSYS and the kernel treats files as always

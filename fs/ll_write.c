@@ -61,68 +61,66 @@ void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, -ret);
 }
 
-void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-	       struct fuse_file_info *fi)
+/* Answer a CREATE (fi set) or MKDIR whose work gave ret with the new
+ * entry; a handle that cannot be answered is released. */
+static void reply_made(fuse_req_t req, const char *path, int ret,
+		       struct fuse_file_info *fi)
 {
-	struct chartfs_ll *ll = fuse_req_userdata(req);
 	struct fuse_entry_param e = {0};
 	enum chartfs_life life;
-	char *path;
-	int ret;
 
-	if (!ll_child_path(req, parent, name, &path))
-		return;
-	ret = chartfs_create(path, mode, fi);
 	if (!ret) {
 		ret = chartfs_stat(path, &e.attr, &life);
-		if (ret)
+		if (ret && fi)
 			(void)chartfs_release(fi);
 	}
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
-		ll_reply_entry(ll, req, path, &e, life, fi);
+		ll_reply_entry(fuse_req_userdata(req), req, path, &e, life, fi);
+}
+
+void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	       struct fuse_file_info *fi)
+{
+	char *path;
+
+	if (!ll_child_path(req, parent, name, &path))
+		return;
+	reply_made(req, path, chartfs_create(path, mode, fi), fi);
 	free(path);
 }
 
 void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	struct chartfs_ll *ll = fuse_req_userdata(req);
-	struct fuse_entry_param e = {0};
-	enum chartfs_life life;
 	char *path;
-	int ret;
 
 	if (!ll_child_path(req, parent, name, &path))
 		return;
-	ret = chartfs_mkdir(path, mode);
-	if (!ret)
-		ret = chartfs_stat(path, &e.attr, &life);
-	if (ret)
-		fuse_reply_err(req, -ret);
-	else
-		ll_reply_entry(ll, req, path, &e, life, NULL);
+	reply_made(req, path, chartfs_mkdir(path, mode), NULL);
+	free(path);
+}
+
+/* Answer with what op says of parent/name. */
+static void reply_name_op(fuse_req_t req, fuse_ino_t parent, const char *name,
+			  int (*op)(const char *path))
+{
+	char *path;
+
+	if (!ll_child_path(req, parent, name, &path))
+		return;
+	fuse_reply_err(req, -op(path));
 	free(path);
 }
 
 void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	char *path;
-
-	if (!ll_child_path(req, parent, name, &path))
-		return;
-	fuse_reply_err(req, -chartfs_unlink(path));
-	free(path);
+	reply_name_op(req, parent, name, chartfs_unlink);
 }
 
 void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	char *path;
-
-	if (!ll_child_path(req, parent, name, &path))
-		return;
-	fuse_reply_err(req, -chartfs_rmdir(path));
-	free(path);
+	reply_name_op(req, parent, name, chartfs_rmdir);
 }
 
 void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
