@@ -34,7 +34,7 @@ double ll_timeout(const struct chartfs_ll *ll, enum chartfs_life life)
 	case CHARTFS_LIFE_NOW:
 		return 0;
 	default:
-		return ll->ttl;
+		return ll->c->ttl;
 	}
 }
 
@@ -43,7 +43,7 @@ static double negative_timeout(const struct chartfs_ll *ll, const struct inodes_
 {
 	if (dir->life == CHARTFS_LIFE_TAG || dir->life == CHARTFS_LIFE_FROZEN)
 		return FOREVER;
-	return ll->ttl < 5 ? ll->ttl : 5;
+	return ll->c->ttl < 5 ? ll->c->ttl : 5;
 }
 
 /* Answer a LOOKUP, CREATE or MKDIR with path's node (e->attr filled). */
@@ -89,7 +89,7 @@ static void ll_init(void *data, struct fuse_conn_info *conn)
 	 * handle, and no RELEASE would come for it. */
 	ll->no_open = ll->c->read_only && (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT);
 	/* With ttl 0 every listing is asked anew, which OPENDIR can say. */
-	ll->no_opendir = ll->ttl > 0 && (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
+	ll->no_opendir = ll->c->ttl > 0 && (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
 	inodes_cache_listings(ll->inodes, ll->no_opendir);
 }
 
@@ -385,7 +385,7 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ret = chartfs_read(inodes_get(ll->inodes, ino)->path, buf, size, off, fi);
+	ret = chartfs_read(inodes_get(ll->inodes, ino)->path, buf, size, off);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
 	else
@@ -484,9 +484,8 @@ int chartfs_ll_new(struct chartfs *c, struct fuse_args *args, struct chartfs_ll 
 	if (!ll)
 		return -ENOMEM;
 	ll->c = c;
-	ll->ttl = c->ttl;
 	chartfs_self = c;
-	ret = inodes_new(ll->ttl, &ll->inodes);
+	ret = inodes_new(c->ttl, &ll->inodes);
 	if (ret)
 		goto out;
 	ll->se = fuse_session_new(args, &ll_ops, sizeof(ll_ops), ll);

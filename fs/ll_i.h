@@ -12,7 +12,6 @@ struct chartfs_ll {
 	bool mounted;
 	bool no_open;	 /* OPEN answered ENOSYS (read-only mounts) */
 	bool no_opendir; /* OPENDIR answered ENOSYS: the kernel keeps listings */
-	double ttl;
 };
 
 /* The node a request names. */

@@ -289,7 +289,7 @@ int chartfs_readdir(const char *path, void *buf, chartfs_fill_fn filler)
 	return ret;
 }
 
-static int open_file(const char *path, struct fuse_file_info *fi)
+int chartfs_open(const char *path, struct fuse_file_info *fi)
 {
 	struct chartfs *c = chartfs_ctx();
 	struct model_tag *t = NULL;
@@ -347,36 +347,27 @@ static int open_file(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
-int chartfs_open(const char *path, struct fuse_file_info *fi)
+/* A read without a handle: a read-only mount answered OPEN with ENOSYS
+ * (fs/ll.c), so this read opens the cached file for itself (once per page:
+ * the rest is the kernel's page cache). Reads with a handle never come here:
+ * fs/ll.c answers them from the handle's fd. */
+int chartfs_read(const char *path, char *buf, size_t size, off_t off)
 {
-	return open_file(path, fi);
-}
-
-int chartfs_read(const char *path, char *buf, size_t size, off_t off,
-		 struct fuse_file_info *fi)
-{
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	struct fuse_file_info once = {.flags = O_RDONLY};
+	struct fuse_file_info fi = {.flags = O_RDONLY};
+	struct handle *h;
 	ssize_t n;
 	int ret;
 
-	/* No handle: a read-only mount answered open with ENOSYS (fs/ll.c),
-	 * so this read opens the cached file for itself (once per page: the
-	 * rest is the kernel's page cache). */
-	if (!h) {
-		ret = open_file(path, &once);
-		if (ret)
-			return ret;
-		h = (struct handle *)(uintptr_t)once.fh;
-	}
+	ret = chartfs_open(path, &fi);
+	if (ret)
+		return ret;
+	h = (struct handle *)(uintptr_t)fi.fh;
 	do
 		n = pread(h->fd, buf, size, off);
 	while (n < 0 && errno == EINTR);
 	ret = n < 0 ? -errno : (int)n;
-	if (!fi->fh) {
-		close(h->fd);
-		free(h);
-	}
+	close(h->fd);
+	free(h);
 	return ret;
 }
 
