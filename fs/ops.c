@@ -223,9 +223,12 @@ static int fill_host(void *arg, const char *host)
 }
 
 /* List a directory of an unpacked chart: rest is its path in the chart
- * ("" at the top), digest the tag's, for the inode numbers stat gives. */
+ * ("" at the top), digest the tag's (for the inode numbers stat gives) and
+ * mtime its time. The attributes are the ones chartfs_stat gives, complete
+ * and frozen, so a READDIRPLUS spares the kernel one LOOKUP per file of a
+ * chart walked the first time (400 of them in the benchmark's grep -r). */
 static int list_real_dir(const char *real, const char *digest, const char *rest,
-			 struct fill_ctx *f)
+			 time_t mtime, struct fill_ctx *f)
 {
 	DIR *d = opendir(real);
 	struct dirent *de;
@@ -235,17 +238,26 @@ static int list_real_dir(const char *real, const char *digest, const char *rest,
 	if (!d)
 		return -errno;
 	while ((de = readdir(d))) {
-		struct stat st = {.st_mode = de->d_type == DT_DIR ? S_IFDIR : S_IFREG};
+		struct stat rst, st;
+		int life = CHARTFS_LIFE_FROZEN;
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
+		if (fstatat(dirfd(d), de->d_name, &rst, AT_SYMLINK_NOFOLLOW) == 0) {
+			chartfs_fill_stat(&st, S_ISDIR(rst.st_mode),
+					  S_ISDIR(rst.st_mode) ? 0 : rst.st_size, mtime);
+		} else {
+			/* Evicted under us: the name, and a LOOKUP will tell. */
+			st = (struct stat){.st_mode =
+					       de->d_type == DT_DIR ? S_IFDIR : S_IFREG};
+			life = CHARTFS_FILL_NAME_ONLY;
+		}
 		if ((size_t)snprintf(what, sizeof(what), "%s%s/%s", rest[0] ? "/" : "",
 				     rest, de->d_name) < sizeof(what))
 			st.st_ino = digest_ino(digest, what);
-		/* Names and types only: a chart's files are looked up once
-		 * and then cached for good (fs/ll.c), so attributes here
-		 * would only make each entry bigger. */
-		if (f->filler(f->buf, de->d_name, &st, CHARTFS_FILL_NAME_ONLY)) {
+		else
+			life = CHARTFS_FILL_NAME_ONLY;
+		if (f->filler(f->buf, de->d_name, &st, life)) {
 			ret = -ENOMEM;
 			break;
 		}
@@ -283,7 +295,7 @@ int chartfs_readdir(const char *path, void *buf, chartfs_fill_fn filler)
 	if (t->chart) {
 		ret = tree_file(m, &r, t, real, sizeof(real));
 		if (!ret)
-			ret = list_real_dir(real, t->digest, r.rest, &f);
+			ret = list_real_dir(real, t->digest, r.rest, tag_mtime(m, t), &f);
 	}
 	model_tag_put(m, t);
 	return ret;

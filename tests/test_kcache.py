@@ -91,3 +91,29 @@ def test_sighup_drops_cached_listings(registry_factory, mount, helm4, chart_dirs
     while ls(m.path("charts")) != ["helm-oci-test", "web"]:
         assert time.time() < deadline, ls(m.path("charts"))
         time.sleep(0.05)
+
+
+def test_a_chart_listing_and_a_lookup_give_the_same_attributes(registry_factory, mount,
+                                                               helm4, chart_dirs):
+    """A chart's listing carries full attributes (so a first walk costs no
+    LOOKUP per file); they must be the very ones a lookup gives."""
+    reg = registry_factory()
+    helm4.push_chart(chart_dirs["helm-oci-test-0.2.0"], reg.host, "charts")
+    rel = "charts/helm-oci-test/0.2.0"
+
+    def attrs(st):
+        return (st.st_ino, st.st_mode, st.st_size, st.st_nlink, st.st_uid, st.st_mtime)
+
+    listed = {}
+    first = mount(reg.host)
+    for d, dirs, files in os.walk(first.path(rel)):  # READDIRPLUS, then stat from it
+        for name in dirs + files:
+            p = os.path.join(d, name)
+            listed[os.path.relpath(p, first.path(rel))] = attrs(os.lstat(p))
+    first.unmount()
+    assert "Chart.yaml" in listed and "templates" in listed
+
+    second = mount(reg.host)  # a fresh kernel: each name looked up on its own
+    looked_up = {name: attrs(os.lstat(os.path.join(second.path(rel), name)))
+                 for name in listed}
+    assert looked_up == listed
