@@ -22,9 +22,10 @@ struct upload {
 	struct ns_node *dir; /* the directory it was written into */
 	int fd;		     /* spool file in the cache's tmp/ */
 	char spool[4096];
-	bool dirty;    /* written since the last push */
-	int write_err; /* -errno of a failed spool write: flush fails with it */
-	int refs;      /* open handles */
+	bool dirty;	 /* written since the last push */
+	int write_err;	 /* -errno of a failed spool write: flush fails with it */
+	int refs;	 /* open handles, and the list's while handleless */
+	bool handleless; /* written with no OPEN: ends at the next FLUSH */
 };
 
 /* What fi->fh points at for every open file. */
@@ -105,7 +106,7 @@ void chartfs_upload_put(struct chartfs *c, struct upload *up);
 int chartfs_stat(const char *path, struct stat *st, enum chartfs_life *life);
 int chartfs_readdir(const char *path, void *buf, chartfs_fill_fn filler);
 int chartfs_open(const char *path, struct fuse_file_info *fi);
-/* A read with no handle (OPEN answered ENOSYS on a read-only mount). */
+/* A read with no handle (OPEN answered ENOSYS, fs/ll.c). */
 int chartfs_read(const char *path, char *buf, size_t size, off_t off);
 int chartfs_release(struct fuse_file_info *fi);
 /* xattr.c, write.c: */
@@ -114,9 +115,11 @@ int chartfs_listxattr(const char *path, char *list, size_t size);
 int chartfs_create(const char *path, mode_t mode, struct fuse_file_info *fi);
 int chartfs_open_write(const char *path, struct model *m, struct path_res *r,
 		       struct fuse_file_info *fi);
+/* Writes with fh 0 (no OPEN came) go to the package's upload by path. */
 int chartfs_write(const char *path, const char *buf, size_t size, off_t off,
 		  struct fuse_file_info *fi);
-int chartfs_flush(const char *path, struct fuse_file_info *fi);
+/* A close: pushes what was written; *pushed says whether it tried. */
+int chartfs_flush(const char *path, struct fuse_file_info *fi, bool *pushed);
 int chartfs_truncate(const char *path, off_t size, struct fuse_file_info *fi);
 int chartfs_mkdir(const char *path, mode_t mode);
 int chartfs_unlink(const char *path);

@@ -85,9 +85,17 @@ static void ll_init(void *data, struct fuse_conn_info *conn)
 {
 	struct chartfs_ll *ll = data;
 
-	/* Only a read-only mount does without OPEN: a file written needs its
-	 * handle, and no RELEASE would come for it. */
-	ll->no_open = ll->c->read_only && (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT);
+	/* Without OPEN a read costs the kernel no round trip at open and
+	 * none at close on a read-only mount (FLUSH is ENOSYS there). A
+	 * writable mount needs a RELEASE for each file CREATE made, which
+	 * kernels before 6.9 (FUSE 7.40) skip once OPEN is ENOSYS (commit
+	 * e26ee4efbc79, "fuse: allocate ff->release_args only if release is
+	 * needed"), so there it keeps OPEN. A package opened for writing then
+	 * comes with no handle (fs/write.c, handleless_upload); O_TRUNC stays
+	 * the kernel's own (atomic_o_trunc: no SETATTR comes for it), and the
+	 * write starts an empty upload anyway. */
+	ll->no_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) &&
+		      (ll->c->read_only || conn->proto_minor >= 40);
 	/* With ttl 0 every listing is asked anew, which OPENDIR can say. */
 	ll->no_opendir = ll->c->ttl > 0 && (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
 	inodes_cache_listings(ll->inodes, ll->no_opendir);

@@ -51,12 +51,12 @@ void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
 void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct chartfs_ll *ll = fuse_req_userdata(req);
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	const char *path = inodes_get(ll->inodes, ino)->path;
-	int ret = chartfs_flush(path, fi);
+	bool pushed;
+	int ret = chartfs_flush(path, fi, &pushed);
 
 	/* A push adds a tag directory, maybe repositories above it. */
-	if (!ret && h && h->up)
+	if (!ret && pushed)
 		inodes_inval_dirs(ll->inodes, path);
 	fuse_reply_err(req, -ret);
 }

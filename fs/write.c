@@ -25,20 +25,26 @@ struct upload *chartfs_upload_find(struct chartfs *c, const char *path)
 	return up;
 }
 
-void chartfs_upload_put(struct chartfs *c, struct upload *up)
+/* Take up off the list of uploads (lock held); no-op when off it already. */
+static void unlist_locked(struct chartfs *c, struct upload *up)
 {
 	struct upload **pp;
 
-	pthread_mutex_lock(&c->up_lock);
-	if (--up->refs > 0) {
-		pthread_mutex_unlock(&c->up_lock);
-		return;
-	}
 	for (pp = &c->uploads; *pp; pp = &(*pp)->next)
 		if (*pp == up) {
 			*pp = up->next;
 			break;
 		}
+}
+
+void chartfs_upload_put(struct chartfs *c, struct upload *up)
+{
+	pthread_mutex_lock(&c->up_lock);
+	if (--up->refs > 0) {
+		pthread_mutex_unlock(&c->up_lock);
+		return;
+	}
+	unlist_locked(c, up);
 	pthread_mutex_unlock(&c->up_lock);
 	close(up->fd);
 	/* Gone already when the push adopted it into the blob store. */
@@ -71,14 +77,14 @@ static int new_entry_dir(struct chartfs *c, const char *path, struct model **m,
 	}
 }
 
-static int start_upload(struct chartfs *c, const char *path, struct model *m,
-			struct ns_node *dir, struct fuse_file_info *fi)
+/* A new upload of path into dir, listed, with one reference (*out). */
+static int new_upload(struct chartfs *c, const char *path, struct model *m,
+		      struct ns_node *dir, struct upload **out)
 {
 	struct upload *up = calloc(1, sizeof(*up));
-	struct handle *h = calloc(1, sizeof(*h));
 	int ret;
 
-	if (!up || !h || !(up->path = strdup(path))) {
+	if (!up || !(up->path = strdup(path))) {
 		ret = -ENOMEM;
 		goto fail;
 	}
@@ -96,21 +102,71 @@ static int start_upload(struct chartfs *c, const char *path, struct model *m,
 	up->refs = 1;
 	/* Even an empty file is a publish attempt: it must fail at close. */
 	up->dirty = true;
-	h->fd = up->fd;
-	h->up = up;
 	pthread_mutex_lock(&c->up_lock);
 	up->next = c->uploads;
 	c->uploads = up;
 	pthread_mutex_unlock(&c->up_lock);
-	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->direct_io = 1;
+	*out = up;
 	return 0;
 fail:
 	if (up)
 		free(up->path);
 	free(up);
-	free(h);
 	return ret;
+}
+
+static int start_upload(struct chartfs *c, const char *path, struct model *m,
+			struct ns_node *dir, struct fuse_file_info *fi)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+	struct upload *up;
+	int ret;
+
+	if (!h)
+		return -ENOMEM;
+	ret = new_upload(c, path, m, dir, &up);
+	if (ret) {
+		free(h);
+		return ret;
+	}
+	h->fd = up->fd;
+	h->up = up;
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->direct_io = 1;
+	return 0;
+}
+
+/*
+ * Writes with no handle: on a mount whose kernel sends no OPEN (fs/ll.c),
+ * an existing package opened for writing (cp over it) gets WRITEs and a
+ * FLUSH with fh 0 and no RELEASE. Its upload is found by path, started at
+ * the first write (the kernel truncated at open: the spool starts empty),
+ * and ends at the next close, which publishes it. The list holds the
+ * upload's own reference meanwhile; *out gets one more, for the caller.
+ */
+static int handleless_upload(struct chartfs *c, const char *path, struct upload **out)
+{
+	struct path_res r;
+	struct model *m;
+	int ret;
+
+	*out = chartfs_upload_find(c, path);
+	if (*out)
+		return 0;
+	ret = chartfs_resolve(c, path, &m, &r);
+	if (ret == CHARTFS_HOSTS_ROOT)
+		return -EISDIR;
+	if (ret)
+		return ret;
+	if (r.kind != PATH_PKG)
+		return r.kind == PATH_DIR || r.kind == PATH_TAG ? -EISDIR : -EROFS;
+	ret = new_upload(c, path, m, r.node, out);
+	if (ret)
+		return ret;
+	(*out)->handleless = true;
+	(*out)->refs++;
+	log_debug("fs: %s: written with no OPEN: an upload until the next close", path);
+	return 0;
 }
 
 int chartfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -141,56 +197,88 @@ int chartfs_open_write(const char *path, struct model *m, struct path_res *r,
 int chartfs_write(const char *path, const char *buf, size_t size, off_t off,
 		  struct fuse_file_info *fi)
 {
+	struct chartfs *c = chartfs_ctx();
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct upload *up = h ? h->up : NULL;
 	ssize_t n;
 	int ret;
 
-	(void)path;
-	if (!h || !h->up)
+	if (h && !up)
 		return -EBADF;
+	if (!h) {
+		ret = handleless_upload(c, path, &up);
+		if (ret)
+			return ret;
+	}
 	do
-		n = pwrite(h->fd, buf, size, off);
+		n = pwrite(up->fd, buf, size, off);
 	while (n < 0 && errno == EINTR);
 	if (n < 0) {
 		/* The spool now lacks bytes the writer sent (the cache's
 		 * disk is full): no push of it, ever. Said once per file. */
 		ret = -errno;
-		if (!h->up->write_err)
+		if (!up->write_err)
 			log_warn("fs: write to %s: cannot spool it in the cache (%s): %s",
-				 h->up->path, h->up->spool, strerror(-ret));
-		h->up->write_err = ret;
-		return ret;
+				 up->path, up->spool, strerror(-ret));
+		up->write_err = ret;
+	} else {
+		up->dirty = true;
+		ret = (int)n;
 	}
-	h->up->dirty = true;
-	return (int)n;
+	if (!h)
+		chartfs_upload_put(c, up);
+	return ret;
 }
 
-int chartfs_flush(const char *path, struct fuse_file_info *fi)
+/* Push what up holds, if it changed since the last push. */
+static int push_upload(struct chartfs *c, struct upload *up, bool *pushed)
+{
+	size_t len = strlen(up->path);
+
+	/* A write was lost: every close fails with its errno (already
+	 * logged), and nothing is published. */
+	if (up->write_err)
+		return up->write_err;
+	if (!up->dirty)
+		return 0;
+	/* Push at flush so cp sees the result in close(2). */
+	up->dirty = false;
+	*pushed = true;
+	if (len > 5 && !strcmp(up->path + len - 5, ".prov"))
+		return publish_prov(up->model, up->dir, up->fd, up->spool);
+	return publish_chart(up->model, up->dir, up->fd, up->spool, c->immutable);
+}
+
+int chartfs_flush(const char *path, struct fuse_file_info *fi, bool *pushed)
 {
 	struct chartfs *c = chartfs_ctx();
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	size_t len;
+	struct upload *up;
+	bool ours;
 	int ret;
 
-	(void)path;
+	*pushed = false;
 	/* A read-only mount has nothing to push: ENOSYS stops the kernel
 	 * sending FLUSH at all (its files have no OPEN, hence no noflush). */
 	if (c->read_only)
 		return -ENOSYS;
-	/* A write was lost: every close fails with its errno (already
-	 * logged), and nothing is published. */
-	if (h && h->up && h->up->write_err)
-		return h->up->write_err;
-	if (!h || !h->up || !h->up->dirty)
+	if (h)
+		return h->up ? push_upload(c, h->up, pushed) : 0;
+	/* No handle: a read's close, or the end of a handle-less upload. */
+	up = chartfs_upload_find(c, path);
+	if (!up)
 		return 0;
-	/* Push at flush so cp sees the result in close(2). */
-	h->up->dirty = false;
-	len = strlen(h->up->path);
-	if (len > 5 && !strcmp(h->up->path + len - 5, ".prov"))
-		ret = publish_prov(h->up->model, h->up->dir, h->fd, h->up->spool);
-	else
-		ret = publish_chart(h->up->model, h->up->dir, h->fd, h->up->spool,
-				    c->immutable);
+	pthread_mutex_lock(&c->up_lock);
+	/* The first close ends it: later writes start another upload. */
+	ours = up->handleless;
+	if (ours) {
+		up->handleless = false;
+		unlist_locked(c, up);
+		up->refs--; /* the list's; ours keeps it alive */
+	}
+	pthread_mutex_unlock(&c->up_lock);
+	ret = ours ? push_upload(c, up, pushed) : 0;
+	chartfs_upload_put(c, up);
 	return ret;
 }
 

@@ -149,6 +149,41 @@ def test_overwrite_replaces_and_immutable_refuses(registry_factory, mount, helm4
     assert reg.manifest("charts/helm-oci-test", "0.1.0")[1] == second
 
 
+def test_overwrite_after_reads(registry_factory, mount, helm4, tmp_path):
+    """Once files were read, the kernel sends no OPEN any more (fs/ll.c):
+    cp over an existing package still publishes it (found by path), a
+    broken one still fails at close and leaves the tag alone."""
+    reg = registry_factory()
+    src = CHARTS + "/helm-oci-test-0.1.0"
+    a = helm4.package(src, str(tmp_path / "a"))
+    helm4.push(a, reg.host, "charts")
+    b_dir = copy_chart(src, str(tmp_path / "b-src"), description="changed")
+    b = helm4.package(b_dir, str(tmp_path / "b"))
+    m = mount(reg.host)
+    pkg = m.path("charts/helm-oci-test/helm-oci-test-0.1.0.tgz")
+    assert open(pkg, "rb").read() == open(a, "rb").read()
+    assert "description" in open(m.path("charts/helm-oci-test/0.1.0/Chart.yaml")).read()
+    first = reg.manifest("charts/helm-oci-test", "0.1.0")[1]
+
+    r = cp(b, pkg)
+    assert r.returncode == 0, r.stderr
+    second = reg.manifest("charts/helm-oci-test", "0.1.0")[1]
+    assert second != first
+    assert reg.chart_layer("charts/helm-oci-test", "0.1.0")["digest"] == sha256(open(b, "rb").read())
+    assert "description: changed" in helm4.run(
+        "show", "chart", "oci://%s/charts/helm-oci-test" % reg.host, "--version", "0.1.0",
+        "--plain-http").stdout
+
+    bad = tmp_path / "bad.tgz"
+    bad.write_bytes(b"not a chart at all")
+    r = cp(str(bad), pkg)
+    assert r.returncode != 0
+    assert reg.manifest("charts/helm-oci-test", "0.1.0")[1] == second
+    # And the next overwrite starts afresh, not after the failed bytes.
+    assert cp(a, pkg).returncode == 0
+    assert reg.chart_layer("charts/helm-oci-test", "0.1.0")["digest"] == sha256(open(a, "rb").read())
+
+
 def test_rm_deletes_that_tag(registry_factory, mount, helm3, packages):
     reg = registry_factory()
     helm3.push(packages["helm-oci-test-0.1.0"], reg.host, "charts")
