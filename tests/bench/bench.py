@@ -1,4 +1,5 @@
-"""chartfs benchmark (never a test): one registry, 50 charts, a Markdown table.
+"""chartfs benchmark (never a test): one registry, 50 charts (+1000 small ones for
+the RSS row), a Markdown table.
 
 Run through tests/bench/bench.sh (which installs and builds first):
     tests/bench/bench.sh [--runs N] [--build DIR]
@@ -13,10 +14,15 @@ mount and an empty cache):
   cp             `helm push` of one chart  vs  `cp` of it into the mount
   requests       requests of one `helm pull --untar`  vs  one cold chart read (proxy counts)
   peak RSS       -  vs  the daemon's VmHWM after a cold grep and the 200-tag listing
+  peak RSS, 1000 -  vs  the daemon's VmHWM after browsing 1000 charts (20 repositories ×
+                 50 versions, generated in Python and pushed by API each run): a cold
+                 `grep -r` of them all and an `ls -l` of each repository; target ≤ 30 MB
 Uses hyperfine when it is installed, else its own timing loop.
 """
 import argparse
 import concurrent.futures
+import gzip
+import io
 import json
 import os
 import shlex
@@ -24,6 +30,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 
@@ -31,14 +38,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from proxy import RegistryProxy  # noqa: E402
-from util import (CHARTS, ROOT, TOOLS, Helm, Registry, copy_chart, find_pid,  # noqa: E402
-                  isolated_env)
+from util import (CHARTS, HELM_CHART, HELM_CONFIG, OCI_MANIFEST, ROOT, TOOLS,  # noqa: E402
+                  Helm, Registry, copy_chart, find_pid, isolated_env)
 
 CORPUS = os.path.join(TOOLS, "bench-corpus")
 N_CHARTS = 50
 N_TAGS = 200
 NS = "bench/charts"
 MANY = "bench/many/tags"
+# The 1000-chart RSS browse: RSS_REPOS repositories of RSS_TAGS versions each.
+RSS_NS = "bench/rss"
+RSS_REPOS = 20
+RSS_TAGS = 50
+RSS_CREATED = "2024-01-01T00:00:00Z"
 
 
 def sh(cmd, env=None, check=True):
@@ -86,6 +98,85 @@ def seed(reg, helm, packages):
         m = json.loads(json.dumps(man))
         m["annotations"]["org.opencontainers.image.version"] = "1.0.%d" % t
         reg.push_manifest(MANY, "1.0.%d" % t, m)
+
+
+# --- 1000 small charts, made in Python and pushed by API (as helm would) ---------
+
+def rss_repos():
+    return ["%s/r%02d" % (RSS_NS, r) for r in range(RSS_REPOS)]
+
+
+def small_chart(name, version, n):
+    """(.tgz bytes, Chart.yaml metadata) of a small valid chart, distinct per n."""
+    meta = {"name": name, "version": version,
+            "description": "Benchmark chart %s %s (#%d)" % (name, version, n),
+            "apiVersion": "v2"}
+    readme = "".join("Line %d of %s %s: set image: and replicas in values.yaml (#%d).\n"
+                     % (line, name, version, n) for line in range(50))
+    files = [
+        ("Chart.yaml", "apiVersion: v2\nname: %s\nversion: %s\ndescription: %s\n"
+         % (name, version, meta["description"])),
+        ("values.yaml", "replicaCount: 1\nimage:\n  repository: example.org/%s\n"
+         "  tag: \"%s\"\nbenchId: %d\n" % (name, version, n)),
+        ("templates/deployment.yaml",
+         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n"
+         "  name: {{ .Release.Name }}-%s\nspec:\n"
+         "  replicas: {{ .Values.replicaCount }}\n"
+         "  selector:\n    matchLabels:\n      app: %s\n"
+         "  template:\n    metadata:\n      labels:\n        app: %s\n    spec:\n"
+         "      containers:\n        - name: %s\n"
+         "          image: \"{{ .Values.image.repository }}:{{ .Values.image.tag }}\"\n"
+         % (name, name, name, name)),
+        ("README.md", "# %s\n\n%s" % (name, readme)),
+    ]
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for path, text in files:
+            data = text.encode()
+            info = tarfile.TarInfo("%s/%s" % (name, path))
+            info.size, info.mode, info.mtime = len(data), 0o644, 1704067200
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0), meta
+
+
+def push_small_chart(reg, repo, tag, tgz, meta):
+    """What `helm push` sends: config = Chart.yaml metadata as compact JSON,
+    one chart layer, an OCI manifest with helm's annotations."""
+    cfg = reg.push_blob(repo, json.dumps(meta, separators=(",", ":")).encode())
+    layer = reg.push_blob(repo, tgz)
+    man = {"schemaVersion": 2,
+           "config": {"mediaType": HELM_CONFIG, "digest": cfg["digest"],
+                      "size": cfg["size"]},
+           "layers": [{"mediaType": HELM_CHART, "digest": layer["digest"],
+                       "size": layer["size"]}],
+           "annotations": {"org.opencontainers.image.created": RSS_CREATED,
+                           "org.opencontainers.image.description": meta["description"],
+                           "org.opencontainers.image.title": meta["name"],
+                           "org.opencontainers.image.version": meta["version"]}}
+    reg.push_manifest(repo, tag, json.dumps(man, separators=(",", ":")).encode(),
+                      OCI_MANIFEST)
+
+
+def seed_rss(reg):
+    """Push RSS_REPOS × RSS_TAGS distinct charts, 8 at a time."""
+    jobs = []
+    for r, repo in enumerate(rss_repos()):
+        for t in range(RSS_TAGS):
+            version = "1.0.%d" % t
+            jobs.append((repo, version) + small_chart(repo.rsplit("/", 1)[1], version,
+                                                      r * RSS_TAGS + t))
+    assert len({j[2] for j in jobs}) == len(jobs)  # distinct blobs
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        list(ex.map(lambda j: push_small_chart(reg, *j), jobs))
+    return len(jobs)
+
+
+def vm_hwm_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return None
 
 
 # --- timing ------------------------------------------------------------------
@@ -227,12 +318,7 @@ def main():
         sh(b.fresh_mount_cmd(reg.host), b.env)
         sh(grep, b.env, check=False)
         sh("ls -l %s >/dev/null" % shlex.quote(os.path.join(b.mnt, MANY)), b.env)
-        pid = find_pid(shlex.split(b.mount_cmd(reg.host)))
-        hwm = None
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    hwm = int(line.split()[1])
+        hwm = vm_hwm_kib(find_pid(shlex.split(b.mount_cmd(reg.host))))
         sh(b.unmount_cmd(), b.env)
 
         # HTTP requests: one helm pull --untar  vs  one cold chart read
@@ -248,14 +334,32 @@ def main():
                 os.path.join(b.mnt, NS, "bench-01", "1.0.0", "Chart.yaml")), b.env)
             ours_requests = proxy.count()
             sh(b.unmount_cmd(), b.env)
+
+        # peak RSS after browsing 1000 charts: pushed last so that every row
+        # above sees the same registry as before; fresh cache, fresh mount
+        t = time.time()
+        n_rss = seed_rss(reg)
+        print("rss corpus: %d charts (%d repositories × %d tags) generated and pushed "
+              "in %.1f s" % (n_rss, RSS_REPOS, RSS_TAGS, time.time() - t), file=sys.stderr)
+        sh(b.fresh_mount_cmd(reg.host), b.env)
+        t = time.time()
+        sh("grep -r --exclude='*.tgz' 'image:' %s >/dev/null" % shlex.quote(
+            os.path.join(b.mnt, RSS_NS)), b.env, check=False)
+        sh("ls -l %s >/dev/null" % " ".join(shlex.quote(os.path.join(b.mnt, r))
+                                            for r in rss_repos()), b.env)
+        print("rss browse: cold grep -r of %d charts + ls -l of %d repositories in %.1f s"
+              % (n_rss, RSS_REPOS, time.time() - t), file=sys.stderr)
+        hwm_rss = vm_hwm_kib(find_pid(shlex.split(b.mount_cmd(reg.host))))
+        sh(b.unmount_cmd(), b.env)
     finally:
         sh(b.unmount_cmd(), b.env, check=False)
         reg.stop()
 
     print()
-    print("chartfs benchmark: %d charts, %d-tag repository, local distribution 2.8 on "
-          "loopback, %s; median of %d runs (cold: %d)%s." % (
-              N_CHARTS, N_TAGS, helm.version(), a.runs, a.cold_runs,
+    print("chartfs benchmark: %d charts, %d-tag repository, %d small charts for the "
+          "RSS browse, local distribution 2.8 on loopback, %s; median of %d runs "
+          "(cold: %d)%s." % (
+              N_CHARTS, N_TAGS, n_rss, helm.version(), a.runs, a.cold_runs,
               ", hyperfine" if shutil.which("hyperfine") else ""))
     print()
     print("| measure | baseline | baseline time | chartfs | ratio |")
@@ -265,7 +369,10 @@ def main():
                                                  ours / base))
     print("| HTTP requests for one chart | helm pull --untar | %d | %d | %.2f× |" % (
         helm_requests, ours_requests, ours_requests / max(helm_requests, 1)))
-    print("| daemon peak RSS (VmHWM) | - | - | %.1f MiB | - |" % (hwm / 1024.0))
+    print("| daemon peak RSS (VmHWM) after cold grep of %d charts + %d-tag `ls -l` "
+          "| - | - | %.1f MiB | - |" % (N_CHARTS, N_TAGS, hwm / 1024.0))
+    print("| daemon peak RSS (VmHWM) after browsing %d charts | - | - | %.1f MiB | ≤ 30 MB |"
+          % (n_rss, hwm_rss / 1024.0))
     shutil.rmtree(work, ignore_errors=True)
 
 
