@@ -18,6 +18,8 @@
 #ifndef CHARTFS_INODES_H
 #define CHARTFS_INODES_H
 
+#include <stdatomic.h>
+
 #include "fs/chartfs_i.h"
 
 struct inodes_node {
@@ -29,7 +31,8 @@ struct inodes_node {
 	struct timespec listed_at;	   /* private: listing given to the kernel */
 	ino_t st_ino;			   /* the inode number stat(2) shows */
 	enum chartfs_life life;		   /* how long the kernel trusts it */
-	char path[];			   /* "/" for the root */
+	atomic_size_t nlisted; /* entries of its last whole listing (fs/ll.c) */
+	char path[];	       /* "/" for the root */
 };
 
 struct inodes;

@@ -245,6 +245,15 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 	char *buf = NULL, *path = NULL;
 	int ret;
 
+	/* The kernel asks once more past the end of every listing, to learn
+	 * it is the end. A chart's directory never changes: answer that from
+	 * the count instead of reading the directory again. */
+	if (off > 0 &&
+	    (dir->life == CHARTFS_LIFE_FROZEN || dir->life == CHARTFS_LIFE_TAG) &&
+	    atomic_load(&dir->nlisted) && (size_t)off >= atomic_load(&dir->nlisted)) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
 	ret = chartfs_readdir(dir->path, &l, gather);
 	if (ret)
 		goto out;
@@ -297,6 +306,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 	}
 	if (off <= 0)
 		inodes_listed(ll->inodes, dir);
+	atomic_store(&dir->nlisted, l.n);
 	if (fuse_reply_buf(req, buf, used) != 0)
 		for (i = 0; i < nrefs; i++)
 			inodes_forget(ll->inodes, refs[i], 1);
