@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The chartfs benchmark (not a test): installs, fetches helm, builds, then
 # runs tests/bench/bench.py, which starts its own registry, pushes 50 charts
-# with helm and 1000 small ones by API (for the RSS row)
-# (generated once into .tools/bench-corpus) and prints a Markdown table.
+# with helm (generated once into .tools/bench-corpus) and 1000 small ones by
+# API (for the RSS row), and prints a Markdown table.
 #   tests/bench/bench.sh [--runs N] [--cold-runs N]
 # BUILD_DIR=dir benchmarks another build directory (see scripts/build.sh).
 set -euo pipefail
