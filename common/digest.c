@@ -43,12 +43,17 @@ static void sha256_fetch(void)
 	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
+int digest_init(void)
+{
+	pthread_once(&sha256_once, sha256_fetch);
+	return sha256_md ? 0 : -ENOSYS;
+}
+
 struct digest_ctx *digest_ctx_new(void)
 {
 	struct digest_ctx *ctx;
 
-	pthread_once(&sha256_once, sha256_fetch);
-	if (!sha256_md)
+	if (digest_init() != 0)
 		return NULL;
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)

@@ -1,9 +1,11 @@
 /*
  * digest.h - OCI content digests ("sha256:<64 lowercase hex>") via OpenSSL EVP.
  *
- * Contract: pure functions and a streaming context owned by its caller; no
- * global state, safe from any thread. Only sha256 is supported: anything else
- * is rejected by digest_valid(), so it can never reach a file name.
+ * Contract: pure functions and a streaming context owned by its caller, safe
+ * from any thread; the one global is OpenSSL's sha256, fetched once (by
+ * digest_init or the first digest) and kept for the process. Only sha256 is
+ * supported: anything else is rejected by digest_valid(), so it can never
+ * reach a file name.
  */
 #ifndef CHARTFS_DIGEST_H
 #define CHARTFS_DIGEST_H
@@ -23,6 +25,9 @@ bool digest_valid(const char *d);
 /* The 64-hex part of a valid digest (pointer into d). */
 const char *digest_hex(const char *d);
 
+/* Fetch sha256 from OpenSSL now (a daemon does it before it serves, so no
+ * request pays for it): 0, or -ENOSYS when OpenSSL offers none. */
+int digest_init(void) WUR;
 /* Streaming sha256; _new returns NULL on allocation failure. */
 struct digest_ctx *digest_ctx_new(void);
 void digest_ctx_update(struct digest_ctx *ctx, const void *data, size_t len);

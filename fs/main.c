@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "client/creds.h"
+#include "common/digest.h"
 #include "common/log.h"
 #include "fs/ll.h"
 
@@ -455,6 +456,11 @@ int main(int argc, char *argv[])
 	if (!c.cache_dir || mkdir_p(c.cache_dir) != 0) {
 		fprintf(stderr, "chartfs: cannot create cache directory %s: %s\n",
 			c.cache_dir ? c.cache_dir : "?", strerror(errno));
+		goto out;
+	}
+	if (digest_init() != 0) {
+		fprintf(stderr,
+			"chartfs: OpenSSL offers no sha256, which every digest needs\n");
 		goto out;
 	}
 	if (blobcache_new(c.cache_dir, &c.bc) != 0) {
