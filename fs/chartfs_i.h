@@ -106,8 +106,6 @@ void chartfs_upload_put(struct chartfs *c, struct upload *up);
 int chartfs_stat(const char *path, struct stat *st, enum chartfs_life *life);
 int chartfs_readdir(const char *path, void *buf, chartfs_fill_fn filler);
 int chartfs_open(const char *path, struct fuse_file_info *fi);
-/* A read with no handle (OPEN answered ENOSYS, fs/ll.c). */
-int chartfs_read(const char *path, char *buf, size_t size, off_t off);
 int chartfs_release(struct fuse_file_info *fi);
 /* xattr.c, write.c: */
 int chartfs_getxattr(const char *path, const char *name, char *value, size_t size);

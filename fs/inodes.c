@@ -29,20 +29,29 @@ struct inodes {
 	volatile sig_atomic_t forget_listings;
 };
 
-static uint64_t fnv(const char *s, uint64_t h)
+#define FNV_BASIS 1469598103934665603ull
+
+/* FNV-1a of len bytes of s, continuing from h. */
+static uint64_t fnv(const char *s, size_t len, uint64_t h)
 {
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
 	return h;
 }
 
-/* The inode number of a path that no digest names (plain directories,
- * hosts): stable across mounts. Never 0 (none) or 1 (the root). */
+ino_t inodes_ino(const char *a, const char *b)
+{
+	uint64_t h = fnv(b, strlen(b), fnv(a, strlen(a), FNV_BASIS));
+
+	/* 0 means "none" to fs/ll.c and 1 is the root. */
+	return h > 1 ? (ino_t)h : (ino_t)(h + 2);
+}
+
 ino_t inodes_path_ino(const char *path)
 {
-	uint64_t h = fnv(path, fnv("path:", 1469598103934665603ull));
-
-	return h > 1 ? (ino_t)h : (ino_t)(h + 2);
+	return inodes_ino("path:", path);
 }
 
 struct inodes_node *inodes_get(struct inodes *t, fuse_ino_t ino)
@@ -77,12 +86,7 @@ int inodes_join(const char *dir, const char *name, char **out)
 /* The bucket of the first len bytes of path. */
 static size_t bucket_n(const struct inodes *t, const char *path, size_t len)
 {
-	uint64_t h = 1469598103934665603ull;
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		h = (h ^ (unsigned char)path[i]) * 1099511628211ull;
-	return h & (t->nbuckets - 1);
+	return fnv(path, len, FNV_BASIS) & (t->nbuckets - 1);
 }
 
 static size_t bucket(const struct inodes *t, const char *path)

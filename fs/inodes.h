@@ -68,7 +68,10 @@ void inodes_inval_dirs(struct inodes *t, const char *path);
 /* Async-signal-safe: drop every cached listing at once (SIGHUP). */
 void inodes_forget_listings(struct inodes *t);
 
-/* A stable inode number for a path no digest names. Never 0 or 1. */
+/* A stable inode number from the string a then b (FNV-1a): the same across
+ * mounts and daemons. Never 0 (none) or 1 (the root). */
+ino_t inodes_ino(const char *a, const char *b);
+/* The inode number of a path no digest names. */
 ino_t inodes_path_ino(const char *path);
 /* dir "/" name, malloc'd, or -ENAMETOOLONG / -ENOMEM. */
 int inodes_join(const char *dir, const char *name, char **out) WUR;

@@ -384,31 +384,27 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct chartfs_ll *ll = fuse_req_userdata(req);
+	struct fuse_file_info once = {.flags = O_RDONLY};
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	char *buf;
 	int ret;
 
-	if (h) {
-		/* Straight from the cached file: libfuse reads it (or splices). */
-		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
-
-		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY;
-		bv.buf[0].fd = h->fd;
-		bv.buf[0].pos = off;
-		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
-		return;
+	/* No handle (the kernel sends no OPEN, see ll_init): one for this
+	 * read alone. */
+	if (!h) {
+		ret = chartfs_open(inodes_get(ll->inodes, ino)->path, &once);
+		if (ret) {
+			fuse_reply_err(req, -ret);
+			return;
+		}
+		h = (struct handle *)(uintptr_t)once.fh;
 	}
-	buf = malloc(size);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	ret = chartfs_read(inodes_get(ll->inodes, ino)->path, buf, size, off);
-	if (ret < 0)
-		fuse_reply_err(req, -ret);
-	else
-		fuse_reply_buf(req, buf, (size_t)ret);
-	free(buf);
+	/* Straight from the cached file: libfuse reads it (or splices). */
+	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY;
+	bv.buf[0].fd = h->fd;
+	bv.buf[0].pos = off;
+	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+	(void)chartfs_release(&once);
 }
 
 static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

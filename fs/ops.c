@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "fs/inodes.h"
 
 struct chartfs *chartfs_self;
 
@@ -112,20 +113,12 @@ static int tree_file(struct model *m, struct path_res *r, struct model_tag *t, c
 	return 0;
 }
 
-/* A stable inode number for what a digest names: the same across mounts
- * and daemons, new when a tag moves. what is "/rest" inside a tag (""
- * for the tag directory) or ".tgz" for the package. */
+/* The inode number of what a digest names: new when a tag moves. what is
+ * "/rest" inside a tag ("/" for the tag directory) or ".tgz" for the
+ * package. */
 static ino_t digest_ino(const char *digest, const char *what)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	const char *p;
-
-	for (p = digest; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
-	for (p = what; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
-	/* 0 means "none" to fs/ll.c and 1 is the root. */
-	return h > 1 ? (ino_t)h : (ino_t)(h + 2);
+	return inodes_ino(digest, what);
 }
 
 int chartfs_stat(const char *path, struct stat *st, enum chartfs_life *life)
@@ -357,30 +350,6 @@ int chartfs_open(const char *path, struct fuse_file_info *fi)
 	/* Nothing to do at close(2) for a read: spare the round trip. */
 	fi->noflush = 1;
 	return 0;
-}
-
-/* A read without a handle: a read-only mount answered OPEN with ENOSYS
- * (fs/ll.c), so this read opens the cached file for itself (once per page:
- * the rest is the kernel's page cache). Reads with a handle never come here:
- * fs/ll.c answers them from the handle's fd. */
-int chartfs_read(const char *path, char *buf, size_t size, off_t off)
-{
-	struct fuse_file_info fi = {.flags = O_RDONLY};
-	struct handle *h;
-	ssize_t n;
-	int ret;
-
-	ret = chartfs_open(path, &fi);
-	if (ret)
-		return ret;
-	h = (struct handle *)(uintptr_t)fi.fh;
-	do
-		n = pread(h->fd, buf, size, off);
-	while (n < 0 && errno == EINTR);
-	ret = n < 0 ? -errno : (int)n;
-	close(h->fd);
-	free(h);
-	return ret;
 }
 
 int chartfs_release(struct fuse_file_info *fi)
