@@ -136,6 +136,15 @@ static int start_upload(struct chartfs *c, const char *path, struct model *m,
 	return 0;
 }
 
+/* Overwriting an existing package is a push of the new bytes (helm push
+ * replaces the tag too): 0. Anything else exists and is read-only. */
+static int overwritable(const struct path_res *r)
+{
+	if (r->kind == PATH_PKG)
+		return 0;
+	return r->kind == PATH_DIR || r->kind == PATH_TAG ? -EISDIR : -EROFS;
+}
+
 /*
  * Writes with no handle: on a mount whose kernel sends no OPEN (fs/ll.c),
  * an existing package opened for writing (cp over it) gets WRITEs and a
@@ -158,9 +167,9 @@ static int handleless_upload(struct chartfs *c, const char *path, struct upload 
 		return -EISDIR;
 	if (ret)
 		return ret;
-	if (r.kind != PATH_PKG)
-		return r.kind == PATH_DIR || r.kind == PATH_TAG ? -EISDIR : -EROFS;
-	ret = new_upload(c, path, m, r.node, out);
+	ret = overwritable(&r);
+	if (!ret)
+		ret = new_upload(c, path, m, r.node, out);
 	if (ret)
 		return ret;
 	(*out)->handleless = true;
@@ -187,11 +196,9 @@ int chartfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 int chartfs_open_write(const char *path, struct model *m, struct path_res *r,
 		       struct fuse_file_info *fi)
 {
-	/* Overwriting an existing package is a push of the new bytes (helm
-	 * push replaces the tag too). Anything else exists and is read-only. */
-	if (r->kind != PATH_PKG)
-		return r->kind == PATH_DIR || r->kind == PATH_TAG ? -EISDIR : -EROFS;
-	return start_upload(chartfs_ctx(), path, m, r->node, fi);
+	int ret = overwritable(r);
+
+	return ret ? ret : start_upload(chartfs_ctx(), path, m, r->node, fi);
 }
 
 int chartfs_write(const char *path, const char *buf, size_t size, off_t off,
