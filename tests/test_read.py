@@ -547,3 +547,30 @@ def test_repository_and_root_counters(registry, mount):
     open(m.path(REPO, "0.1.0", "values.yaml")).read()
     assert int(os.getxattr(m.mnt, "user.chartfs.cache_misses")) >= 1
     assert int(os.getxattr(m.mnt, "user.chartfs.cache_hits")) >= 0
+
+
+def test_ls_l_probes_ask_nothing(registry, mount):
+    """`ls -l` asks every entry for security.selinux and system.posix_acl_*.
+    chartfs has none of those: they are ENODATA at once, even on a tag whose
+    ttl has run out, without a registry request. (Through descriptors opened
+    before: a path walk after the ttl rightly asks again.)"""
+    with RegistryProxy(registry.host) as proxy:
+        m = mount(proxy.host, ttl=1)
+        tag_dir = m.path(REPO, "0.2.0")
+        open(os.path.join(tag_dir, "Chart.yaml")).read()
+        fds = [os.open(p, os.O_RDONLY) for p in (
+            tag_dir, m.path(REPO, "helm-oci-test-0.2.0.tgz"), m.path(REPO))]
+        try:
+            time.sleep(1.5)
+            proxy.reset()
+            for fd in fds:
+                for name in ("security.selinux", "system.posix_acl_access"):
+                    with pytest.raises(OSError) as e:
+                        os.getxattr(fd, name)
+                    assert e.value.errno == errno.ENODATA, (fd, name)
+            assert proxy.count() == 0, proxy.requests()
+            # The tag's own attributes still follow its ttl.
+            assert os.getxattr(fds[0], "user.oci.digest").startswith(b"sha256:")
+        finally:
+            for fd in fds:
+                os.close(fd)
