@@ -22,10 +22,20 @@ struct upload {
 	struct ns_node *dir; /* the directory it was written into */
 	int fd;		     /* spool file in the cache's tmp/ */
 	char spool[4096];
-	bool dirty;	 /* written since the last push */
-	int write_err;	 /* -errno of a failed spool write: flush fails with it */
+	size_t max;	 /* the largest file that could be published */
 	int refs;	 /* open handles, and the list's while handleless */
-	bool handleless; /* written with no OPEN: ends at the next FLUSH */
+	bool handleless; /* written with no OPEN: ends at a writer's FLUSH */
+	/* lock: the spool's bytes and the fields below; held by writes and
+	 * for a whole push, so a push sees one state and pushes serialize. */
+	pthread_mutex_t lock;
+	bool dirty;    /* written since the last push */
+	int write_err; /* -errno of a failed spool write: flush fails with it */
+	int push_err;  /* the last push's result, for closes with nothing new */
+	/* Handleless only: the processes that wrote (FUSE names the thread;
+	 * 0 = unknown, then any close ends the upload). */
+	pid_t writers[8];
+	unsigned nwriters;
+	pid_t last_tid;
 };
 
 /* What fi->fh points at for every open file. */
@@ -96,10 +106,26 @@ void chartfs_fill_stat(struct stat *st, bool dir, off_t size, time_t mtime);
 /* The tag record a resolved path names (the chart is required unless the
  * path is the tag directory itself). */
 int chartfs_get_tag(struct model *m, struct path_res *r, struct model_tag **t) WUR;
-/* An open upload for path, with a reference taken, or NULL. */
+/* upload.c. An open upload for path, with a reference taken, or NULL. */
 struct upload *chartfs_upload_find(struct chartfs *c, const char *path);
 /* Drop a reference to an upload; the last one removes its spool file. */
 void chartfs_upload_put(struct chartfs *c, struct upload *up);
+/* Take up off the list (c->up_lock held); no-op when off it already. */
+void chartfs_upload_unlist_locked(struct chartfs *c, struct upload *up);
+/* A new listed upload of path into dir with a spool file, one reference
+ * for the caller (*out); a handleless one is the only one of its path and
+ * also holds the list's (*out may then be one another thread made). */
+int chartfs_upload_new(struct chartfs *c, const char *path, struct model *m,
+		       struct ns_node *dir, bool handleless, struct upload **out) WUR;
+/* Thread tid wrote to handleless upload up (up->lock held). */
+void chartfs_upload_add_writer(struct upload *up, pid_t tid);
+/* Whether a close by thread tid ends handleless upload up: a close by a
+ * process that wrote to it does, a reader's does not. */
+bool chartfs_upload_writer_closes(struct upload *up, pid_t tid);
+/* A private copy of up's spool (up->lock held) at a new temp path: its fd,
+ * or -errno (logged). */
+int chartfs_upload_snapshot(struct chartfs *c, struct upload *up, char *path,
+			    size_t len) WUR;
 
 /* Operations, by file: path based, 0 / a count or -errno; fs/ll.c calls
  * them for the kernel's requests. ops.c: */
@@ -114,11 +140,13 @@ int chartfs_create(const char *path, mode_t mode, struct fuse_file_info *fi);
 int chartfs_open_write(const char *path, struct model *m, struct path_res *r,
 		       struct fuse_file_info *fi);
 /* Writes with fh 0 (no OPEN came) go to the package's upload by path. */
+/* tid: the calling thread (fuse_req_ctx), which tells a writer's close of
+ * such a file from a reader's. */
 int chartfs_write(const char *path, const char *buf, size_t size, off_t off,
-		  struct fuse_file_info *fi);
+		  struct fuse_file_info *fi, pid_t tid);
 /* A close: pushes what was written; *pushed says whether it tried. */
-int chartfs_flush(const char *path, struct fuse_file_info *fi, bool *pushed);
-int chartfs_truncate(const char *path, off_t size, struct fuse_file_info *fi);
+int chartfs_flush(const char *path, struct fuse_file_info *fi, pid_t tid, bool *pushed);
+int chartfs_truncate(const char *path, off_t size, struct fuse_file_info *fi, pid_t tid);
 int chartfs_mkdir(const char *path, mode_t mode);
 int chartfs_unlink(const char *path);
 int chartfs_rmdir(const char *path);

@@ -16,10 +16,6 @@
 #include "common/log.h"
 #include "fs/timefmt.h"
 
-/* helm refuses archives whose content passes this; the packed file can be no
- * bigger in practice, and a bound keeps a runaway cp from filling memory. */
-#define PACKAGE_MAX CHART_MAX_TOTAL
-
 struct blob {
 	const char *media_type;
 	char digest[DIGEST_STR_MAX];
@@ -121,7 +117,7 @@ static int read_package(struct ns_node *dir, int fd, struct pkg *p)
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (st.st_size == 0 || st.st_size > PACKAGE_MAX) {
+	if (st.st_size == 0 || st.st_size > PUBLISH_PACKAGE_MAX) {
 		log_warn("fs: publish into /%s: %lld bytes is not a chart package",
 			 dir->fullname, (long long)st.st_size);
 		return -EINVAL;
@@ -205,6 +201,7 @@ int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spoo
 	struct ns_node *node;
 	char *repo = NULL, *cjson = NULL, *manifest = NULL, digest[DIGEST_STR_MAX];
 	char created[32];
+	bool kept = false;
 	size_t clen;
 	long long size;
 	int ret;
@@ -220,11 +217,22 @@ int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spoo
 		ret = -ENOMEM;
 		goto out;
 	}
-	if (immutable && oci_manifest_head(c, repo, p.tag, digest) == 0) {
-		log_warn("fs: publish %s:%s: the tag exists and the mount is immutable",
-			 repo, p.tag);
-		ret = -EEXIST;
-		goto out;
+	if (immutable) {
+		/* Only a sure "not there" lets an immutable mount push. */
+		ret = oci_manifest_head(c, repo, p.tag, digest);
+		if (ret == 0) {
+			log_warn("fs: publish %s:%s: the tag exists and the mount is "
+				 "immutable",
+				 repo, p.tag);
+			ret = -EEXIST;
+			goto out;
+		}
+		if (ret != -ENOENT) {
+			log_warn(
+			    "fs: publish %s:%s: cannot tell whether the tag exists: %s",
+			    repo, p.tag, strerror(-ret));
+			goto out;
+		}
 	}
 	ret = digest_fd(fd, layer.digest, &size);
 	if (ret)
@@ -238,8 +246,12 @@ int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spoo
 		goto out;
 	config.size = clen;
 	config.fd = memfd_create("chartfs-config", MFD_CLOEXEC);
-	if (config.fd < 0 || write(config.fd, cjson, clen) != (ssize_t)clen) {
+	if (config.fd < 0) {
 		ret = -errno;
+		goto out;
+	}
+	if (write(config.fd, cjson, clen) != (ssize_t)clen) {
+		ret = -EIO; /* a memfd write of a few bytes: short only in theory */
 		goto out;
 	}
 	timefmt_rfc3339(time(NULL), created, sizeof(created));
@@ -277,12 +289,16 @@ int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spoo
 	}
 	log_info("fs: published %s:%s (%s)", repo, p.tag, layer.digest);
 	/* The bytes are verified and ours: keep them as the cached blob. */
-	if (blobcache_adopt(model_blobcache(m), layer.digest, spool_path) != 0)
+	if (blobcache_adopt(model_blobcache(m), layer.digest, spool_path) == 0)
+		kept = true;
+	else
 		log_debug("fs: could not keep %s in the cache", layer.digest);
 	if (prov.fd >= 0)
 		unlink(prov_path);
 	model_invalidate(m, node);
 out:
+	if (!kept)
+		unlink(spool_path);
 	if (prov.fd >= 0)
 		close(prov.fd);
 	if (config.fd >= 0)
@@ -446,16 +462,27 @@ int publish_prov(struct model *m, struct ns_node *dir, int fd, const char *spool
 	struct ns_node *node;
 	char *text = NULL, *repo_full = NULL, *repo = NULL, *tag = NULL, *manifest = NULL;
 	char pending[4096];
+	bool kept = false;
+	struct stat st;
 	long long size;
 	ssize_t n;
 	int ret;
 
+	/* The size first: a sparse file is not worth hashing to refuse. */
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (st.st_size <= 0 || st.st_size > PUBLISH_PROV_MAX) {
+		ret = -EINVAL;
+		goto refuse;
+	}
 	ret = digest_fd(fd, prov.digest, &size);
 	if (ret)
 		goto out;
-	if (size <= 0 || size > 1024 * 1024) {
-		ret = -EINVAL;
-		goto refuse;
+	if (size != st.st_size) {
+		ret = -EIO;
+		goto out;
 	}
 	prov.size = (uint64_t)size;
 	text = calloc(1, (size_t)size + 1);
@@ -486,6 +513,12 @@ int publish_prov(struct model *m, struct ns_node *dir, int fd, const char *spool
 	ret = oci_manifest_get(c, repo, tag, &f);
 	if (!ret)
 		ret = oci_manifest_parse(f.body.data, f.body.len, f.media_type, &man);
+	if (ret && ret != -ENOENT) {
+		/* Unreachable or refused is not "not there yet": say so. */
+		log_warn("fs: %s:%s: cannot add provenance: %s", repo, tag,
+			 strerror(-ret));
+		goto out;
+	}
 	chart = ret ? NULL : oci_manifest_chart_layer(man);
 	if (!chart || strcmp(chart->digest, p.chart_digest)) {
 		/* The chart is not there yet: it takes this file along when it
@@ -493,10 +526,12 @@ int publish_prov(struct model *m, struct ns_node *dir, int fd, const char *spool
 		ret = pending_prov_path(m, p.chart_digest, pending, sizeof(pending));
 		if (!ret && rename(spool_path, pending) < 0)
 			ret = -errno;
-		if (!ret)
+		if (!ret) {
+			kept = true;
 			log_info(
 			    "fs: %s:%s: provenance kept until its chart is copied in",
 			    repo, tag);
+		}
 		goto out;
 	}
 	manifest = manifest_with_prov(&f, &prov);
@@ -516,6 +551,8 @@ refuse:
 	log_warn("fs: publish into /%s: not a helm provenance file", dir->fullname);
 	ret = -EINVAL;
 out:
+	if (!kept)
+		unlink(spool_path);
 	oci_manifest_free(man);
 	oci_fetched_clear(&f);
 	chartmeta_free(p.meta);

@@ -15,18 +15,28 @@
 
 #include <stdbool.h>
 
+#include "cache/blobcache.h"
 #include "common/compiler.h"
 #include "fs/model.h"
 
-/* Push the chart package held in file fd (spooled at spool_path) that was
- * written into directory dir. On success the spool file has been moved into
- * the blob cache and the new tag is listed at once. */
+/* The largest package and provenance file a publish accepts: helm refuses
+ * archives whose content passes CHART_MAX_TOTAL, so the packed file can be
+ * no bigger in practice; writes past these are EFBIG. */
+#define PUBLISH_PACKAGE_MAX CHART_MAX_TOTAL
+#define PUBLISH_PROV_MAX (1024 * 1024)
+
+/* Push the chart package held in file fd (at spool_path, nobody else's:
+ * a snapshot) that was written into directory dir; the new tag is listed at
+ * once. On return the file at spool_path is gone: moved into the blob cache
+ * on success, else removed. */
 int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_path,
 		  bool immutable) WUR;
 
 /* A helm provenance file (<chart>.tgz.prov) written into dir: added to
  * its chart's manifest as helm's provenance layer, now if the chart is in
- * the registry, or when the chart is copied in later. */
+ * the registry, or when the chart is copied in later (only when the
+ * registry says the chart's tag is not there: other errors fail). As for
+ * publish_chart, the file at spool_path is gone on return. */
 int publish_prov(struct model *m, struct ns_node *dir, int fd,
 		 const char *spool_path) WUR;
 

@@ -4,54 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "fs/publish.h"
-
-struct upload *chartfs_upload_find(struct chartfs *c, const char *path)
-{
-	struct upload *up;
-
-	pthread_mutex_lock(&c->up_lock);
-	for (up = c->uploads; up; up = up->next)
-		if (!strcmp(up->path, path))
-			break;
-	if (up)
-		up->refs++;
-	pthread_mutex_unlock(&c->up_lock);
-	return up;
-}
-
-/* Take up off the list of uploads (lock held); no-op when off it already. */
-static void unlist_locked(struct chartfs *c, struct upload *up)
-{
-	struct upload **pp;
-
-	for (pp = &c->uploads; *pp; pp = &(*pp)->next)
-		if (*pp == up) {
-			*pp = up->next;
-			break;
-		}
-}
-
-void chartfs_upload_put(struct chartfs *c, struct upload *up)
-{
-	pthread_mutex_lock(&c->up_lock);
-	if (--up->refs > 0) {
-		pthread_mutex_unlock(&c->up_lock);
-		return;
-	}
-	unlist_locked(c, up);
-	pthread_mutex_unlock(&c->up_lock);
-	close(up->fd);
-	/* Gone already when the push adopted it into the blob store. */
-	unlink(up->spool);
-	free(up->path);
-	free(up);
-}
 
 /* The directory a new name at path would be created in, or -errno. */
 static int new_entry_dir(struct chartfs *c, const char *path, struct model **m,
@@ -77,44 +36,6 @@ static int new_entry_dir(struct chartfs *c, const char *path, struct model **m,
 	}
 }
 
-/* A new upload of path into dir, listed, with one reference (*out). */
-static int new_upload(struct chartfs *c, const char *path, struct model *m,
-		      struct ns_node *dir, struct upload **out)
-{
-	struct upload *up = calloc(1, sizeof(*up));
-	int ret;
-
-	if (!up || !(up->path = strdup(path))) {
-		ret = -ENOMEM;
-		goto fail;
-	}
-	/* Spool to the cache directory, not memory: charts can be large and
-	 * the bytes become the cached blob once pushed. */
-	up->fd = blobcache_spool(c->bc, up->spool, sizeof(up->spool));
-	if (up->fd < 0) {
-		ret = up->fd;
-		log_warn("fs: %s: cannot make a spool file in the cache %s: %s", path,
-			 blobcache_dir(c->bc), strerror(-ret));
-		goto fail;
-	}
-	up->model = m;
-	up->dir = dir;
-	up->refs = 1;
-	/* Even an empty file is a publish attempt: it must fail at close. */
-	up->dirty = true;
-	pthread_mutex_lock(&c->up_lock);
-	up->next = c->uploads;
-	c->uploads = up;
-	pthread_mutex_unlock(&c->up_lock);
-	*out = up;
-	return 0;
-fail:
-	if (up)
-		free(up->path);
-	free(up);
-	return ret;
-}
-
 static int start_upload(struct chartfs *c, const char *path, struct model *m,
 			struct ns_node *dir, struct fuse_file_info *fi)
 {
@@ -124,7 +45,7 @@ static int start_upload(struct chartfs *c, const char *path, struct model *m,
 
 	if (!h)
 		return -ENOMEM;
-	ret = new_upload(c, path, m, dir, &up);
+	ret = chartfs_upload_new(c, path, m, dir, false, &up);
 	if (ret) {
 		free(h);
 		return ret;
@@ -150,8 +71,9 @@ static int overwritable(const struct path_res *r)
  * an existing package opened for writing (cp over it) gets WRITEs and a
  * FLUSH with fh 0 and no RELEASE. Its upload is found by path, started at
  * the first write (the kernel truncated at open: the spool starts empty),
- * and ends at the next close, which publishes it. The list holds the
- * upload's own reference meanwhile; *out gets one more, for the caller.
+ * and ends at the next close by a process that wrote to it, which
+ * publishes it. The list holds the upload's own reference meanwhile; *out
+ * gets one more, for the caller.
  */
 static int handleless_upload(struct chartfs *c, const char *path, struct upload **out)
 {
@@ -169,13 +91,12 @@ static int handleless_upload(struct chartfs *c, const char *path, struct upload 
 		return ret;
 	ret = overwritable(&r);
 	if (!ret)
-		ret = new_upload(c, path, m, r.node, out);
-	if (ret)
-		return ret;
-	(*out)->handleless = true;
-	(*out)->refs++;
-	log_debug("fs: %s: written with no OPEN: an upload until the next close", path);
-	return 0;
+		ret = chartfs_upload_new(c, path, m, r.node, true, out);
+	if (!ret)
+		log_debug(
+		    "fs: %s: written with no OPEN: an upload until its writer closes",
+		    path);
+	return ret;
 }
 
 int chartfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -202,7 +123,7 @@ int chartfs_open_write(const char *path, struct model *m, struct path_res *r,
 }
 
 int chartfs_write(const char *path, const char *buf, size_t size, off_t off,
-		  struct fuse_file_info *fi)
+		  struct fuse_file_info *fi, pid_t tid)
 {
 	struct chartfs *c = chartfs_ctx();
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
@@ -216,6 +137,15 @@ int chartfs_write(const char *path, const char *buf, size_t size, off_t off,
 		ret = handleless_upload(c, path, &up);
 		if (ret)
 			return ret;
+	}
+	pthread_mutex_lock(&up->lock);
+	if (!h && up->handleless)
+		chartfs_upload_add_writer(up, tid);
+	/* Past what could be published: refused now, not after filling the
+	 * cache's disk. */
+	if (off < 0 || (uint64_t)off + size > up->max) {
+		ret = -EFBIG;
+		goto out;
 	}
 	do
 		n = pwrite(up->fd, buf, size, off);
@@ -232,31 +162,52 @@ int chartfs_write(const char *path, const char *buf, size_t size, off_t off,
 		up->dirty = true;
 		ret = (int)n;
 	}
+out:
+	pthread_mutex_unlock(&up->lock);
 	if (!h)
 		chartfs_upload_put(c, up);
 	return ret;
 }
 
-/* Push what up holds, if it changed since the last push. */
+/* Push what up holds, if it changed since the last push; a close with
+ * nothing new gets the last push's result. */
 static int push_upload(struct chartfs *c, struct upload *up, bool *pushed)
 {
 	size_t len = strlen(up->path);
+	char snap[4096];
+	int fd, ret;
 
+	pthread_mutex_lock(&up->lock);
 	/* A write was lost: every close fails with its errno (already
 	 * logged), and nothing is published. */
-	if (up->write_err)
-		return up->write_err;
-	if (!up->dirty)
-		return 0;
+	if (up->write_err) {
+		ret = up->write_err;
+		goto out;
+	}
+	if (!up->dirty) {
+		ret = up->push_err;
+		goto out;
+	}
 	/* Push at flush so cp sees the result in close(2). */
+	fd = chartfs_upload_snapshot(c, up, snap, sizeof(snap));
+	if (fd < 0) {
+		ret = fd;
+		goto out;
+	}
 	up->dirty = false;
 	*pushed = true;
 	if (len > 5 && !strcmp(up->path + len - 5, ".prov"))
-		return publish_prov(up->model, up->dir, up->fd, up->spool);
-	return publish_chart(up->model, up->dir, up->fd, up->spool, c->immutable);
+		ret = publish_prov(up->model, up->dir, fd, snap);
+	else
+		ret = publish_chart(up->model, up->dir, fd, snap, c->immutable);
+	close(fd);
+	up->push_err = ret;
+out:
+	pthread_mutex_unlock(&up->lock);
+	return ret;
 }
 
-int chartfs_flush(const char *path, struct fuse_file_info *fi, bool *pushed)
+int chartfs_flush(const char *path, struct fuse_file_info *fi, pid_t tid, bool *pushed)
 {
 	struct chartfs *c = chartfs_ctx();
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
@@ -275,12 +226,13 @@ int chartfs_flush(const char *path, struct fuse_file_info *fi, bool *pushed)
 	up = chartfs_upload_find(c, path);
 	if (!up)
 		return 0;
+	ours = up->handleless && chartfs_upload_writer_closes(up, tid);
 	pthread_mutex_lock(&c->up_lock);
-	/* The first close ends it: later writes start another upload. */
-	ours = up->handleless;
+	/* The first close by a writer ends it: later writes start another. */
+	ours = ours && up->handleless;
 	if (ours) {
 		up->handleless = false;
-		unlist_locked(c, up);
+		chartfs_upload_unlist_locked(c, up);
 		up->refs--; /* the list's; ours keeps it alive */
 	}
 	pthread_mutex_unlock(&c->up_lock);
@@ -289,20 +241,38 @@ int chartfs_flush(const char *path, struct fuse_file_info *fi, bool *pushed)
 	return ret;
 }
 
-int chartfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+int chartfs_truncate(const char *path, off_t size, struct fuse_file_info *fi, pid_t tid)
 {
 	struct chartfs *c = chartfs_ctx();
 	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL; /* may be 0 */
-	struct upload *up = h ? h->up : chartfs_upload_find(c, path);
+	struct upload *up = h ? h->up : NULL;
 	int ret;
 
-	if (!up)
+	if (h && !up)
 		return -EROFS;
-	ret = ftruncate(up->fd, size) < 0 ? -errno : 0;
-	/* Emptied: what a failed write lost is gone, the file starts over. */
-	if (!ret && size == 0)
-		up->write_err = 0;
-	up->dirty = true;
+	if (!h && fi) {
+		/* ftruncate with no handle: a package opened for writing. */
+		ret = handleless_upload(c, path, &up);
+		if (ret)
+			return ret;
+	} else if (!h) {
+		up = chartfs_upload_find(c, path);
+		if (!up)
+			return -EROFS;
+	}
+	pthread_mutex_lock(&up->lock);
+	if (fi && !h && up->handleless)
+		chartfs_upload_add_writer(up, tid);
+	if (size < 0 || (uint64_t)size > up->max) {
+		ret = -EFBIG;
+	} else {
+		ret = ftruncate(up->fd, size) < 0 ? -errno : 0;
+		/* Emptied: what a failed write lost is gone, the file starts over. */
+		if (!ret && size == 0)
+			up->write_err = 0;
+		up->dirty = true;
+	}
+	pthread_mutex_unlock(&up->lock);
 	if (!h)
 		chartfs_upload_put(c, up);
 	return ret;

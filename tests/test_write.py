@@ -317,3 +317,134 @@ def test_failed_push_leaves_no_tag(registry_factory, mount, packages, fault):
         proxy.clear_faults()
         assert cp(packages["web-1.0.0"], m.path("charts/")).returncode == 0
         assert reg.tags("charts/web") == ["1.0.0"]
+
+
+def pushed_and_changed(reg, helm, tmp_path):
+    """helm-oci-test 0.1.0 pushed by helm to reg as charts/helm-oci-test,
+    and a package of the same version with another description: (a, b)."""
+    src = CHARTS + "/helm-oci-test-0.1.0"
+    a = helm.package(src, str(tmp_path / "a"))
+    helm.push(a, reg.host, "charts")
+    return a, helm.package(copy_chart(src, str(tmp_path / "b-src"), description="changed"),
+                           str(tmp_path / "b"))
+
+
+def test_write_after_a_push_leaves_the_published_bytes_alone(registry_factory, mount, packages):
+    """A close of a duplicate pushes; writes through the descriptor still
+    open do not reach what was pushed or the cached blob it is served from."""
+    reg = registry_factory()
+    m = mount(reg.host)
+    os.mkdir(m.path("charts"))
+    data = open(packages["web-1.0.0"], "rb").read()
+    fd = os.open(m.path("charts", "web-1.0.0.tgz"), os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.close(os.dup(fd))  # the push
+        assert reg.chart_layer("charts/web", "1.0.0")["digest"] == sha256(data)
+        os.pwrite(fd, b"X" * 64, 100)  # same size, other bytes
+    finally:
+        with pytest.raises(OSError) as e:
+            os.close(fd)  # pushes the changed bytes, which are no chart
+    assert e.value.errno == errno.EINVAL
+    assert open(m.path("charts/web/web-1.0.0.tgz"), "rb").read() == data
+    assert reg.chart_layer("charts/web", "1.0.0")["digest"] == sha256(data)
+
+
+def test_a_readers_close_does_not_end_an_overwrite(registry_factory, mount, helm4, tmp_path):
+    """With no OPEN (fs/ll.c) an overwrite of an existing package is found
+    by path: a reader of the same package closing meanwhile (another
+    process) neither pushes the half-written file nor ends the upload."""
+    reg = registry_factory()
+    a, b = pushed_and_changed(reg, helm4, tmp_path)
+    data = open(b, "rb").read()
+    m = mount(reg.host)
+    pkg = m.path("charts/helm-oci-test/helm-oci-test-0.1.0.tgz")
+    assert open(pkg, "rb").read() == open(a, "rb").read()  # no OPEN from now on
+    fd = os.open(pkg, os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, data[:100])
+        subprocess.run(["cat", pkg], capture_output=True, check=False)
+        os.write(fd, data[100:])
+    finally:
+        os.close(fd)
+    assert reg.chart_layer("charts/helm-oci-test", "0.1.0")["digest"] == sha256(data)
+
+
+def test_truncate_of_a_package_opened_for_writing(registry_factory, mount, helm4, tmp_path):
+    """ftruncate(2) before the first write (Python's truncate(), rsync
+    --inplace) works on a package opened without O_TRUNC."""
+    reg = registry_factory()
+    a, b = pushed_and_changed(reg, helm4, tmp_path)
+    m = mount(reg.host)
+    pkg = m.path("charts/helm-oci-test/helm-oci-test-0.1.0.tgz")
+    open(pkg, "rb").read()
+    with open(pkg, "r+b") as f:
+        f.truncate(0)
+        f.write(open(b, "rb").read())
+    assert reg.chart_layer("charts/helm-oci-test", "0.1.0")["digest"] == sha256(
+        open(b, "rb").read())
+
+
+@pytest.mark.parametrize("name,limit", [("x-1.0.0.tgz", 100 << 20), ("x-1.0.0.tgz.prov", 1 << 20)])
+def test_writes_past_what_could_be_published_are_efbig(registry_factory, mount, name, limit):
+    reg = registry_factory()
+    m = mount(reg.host)
+    os.mkdir(m.path("charts"))
+    fd = os.open(m.path("charts", name), os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        with pytest.raises(OSError) as e:
+            os.pwrite(fd, b"x", limit)
+        assert e.value.errno == errno.EFBIG
+        with pytest.raises(OSError) as e:
+            os.ftruncate(fd, limit + 1)
+        assert e.value.errno == errno.EFBIG
+    finally:
+        with pytest.raises(OSError):
+            os.close(fd)  # empty: no chart, no provenance
+    assert reg.tags("charts/x") == []
+
+
+def test_provenance_with_the_registry_down_fails(registry_factory, mount, helm4, tmp_path):
+    """A provenance file waits for its chart only when the registry says
+    the chart is not there; an unreachable registry is an error at close."""
+    if not shutil.which("gpg"):
+        pytest.skip("gpg is not installed")
+    tgz, prov = signed_package(helm4, tmp_path)
+    reg = registry_factory()
+    m = mount(reg.host)
+    os.mkdir(m.path("charts"))
+    assert cp(tgz, m.path("charts/")).returncode == 0
+    reg.stop()
+    try:
+        r = cp(prov, m.path("charts/"))
+    finally:
+        reg.restart()
+    assert r.returncode != 0
+    assert [l["mediaType"] for l in reg.manifest("charts/web", "1.0.0")[0]["layers"]] == [
+        HELM_CHART]
+    assert cp(prov, m.path("charts/")).returncode == 0
+    assert len(reg.manifest("charts/web", "1.0.0")[0]["layers"]) == 2
+
+
+def test_direct_io_overwrite_in_parallel_writes(registry_factory, mount, helm4, tmp_path):
+    """An O_DIRECT overwrite larger than max_write reaches the daemon as
+    WRITEs in parallel (async direct I/O): all of them land in one upload."""
+    reg = registry_factory()
+    src = copy_chart(CHARTS + "/helm-oci-test-0.1.0", str(tmp_path / "big-src"))
+    with open(os.path.join(src, "blob.bin"), "wb") as f:
+        f.write(os.urandom(3 << 20))  # incompressible: a 3 MiB package
+    a = helm4.package(src, str(tmp_path / "a"))
+    helm4.push(a, reg.host, "charts")
+    m = mount(reg.host)
+    pkg = m.path("charts/helm-oci-test/helm-oci-test-0.1.0.tgz")
+    for i in range(3):
+        with open(os.path.join(src, "values.yaml"), "a") as f:
+            f.write("round: %d\n" % i)
+        data = open(helm4.package(src, str(tmp_path / ("r%d" % i))), "rb").read()
+        open(pkg, "rb").read(1)
+        fd = os.open(pkg, os.O_WRONLY | os.O_TRUNC | os.O_DIRECT)
+        try:
+            assert os.write(fd, data) == len(data)
+        finally:
+            os.close(fd)
+        assert reg.chart_layer("charts/helm-oci-test", "0.1.0")["digest"] == sha256(data)

@@ -1,0 +1,227 @@
+/*
+ * upload.c - files being written into the mount: the list of uploads, their
+ * spool files, who writes them, and the snapshot a push reads.
+ *
+ * An upload is shared by reference: its handles, plus the list's own while it
+ * is handleless (written with no OPEN, found by path). c->up_lock guards the
+ * list and the counts; up->lock the spool's bytes and state.
+ */
+#include "fs/chartfs_i.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "fs/publish.h"
+
+struct upload *chartfs_upload_find(struct chartfs *c, const char *path)
+{
+	struct upload *up;
+
+	pthread_mutex_lock(&c->up_lock);
+	for (up = c->uploads; up; up = up->next)
+		if (!strcmp(up->path, path))
+			break;
+	if (up)
+		up->refs++;
+	pthread_mutex_unlock(&c->up_lock);
+	return up;
+}
+
+/* Take up off the list of uploads (lock held); no-op when off it already. */
+void chartfs_upload_unlist_locked(struct chartfs *c, struct upload *up)
+{
+	struct upload **pp;
+
+	for (pp = &c->uploads; *pp; pp = &(*pp)->next)
+		if (*pp == up) {
+			*pp = up->next;
+			break;
+		}
+}
+
+void chartfs_upload_put(struct chartfs *c, struct upload *up)
+{
+	pthread_mutex_lock(&c->up_lock);
+	if (--up->refs > 0) {
+		pthread_mutex_unlock(&c->up_lock);
+		return;
+	}
+	chartfs_upload_unlist_locked(c, up);
+	pthread_mutex_unlock(&c->up_lock);
+	close(up->fd);
+	/* Pushes work on snapshots: the spool is always ours to remove. */
+	unlink(up->spool);
+	pthread_mutex_destroy(&up->lock);
+	free(up->path);
+	free(up);
+}
+
+/* A new upload of path into dir, listed, with one reference (*out); a
+ * handleless one also holds the list's, and is the one upload of its path:
+ * writes that race to start it (async direct I/O) all find the same. */
+int chartfs_upload_new(struct chartfs *c, const char *path, struct model *m,
+		       struct ns_node *dir, bool handleless, struct upload **out)
+{
+	struct upload *up = calloc(1, sizeof(*up)), *other;
+	size_t len = strlen(path);
+	int ret;
+
+	if (!up || !(up->path = strdup(path))) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	/* Spool to the cache directory, not memory: charts can be large and
+	 * the bytes become the cached blob once pushed. */
+	up->fd = blobcache_spool(c->bc, up->spool, sizeof(up->spool));
+	if (up->fd < 0) {
+		ret = up->fd;
+		log_warn("fs: %s: cannot make a spool file in the cache %s: %s", path,
+			 blobcache_dir(c->bc), strerror(-ret));
+		goto fail;
+	}
+	up->model = m;
+	up->dir = dir;
+	up->max = len > 5 && !strcmp(path + len - 5, ".prov") ? PUBLISH_PROV_MAX
+							      : PUBLISH_PACKAGE_MAX;
+	up->refs = handleless ? 2 : 1;
+	up->handleless = handleless;
+	/* Even an empty file is a publish attempt: it must fail at close. */
+	up->dirty = true;
+	pthread_mutex_init(&up->lock, NULL);
+	pthread_mutex_lock(&c->up_lock);
+	for (other = handleless ? c->uploads : NULL; other; other = other->next)
+		if (!strcmp(other->path, path))
+			break;
+	if (other) {
+		other->refs++;
+		pthread_mutex_unlock(&c->up_lock);
+		up->refs = 1;
+		chartfs_upload_put(c, up); /* never listed: just freed */
+		*out = other;
+		return 0;
+	}
+	up->next = c->uploads;
+	c->uploads = up;
+	pthread_mutex_unlock(&c->up_lock);
+	*out = up;
+	return 0;
+fail:
+	if (up)
+		free(up->path);
+	free(up);
+	return ret;
+}
+
+/* The process (thread group) of thread tid, or 0 when unknown: FUSE
+ * requests name the calling thread, and a process may write from one thread
+ * and close from another (Go programs do). */
+static pid_t tgid_of(pid_t tid)
+{
+	char path[64], line[256];
+	pid_t tgid = 0;
+	FILE *f;
+
+	if (tid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "Tgid:", 5)) {
+			tgid = (pid_t)strtol(line + 5, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return tgid;
+}
+
+/* Note that thread tid wrote to handleless upload up (up->lock held). */
+void chartfs_upload_add_writer(struct upload *up, pid_t tid)
+{
+	pid_t tgid;
+	unsigned i;
+
+	if (tid == up->last_tid)
+		return;
+	up->last_tid = tid;
+	tgid = tgid_of(tid);
+	for (i = 0; i < up->nwriters && i < 8; i++)
+		if (up->writers[i] == tgid)
+			return;
+	/* Unknown, or too many to keep: any close may end it (nwriters 9). */
+	if (tgid == 0 || up->nwriters >= 8) {
+		up->nwriters = 9;
+		return;
+	}
+	up->writers[up->nwriters++] = tgid;
+}
+
+/* Whether the close by thread tid ends handleless upload up: one by a
+ * process that wrote to it does; a reader's close of the same package
+ * (which the kernel sends as a FLUSH with fh 0 too) does not. */
+bool chartfs_upload_writer_closes(struct upload *up, pid_t tid)
+{
+	pid_t tgid;
+	unsigned i;
+	bool ours;
+
+	pthread_mutex_lock(&up->lock);
+	ours = up->nwriters == 0 || up->nwriters > 8;
+	if (!ours) {
+		tgid = tgid_of(tid);
+		ours = tgid == 0;
+		for (i = 0; !ours && i < up->nwriters; i++)
+			ours = up->writers[i] == tgid;
+	}
+	pthread_mutex_unlock(&up->lock);
+	return ours;
+}
+
+/* Copy the spool (up->lock held) into a new temp file at path: what is
+ * pushed, and kept as the cached blob, must not change under the push (a
+ * write or truncate meanwhile, through another handle) nor after it. */
+int chartfs_upload_snapshot(struct chartfs *c, struct upload *up, char *path, size_t len)
+{
+	char buf[65536];
+	off_t in = 0, out = 0;
+	struct stat st;
+	ssize_t n;
+	int fd, ret = 0;
+
+	if (fstat(up->fd, &st) < 0)
+		return -errno;
+	fd = blobcache_spool(c->bc, path, len);
+	if (fd < 0)
+		return fd;
+	while (in < st.st_size) {
+		n = copy_file_range(up->fd, &in, fd, &out, (size_t)(st.st_size - in), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EXDEV || errno == EOPNOTSUPP || errno == ENOSYS ||
+			      errno == EINVAL)) {
+			/* No in-kernel copy here: by hand. */
+			n = pread(up->fd, buf, sizeof(buf), in);
+			if (n > 0 && pwrite(fd, buf, (size_t)n, out) != n)
+				n = -1;
+			if (n > 0) {
+				in += n;
+				out += n;
+			}
+		}
+		if (n <= 0) {
+			ret = n < 0 ? -errno : -EIO;
+			log_warn("fs: %s: cannot copy the spool for its push: %s",
+				 up->path, strerror(-ret));
+			close(fd);
+			unlink(path);
+			return ret;
+		}
+	}
+	return fd;
+}
