@@ -5,17 +5,19 @@
  * it is renamed into place, and a tree is only made from a blob that hashes
  * right at that moment (it is read whole for the unpack anyway). On later
  * opens only the size is checked against the descriptor: a full re-hash per
- * open would cost as much as the download it saves. A blob found with the
- * wrong size (or not a regular file) is removed and fetched again; one with
- * the right size but altered bytes is caught when a tree is made from it,
- * removed, and fetched again on the next get.
+ * open would cost as much as the download it saves. A blob found with
+ * another size than the descriptor's is hashed: altered bytes (or not a
+ * regular file) are removed and fetched again, but verified bytes stay and
+ * only that request fails, since the size is a registry's word and the blob
+ * may serve other registries. One with the right size but altered bytes is
+ * caught when a tree is made from it, removed, and fetched again on the
+ * next get.
  */
 #include "cache/blobcache.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -45,44 +47,6 @@ struct flight {
 	bool done;
 	int ret;
 };
-
-/* ---- removal that never follows a symlink ------------------------------ */
-
-/* Make each directory writable again before its entries go (trees are made
- * 0555). Opened with O_NOFOLLOW: a symlink is never chmod'ed through. */
-static int unlock_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	int fd;
-
-	(void)st;
-	(void)ftw;
-	if (flag != FTW_D)
-		return 0;
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd >= 0) {
-		if (fchmod(fd, 0700) < 0)
-			log_debug("cache: chmod %s: %s", path, strerror(errno));
-		close(fd);
-	}
-	return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if ((flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT)
-		log_debug("cache: remove %s: %s", path, strerror(errno));
-	return 0;
-}
-
-/* Remove a directory tree (FTW_PHYS: links are removed, not followed). */
-void blobcache_rm_tree(const char *path)
-{
-	nftw(path, unlock_entry, 16, FTW_PHYS);
-	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 /* Remove old leftovers in tmp/ (another daemon's fresh ones stay). */
 static void clean_tmp(const char *dir)
@@ -134,10 +98,16 @@ int blobcache_new(const char *dir, struct blobcache **out)
 		ret = -ENOMEM;
 		goto fail;
 	}
+	pthread_mutex_init(&bc->lock, NULL);
+	pthread_mutex_init(&bc->evict_lock, NULL);
 	/* Absolute, so that returned paths stay valid whatever the cwd. */
 	bc->dir = realpath(dir, NULL);
 	if (!bc->dir) {
 		ret = -errno;
+		goto fail;
+	}
+	if (strlen(bc->dir) > BLOBCACHE_MAX_DIR) {
+		ret = -ENAMETOOLONG;
 		goto fail;
 	}
 	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
@@ -159,17 +129,17 @@ int blobcache_new(const char *dir, struct blobcache **out)
 			goto fail;
 		}
 	}
-	pthread_mutex_init(&bc->lock, NULL);
-	pthread_mutex_init(&bc->evict_lock, NULL);
 	clean_tmp(bc->dir);
 	*out = bc;
 	return 0;
 fail:
 	log_err("cache: cannot use %s: %s", dir, strerror(-ret));
-	if (bc)
+	if (bc) {
 		free(bc->dir);
-	pthread_mutex_destroy(&bc->evict_lock);
-	free(bc);
+		pthread_mutex_destroy(&bc->lock);
+		pthread_mutex_destroy(&bc->evict_lock);
+		free(bc);
+	}
 	return ret;
 }
 
@@ -274,22 +244,42 @@ static int blob_path(struct blobcache *bc, const char *digest, char *path, size_
 	return 0;
 }
 
-/* 0 if the blob is stored (with the expected size when known); a damaged
- * entry is removed so that the caller fetches it again. */
-static int blob_present(const char *path, int64_t size)
+/*
+ * 0 if the blob is stored (with the expected size when known). Another
+ * size is checked by hash: a damaged entry is removed so that the caller
+ * fetches it again (-ENOENT); verified bytes are kept and this request fails
+ * (-EIO): the size comes from a registry's descriptor, and a hostile one
+ * must not make us delete a blob that other registries share.
+ */
+static int blob_present(const char *path, const char *digest, int64_t size)
 {
+	char got[DIGEST_STR_MAX] = "";
 	struct stat st;
+	int fd, ret;
 
 	if (lstat(path, &st) < 0)
 		return -errno;
-	if (!S_ISREG(st.st_mode) || (size >= 0 && st.st_size != size)) {
-		log_warn("cache: %s is damaged (size %lld, expected %lld): removing it",
-			 path, (long long)st.st_size, (long long)size);
-		if (unlink(path) < 0 && errno != ENOENT)
+	if (S_ISREG(st.st_mode) && (size < 0 || st.st_size == size))
+		return 0;
+	if (S_ISREG(st.st_mode)) {
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
 			return -errno;
-		return -ENOENT;
+		ret = digest_fd(fd, got, NULL);
+		close(fd);
+		if (ret)
+			return ret;
+		if (!strcmp(got, digest)) {
+			log_warn("cache: blob %s: %lld bytes, the descriptor says %lld",
+				 digest, (long long)st.st_size, (long long)size);
+			return -EIO;
+		}
 	}
-	return 0;
+	log_warn("cache: %s is damaged (size %lld, expected %lld): removing it", path,
+		 (long long)st.st_size, (long long)size);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -errno;
+	return -ENOENT;
 }
 
 /* Rename tmp to path unless path exists: then another daemon stored the
@@ -377,19 +367,20 @@ int blobcache_get(struct blobcache *bc, const char *digest, int64_t size,
 	ret = blob_path(bc, digest, path, pathlen);
 	if (ret)
 		return ret;
-	if (blob_present(path, size) == 0) {
+	ret = blob_present(path, digest, size);
+	if (ret == 0) {
 		if (fetch)
 			atomic_fetch_add(&bc->hits, 1);
 		return 0;
 	}
-	if (!fetch)
-		return -ENOENT;
+	if (!fetch || ret != -ENOENT)
+		return ret;
 	atomic_fetch_add(&bc->misses, 1);
 	snprintf(key, sizeof(key), "b:%s", digest_hex(digest));
 	if (!flight_begin(bc, key, &f, &ret))
 		return ret;
 	/* A leader before us, or another daemon, may have stored it. */
-	ret = blob_present(path, size);
+	ret = blob_present(path, digest, size);
 	if (ret == -ENOENT)
 		ret = fetch_blob(bc, digest, size, fetch, arg, path);
 	flight_end(bc, f, ret);
@@ -421,7 +412,7 @@ int blobcache_put(struct blobcache *bc, const char *digest, const void *data, si
 		log_warn("cache: put %s: content does not match its digest", digest);
 		return -EIO;
 	}
-	if (blob_present(path, (int64_t)len) == 0)
+	if (blob_present(path, digest, (int64_t)len) == 0)
 		return 0;
 	fd = tmp_file(bc, "put", tmp, sizeof(tmp));
 	if (fd < 0)

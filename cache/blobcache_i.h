@@ -22,8 +22,14 @@ struct blobcache {
 	bool scanned;	       /* approx_total is known */
 };
 
-/* Remove a directory tree without following links (trees are made 0555). */
-void blobcache_rm_tree(const char *path);
+/* The longest cache directory (its real path) we take: with a chart path of
+ * at most CHART_MAX_PATH bytes below tmp/tree-XXXXXX/, every path in the
+ * store stays under PATH_MAX, so nftw can remove any tree we make. */
+#define BLOBCACHE_MAX_DIR 2048
+
+/* Remove a directory tree without following links (trees are made 0555):
+ * 0 once it is gone, or -errno (logged). */
+int blobcache_rm_tree(const char *path);
 /* After new content at keep: if the store is over its bound, remove the
  * least recently used blobs and trees (never keep itself). */
 void blobcache_evict(struct blobcache *bc, const char *keep);

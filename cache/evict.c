@@ -4,9 +4,11 @@
  * Recency is the entry's mtime, which blobcache_touch() moves to now when a
  * mount starts using a blob or tree; stores shared by several daemons agree
  * on it without any lock. Removing is safe for readers: a file already open
- * stays readable, and a mount that finds a tree gone fetches it again. What
+ * stays readable, and a mount that finds a tree gone fetches it again. A
+ * tree leaves trees/ in one rename before it is removed, so that no reader
+ * (or daemon) ever takes a half-removed tree for a whole one. What
  * was just made (keep) is never removed, so a chart larger than the bound is
- * still served.
+ * still served. The store's tree removal lives here too.
  */
 #include "cache/blobcache_i.h"
 
@@ -23,6 +25,64 @@
 
 #include "common/digest.h"
 #include "common/log.h"
+
+/* ---- removal that never follows a symlink ------------------------------ */
+
+/* Make each directory writable again before its entries go (trees are made
+ * 0555). Opened with O_NOFOLLOW: a symlink is never chmod'ed through. */
+static int unlock_entry(const char *path, const struct stat *st, int flag,
+			struct FTW *ftw)
+{
+	int fd;
+
+	(void)st;
+	(void)ftw;
+	if (flag != FTW_D)
+		return 0;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		if (fchmod(fd, 0700) < 0)
+			log_debug("cache: chmod %s: %s", path, strerror(errno));
+		close(fd);
+	}
+	return 0;
+}
+
+/* nftw passes no argument: the first failure of this thread's removal. */
+static _Thread_local int rm_err;
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if ((flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT) {
+		log_debug("cache: remove %s: %s", path, strerror(errno));
+		if (!rm_err)
+			rm_err = -errno;
+	}
+	return 0;
+}
+
+/* Remove a directory tree (FTW_PHYS: links are removed, not followed).
+ * Paths stay under PATH_MAX: the cache directory and chart paths are
+ * bounded (BLOBCACHE_MAX_DIR, CHART_MAX_PATH). Whatever nftw could not
+ * reach shows as the tree still being there. */
+int blobcache_rm_tree(const char *path)
+{
+	struct stat st;
+
+	rm_err = 0;
+	nftw(path, unlock_entry, 16, FTW_PHYS);
+	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	if (lstat(path, &st) == 0 || errno != ENOENT) {
+		log_warn("cache: cannot remove %s: %s", path,
+			 strerror(rm_err ? -rm_err : ENOTEMPTY));
+		return rm_err ? rm_err : -ENOTEMPTY;
+	}
+	return 0;
+}
+
+/* ---- eviction ------------------------------------------------------------ */
 
 struct entry {
 	char path[4096];
@@ -88,6 +148,37 @@ static int scan(const char *dir, const char *kind, struct entry **v, size_t *n,
 	return 0;
 }
 
+/* Move the tree at path out of trees/ (to a fresh name in tmp/), then
+ * remove it: 0 once it is gone, or -errno. Left over in tmp/, it is
+ * removed by a later start (its mtime is its last use, so it is old). */
+static int evict_tree(struct blobcache *bc, const char *path)
+{
+	char tmp[4096];
+	int fd = -1, ret = 0;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/tmp/evict-XXXXXX", bc->dir) >=
+	    sizeof(tmp))
+		return -ENAMETOOLONG;
+	if (!mkdtemp(tmp))
+		return -errno;
+	/* Moving a directory to another parent rewrites its "..", so it must
+	 * be writable (trees are 0555). The rename replaces the empty
+	 * directory mkdtemp made, so the name cannot be taken meanwhile. */
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fchmod(fd, 0700) < 0 || rename(path, tmp) < 0) {
+		ret = -errno;
+		if (fd >= 0)
+			fchmod(fd, 0555);
+		rmdir(tmp);
+		goto out;
+	}
+	ret = blobcache_rm_tree(tmp);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
 static int by_use(const void *a, const void *b)
 {
 	const struct entry *x = a, *y = b;
@@ -134,9 +225,8 @@ void blobcache_evict(struct blobcache *bc, const char *keep)
 	for (i = 0; i < n && total > bc->max_bytes; i++) {
 		if (!strcmp(v[i].path, keep))
 			continue;
-		if (v[i].tree)
-			blobcache_rm_tree(v[i].path);
-		else if (unlink(v[i].path) < 0)
+		/* Counted off only once gone: what stays still takes space. */
+		if (v[i].tree ? evict_tree(bc, v[i].path) != 0 : unlink(v[i].path) < 0)
 			continue;
 		log_debug("cache: evicted %s (%llu bytes)", v[i].path,
 			  (unsigned long long)v[i].size);

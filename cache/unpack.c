@@ -19,10 +19,14 @@
  *   both and merges them);
  * - names mixing '/' and '\' refuse the chart (helm then splits on '\' only,
  *   so "a/b\c" loses "a/b": never what the author meant);
- * - any ".." component is refused, even one that cleans away ("a/../b");
+ * - any ".." component is refused, even one that cleans away ("a/../b"),
+ *   and so is a path below the top folder starting with ".." ("x/..a"),
+ *   as helm does (strings.HasPrefix of the cleaned path);
  * - libarchive warnings (malformed headers it skipped) refuse the chart;
- * - entries, path length, component length and total name bytes are capped
- *   so that a hostile archive cannot exhaust memory or inodes.
+ * - entries, path length (1 KiB), depth (64 components), component length,
+ *   total name bytes and the directories the files need (10,000) are capped
+ *   so that a hostile archive cannot exhaust memory, inodes or time, and
+ *   every tree stays removable by path (see unpack_i.h).
  * Sizes are counted on the data actually read, but a header that announces
  * more than a limit is refused at once: its data is either that large or
  * truncated, and either way refused, so there is no need to inflate it.
@@ -32,7 +36,9 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <locale.h>
+#include <search.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,7 +47,7 @@
 #include "common/log.h"
 
 #define MAX_ENTRIES 100000
-#define MAX_PATH 4096
+#define MAX_PATH CHART_MAX_PATH
 #define MAX_COMPONENT 255
 /* Sum of the kept file path lengths (for the duplicate check). */
 #define MAX_NAME_BYTES (16 << 20)
@@ -58,6 +64,8 @@ struct walk {
 	size_t name_bytes;
 	char **paths; /* every file path, checked for duplicates at the end */
 	size_t npaths, cap;
+	void *dirs; /* tsearch tree of the directories the files need */
+	unsigned ndirs;
 	const char *rule;
 	char msg[256]; /* rule plus the (sanitised) entry name */
 	char *buf;
@@ -114,6 +122,7 @@ static const char *check_name(const char *raw, char *top, char *rel, bool *neste
 {
 	char buf[MAX_PATH + 1], *p, *comp, *save = NULL, *out = rel;
 	size_t len = strlen(raw), ntop;
+	unsigned depth = 0;
 
 	if (len == 0)
 		return "empty name";
@@ -154,6 +163,11 @@ static const char *check_name(const char *raw, char *top, char *rel, bool *neste
 			return "path component too long";
 		if (out == rel && is_drive(comp))
 			return "drive letter path";
+		/* helm: strings.HasPrefix(path.Clean(rest), "..") */
+		if (out == rel && !strncmp(comp, "..", 2))
+			return "parent directory reference";
+		if (++depth > CHART_MAX_DEPTH)
+			return "path too deep";
 		if (out != rel)
 			*out++ = '/';
 		memcpy(out, comp, clen);
@@ -244,7 +258,7 @@ static int remember(struct walk *w, const char *rel)
 
 /* Order with '/' below every other byte, so that "a" is followed directly
  * by "a/..." (before "a-b") and a file/directory clash lands next to it. */
-static int path_cmp(const void *x, const void *y)
+int chart_path_cmp(const void *x, const void *y)
 {
 	const unsigned char *a = *(const unsigned char *const *)x;
 	const unsigned char *b = *(const unsigned char *const *)y;
@@ -263,7 +277,7 @@ static const char *check_duplicates(struct walk *w)
 {
 	size_t i;
 
-	qsort(w->paths, w->npaths, sizeof(*w->paths), path_cmp);
+	qsort(w->paths, w->npaths, sizeof(*w->paths), chart_path_cmp);
 	for (i = 1; i < w->npaths; i++) {
 		const char *a = w->paths[i - 1], *b = w->paths[i];
 		size_t len = strlen(a);
@@ -272,6 +286,43 @@ static const char *check_duplicates(struct walk *w)
 			return refuse_entry(w, "duplicate or conflicting path", b);
 	}
 	return NULL;
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/*
+ * Count the directories the file at rel needs that no earlier file did:
+ * exactly what the directory sink creates, counted here so that the memory
+ * check refuses the same charts, before the sink makes any of them. An
+ * ancestor of a known directory is known, so the walk up stops at the first
+ * one and a file in a known directory costs one look-up. A balanced tree,
+ * not a hash: hostile names cannot make the look-ups slow.
+ */
+static int count_dirs(struct walk *w, const char *rel)
+{
+	char buf[MAX_PATH + 1], *slash, *key;
+
+	snprintf(buf, sizeof(buf), "%s", rel);
+	while ((slash = strrchr(buf, '/'))) {
+		*slash = '\0';
+		if (tfind(buf, &w->dirs, str_cmp))
+			return 0;
+		if (++w->ndirs > CHART_MAX_DIRS) {
+			w->rule = "too many directories";
+			return -EIO;
+		}
+		key = strdup(buf);
+		if (!key)
+			return -ENOMEM;
+		if (!tsearch(key, &w->dirs, str_cmp)) {
+			free(key);
+			return -ENOMEM;
+		}
+	}
+	return 0;
 }
 
 /* Copy one file's data into the sink, counting what is actually read. */
@@ -332,6 +383,9 @@ static int walk_entry(struct walk *w, struct archive_entry *e)
 		return 0; /* a directory entry */
 	if (!strcmp(rel, "Chart.yaml"))
 		w->have_chart_yaml = true;
+	ret = count_dirs(w, rel);
+	if (ret)
+		return ret;
 	ret = remember(w, rel);
 	if (ret)
 		return ret;
@@ -409,6 +463,7 @@ out:
 	for (i = 0; i < w.npaths; i++)
 		free(w.paths[i]);
 	free(w.paths);
+	tdestroy(w.dirs, free);
 	free(w.buf);
 	return ret;
 }

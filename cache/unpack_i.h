@@ -10,6 +10,15 @@
 
 #include "common/compiler.h"
 
+/* Bounds on what a chart may make us create, shared by the walker and the
+ * directory sink. A path of at most CHART_MAX_PATH bytes below a cache
+ * directory of at most BLOBCACHE_MAX_DIR bytes stays well under PATH_MAX,
+ * so every tree can be walked and removed by path; depth and directory
+ * count bound the inodes and the work a hostile archive can cost. */
+#define CHART_MAX_PATH 1024
+#define CHART_MAX_DEPTH 64 /* components below the top folder */
+#define CHART_MAX_DIRS 10000
+
 /* Where the walker sends each accepted regular file. Paths are cleaned,
  * relative to the chart root (top folder stripped) and already checked. */
 struct chart_sink {
@@ -20,6 +29,10 @@ struct chart_sink {
 	/* Every entry passed: finish (e.g. fix directory modes). */
 	int (*finish)(struct chart_sink *s);
 };
+
+/* qsort order of paths with '/' below every other byte: a directory is
+ * followed directly by everything below it (depth-first order). */
+int chart_path_cmp(const void *x, const void *y);
 
 /* A reader with only the gzip filter and the tar formats enabled. */
 struct archive *chart_reader_new(void);

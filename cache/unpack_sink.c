@@ -18,7 +18,7 @@
 #include "cache/unpack_i.h"
 #include "common/log.h"
 
-#define MAX_PATH 4096
+#define MAX_PATH CHART_MAX_PATH
 
 /* ---- writing into a directory ----------------------------------------- */
 
@@ -29,8 +29,10 @@ struct dir_sink {
 	 * directory, so this saves walking the path again for each file. */
 	int parent;
 	char parent_path[MAX_PATH + 1];
-	int fd;	     /* the file being written, or -1 */
-	char **dirs; /* directories we created, made 0555 at the end */
+	int fd; /* the file being written, or -1 */
+	/* Directories we created, made 0555 at the end: at most
+	 * CHART_MAX_DIRS, as the walker counts them before each open. */
+	char **dirs;
 	size_t ndirs, cap;
 };
 
@@ -55,11 +57,11 @@ static int record_dir(struct dir_sink *d, const char *path, size_t len)
 /*
  * Open directory path below the root one component at a time with
  * O_NOFOLLOW, so that no symlink is ever traversed (none can exist: we made
- * every entry, but the cache directory is not ours alone). With create,
- * missing components are made (0700 while we write: we alone use them).
+ * every entry, but the cache directory is not ours alone). Missing
+ * components are made (0700 while we write: we alone use them).
  * Returns an fd or -errno; -ENOTDIR when a component is not a directory.
  */
-static int open_dir(struct dir_sink *d, const char *path, bool create)
+static int open_dir(struct dir_sink *d, const char *path)
 {
 	char buf[MAX_PATH + 1], *comp, *save = NULL;
 	int cur = d->root, next, ret;
@@ -67,16 +69,13 @@ static int open_dir(struct dir_sink *d, const char *path, bool create)
 	if ((size_t)snprintf(buf, sizeof(buf), "%s", path) >= sizeof(buf))
 		return -ENAMETOOLONG;
 	for (comp = strtok_r(buf, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
-		if (create) {
-			if (mkdirat(cur, comp, 0700) == 0) {
-				ret = record_dir(d, path,
-						 (size_t)(comp - buf) + strlen(comp));
-				if (ret)
-					goto fail;
-			} else if (errno != EEXIST) {
-				ret = -errno;
+		if (mkdirat(cur, comp, 0700) == 0) {
+			ret = record_dir(d, path, (size_t)(comp - buf) + strlen(comp));
+			if (ret)
 				goto fail;
-			}
+		} else if (errno != EEXIST) {
+			ret = -errno;
+			goto fail;
 		}
 		next = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (next < 0) {
@@ -110,7 +109,7 @@ static int dir_open(struct chart_sink *s, const char *path)
 			d->parent = -1;
 			memcpy(d->parent_path, path, plen);
 			d->parent_path[plen] = '\0';
-			d->parent = open_dir(d, d->parent_path, true);
+			d->parent = open_dir(d, d->parent_path);
 			if (d->parent < 0) {
 				int ret = d->parent;
 
@@ -160,25 +159,61 @@ static int dir_close(struct chart_sink *s)
 	return ret;
 }
 
-/* Directories become 0555 only now that every file is in (the root is the
- * caller's: it must stay writable to be renamed into place). */
+/* Whether path is below the directory dir (of length len). */
+static bool below(const char *path, const char *dir, size_t len)
+{
+	return !strncmp(path, dir, len) && path[len] == '/';
+}
+
+/*
+ * Directories become 0555 only now that every file is in (the root is the
+ * caller's: it must stay writable to be renamed into place). In depth-first
+ * order each directory's parent is still open on a stack (every directory
+ * below the root is ours, so each parent was recorded): one openat per
+ * directory, never a walk from the root, and at most CHART_MAX_DEPTH fds.
+ */
 static int dir_finish(struct chart_sink *s)
 {
 	struct dir_sink *d = (struct dir_sink *)s;
-	size_t i;
+	int fds[CHART_MAX_DEPTH];
+	size_t lens[CHART_MAX_DEPTH], top = 0, i;
+	const char *paths[CHART_MAX_DEPTH];
+	int ret = 0;
 
+	if (d->ndirs) /* dirs is NULL then, which qsort may not take */
+		qsort(d->dirs, d->ndirs, sizeof(*d->dirs), chart_path_cmp);
 	for (i = 0; i < d->ndirs; i++) {
-		int fd = open_dir(d, d->dirs[i], false), ret = 0;
+		const char *p = d->dirs[i], *name;
+		int fd;
 
-		if (fd < 0)
-			return fd;
-		if (fchmod(fd, 0555) < 0)
+		while (top && !below(p, paths[top - 1], lens[top - 1]))
+			close(fds[--top]);
+		name = top ? p + lens[top - 1] + 1 : p;
+		/* Its parent was not recorded (cannot happen: every directory
+		 * below the root is ours), or deeper than the walker allows. */
+		if (strchr(name, '/') || top == CHART_MAX_DEPTH) {
+			ret = -EIO;
+			goto out;
+		}
+		fd = openat(top ? fds[top - 1] : d->root, name,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
 			ret = -errno;
-		close(fd);
-		if (ret)
-			return ret;
+			goto out;
+		}
+		if (fchmod(fd, 0555) < 0) {
+			ret = -errno;
+			close(fd);
+			goto out;
+		}
+		fds[top] = fd;
+		paths[top] = p;
+		lens[top++] = strlen(p);
 	}
-	return 0;
+out:
+	while (top)
+		close(fds[--top]);
+	return ret;
 }
 
 /* The tar reader stops at the end-of-archive marker, so nothing checks the

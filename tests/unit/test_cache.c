@@ -26,34 +26,12 @@
 
 static char work[64];
 
-/* Unpack b into the fresh directory out (work/u-N): chart_unpack_fd's
- * result. The archive goes through a file, as the store feeds it. */
-static int unpack_buf(const struct buf *b, char *out, size_t outlen)
-{
-	static int seq;
-	char file[128];
-	int fd, dfd, ret;
-
-	snprintf(file, sizeof(file), "%s/in-%d.tgz", work, seq);
-	snprintf(out, outlen, "%s/u-%d", work, seq++);
-	fd = open(file, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || write(fd, b->p, b->len) != (ssize_t)b->len || mkdir(out, 0700))
-		abort();
-	lseek(fd, 0, SEEK_SET);
-	dfd = open(out, O_RDONLY | O_DIRECTORY);
-	ret = chart_unpack_fd(fd, dfd, "test");
-	close(dfd);
-	close(fd);
-	unlink(file);
-	return ret;
-}
-
 /* Both entry points must refuse b with -EIO. */
 static void refused(struct buf b, const char *what)
 {
 	char dir[128], *yaml = NULL, *top = NULL;
 	int r1 = chart_check_mem(b.p, b.len, &yaml, &top);
-	int r2 = unpack_buf(&b, dir, sizeof(dir));
+	int r2 = unpack_buf(work, &b, dir, sizeof(dir));
 
 	ok(r1 == -EIO && r2 == -EIO && !yaml && !top, "refused: %s (%d, %d)", what, r1,
 	   r2);
@@ -66,7 +44,7 @@ static bool accepted(struct buf b, const char *what, char *dir, size_t dirlen)
 {
 	char *yaml = NULL, *top = NULL;
 	int r1 = chart_check_mem(b.p, b.len, &yaml, &top);
-	int r2 = unpack_buf(&b, dir, dirlen);
+	int r2 = unpack_buf(work, &b, dir, dirlen);
 
 	ok(r1 == 0 && r2 == 0, "accepted: %s (%d, %d)", what, r1, r2);
 	free(yaml);
@@ -105,7 +83,7 @@ static void test_good(void)
 	   "check_mem: Chart.yaml and top folder");
 	free(yaml);
 	free(top);
-	ok(unpack_buf(&b, dir, sizeof(dir)) == 0, "good chart unpacks");
+	ok(unpack_buf(work, &b, dir, sizeof(dir)) == 0, "good chart unpacks");
 	s = slurp(dir, "Chart.yaml");
 	ok(s && !strcmp(s, YAML), "top folder stripped, Chart.yaml at the root");
 	free(s);

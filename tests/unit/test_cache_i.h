@@ -19,6 +19,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "cache/unpack.h"
+
 #define MiB (1024ll * 1024)
 
 struct buf {
@@ -39,14 +41,14 @@ struct ent {
 
 enum kind { TGZ, TAR, ZIP, GNUTGZ };
 
-static void free_buf(struct buf *b)
+static inline void free_buf(struct buf *b)
 {
 	free(b->p);
 	b->p = NULL;
 	b->len = 0;
 }
 
-static struct buf build(const struct ent *ents, size_t n, enum kind kind)
+static inline struct buf build(const struct ent *ents, size_t n, enum kind kind)
 {
 	static const char zeros[65536];
 	struct buf b = {malloc(8 * MiB), 0};
@@ -107,7 +109,7 @@ static struct buf build(const struct ent *ents, size_t n, enum kind kind)
 }
 
 /* gzip arbitrary bytes (a hand-damaged tar, or a .tgz again). */
-static struct buf gzip_bytes(const void *data, size_t len)
+static inline struct buf gzip_bytes(const void *data, size_t len)
 {
 	struct buf b = {malloc(len + 65536), 0};
 	struct archive *a = archive_write_new();
@@ -127,7 +129,7 @@ static struct buf gzip_bytes(const void *data, size_t len)
 	return b;
 }
 
-static int unlock_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
+static inline int unlock_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
 {
 	(void)f;
 	if (flag == FTW_D)
@@ -135,20 +137,20 @@ static int unlock_cb(const char *p, const struct stat *st, int flag, struct FTW 
 	return 0;
 }
 
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
+static inline int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
 {
 	(void)st;
 	(void)f;
 	return flag == FTW_DP ? rmdir(p) : unlink(p);
 }
 
-static void rm_rf(const char *path)
+static inline void rm_rf(const char *path)
 {
 	nftw(path, unlock_cb, 16, FTW_PHYS);
 	nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static int count_entries(const char *path)
+static inline int count_entries(const char *path)
 {
 	DIR *d = opendir(path);
 	struct dirent *de;
@@ -162,7 +164,7 @@ static int count_entries(const char *path)
 	return n;
 }
 
-static mode_t mode_of(const char *dir, const char *rel)
+static inline mode_t mode_of(const char *dir, const char *rel)
 {
 	char p[4096];
 	struct stat st;
@@ -171,7 +173,7 @@ static mode_t mode_of(const char *dir, const char *rel)
 	return lstat(p, &st) < 0 ? (mode_t)-1 : st.st_mode;
 }
 
-static char *slurp(const char *dir, const char *rel)
+static inline char *slurp(const char *dir, const char *rel)
 {
 	char p[4096], *s = calloc(1, 4096);
 	int fd;
@@ -185,6 +187,29 @@ static char *slurp(const char *dir, const char *rel)
 	if (fd >= 0)
 		close(fd);
 	return s;
+}
+
+/* Unpack b into the fresh directory out (work/u-N): chart_unpack_fd's
+ * result. The archive goes through a file, as the store feeds it. */
+static inline int unpack_buf(const char *work, const struct buf *b, char *out,
+			     size_t outlen)
+{
+	static int seq;
+	char file[128];
+	int fd, dfd, ret;
+
+	snprintf(file, sizeof(file), "%s/in-%d.tgz", work, seq);
+	snprintf(out, outlen, "%s/u-%d", work, seq++);
+	fd = open(file, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, b->p, b->len) != (ssize_t)b->len || mkdir(out, 0700))
+		abort();
+	lseek(fd, 0, SEEK_SET);
+	dfd = open(out, O_RDONLY | O_DIRECTORY);
+	ret = chart_unpack_fd(fd, dfd, "test");
+	close(dfd);
+	close(fd);
+	unlink(file);
+	return ret;
 }
 
 #endif
