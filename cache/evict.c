@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,17 @@ static int scan(const char *dir, const char *kind, struct entry **v, size_t *n,
 	return 0;
 }
 
+/* Whether the directory open at fd is still the one at path: when another
+ * daemon moved it away first (to remove it), its mode is no longer ours to
+ * restore. */
+static bool still_at(int fd, const char *path)
+{
+	struct stat a, b;
+
+	return fstat(fd, &a) == 0 && lstat(path, &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
 /* Move the tree at path out of trees/ (to a fresh name in tmp/), then
  * remove it: 0 once it is gone, or -errno. Left over in tmp/, it is
  * removed by a later start (its mtime is its last use, so it is old). */
@@ -167,7 +179,7 @@ static int evict_tree(struct blobcache *bc, const char *path)
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 || fchmod(fd, 0700) < 0 || rename(path, tmp) < 0) {
 		ret = -errno;
-		if (fd >= 0)
+		if (fd >= 0 && still_at(fd, path))
 			fchmod(fd, 0555);
 		rmdir(tmp);
 		goto out;
@@ -190,10 +202,9 @@ void blobcache_evict(struct blobcache *bc, const char *keep)
 {
 	struct entry *v = NULL;
 	size_t n = 0, cap = 0, i;
-	uint64_t total = 0;
-
+	uint64_t total = 0, added;
 	struct stat st;
-	uint64_t added;
+	int ret;
 
 	if (!bc->max_bytes)
 		return;
@@ -225,8 +236,13 @@ void blobcache_evict(struct blobcache *bc, const char *keep)
 	for (i = 0; i < n && total > bc->max_bytes; i++) {
 		if (!strcmp(v[i].path, keep))
 			continue;
-		/* Counted off only once gone: what stays still takes space. */
-		if (v[i].tree ? evict_tree(bc, v[i].path) != 0 : unlink(v[i].path) < 0)
+		/* Counted off only once gone: what stays still takes space.
+		 * Gone already (-ENOENT) is gone: another daemon sharing the
+		 * store evicted it, and counting it would make us evict
+		 * twice as much. */
+		ret = v[i].tree ? evict_tree(bc, v[i].path)
+				: (unlink(v[i].path) < 0 ? -errno : 0);
+		if (ret && ret != -ENOENT)
 			continue;
 		log_debug("cache: evicted %s (%llu bytes)", v[i].path,
 			  (unsigned long long)v[i].size);

@@ -4,9 +4,12 @@
  * The rules mirror helm's pkg/chart/loader/archive.go, so that what we serve
  * is what helm would load: the first path component is stripped whatever it
  * is (helm accepts "./Chart.yaml"), backslash names are normalised, and
- * absolute paths, "..", drive letters and a file directly at the archive
- * root are refused. Directory entries are checked but not created: helm
- * skips them, so an empty directory in the archive is not part of the chart.
+ * absolute paths (also "top//x", absolute once "top" is cut), "..", drive
+ * letters ("c:/x", not a file named "c:") and a file directly at the
+ * archive root are refused. Directory entries are not created: helm skips
+ * them, so an empty directory in the archive is not part of the chart. They
+ * are still checked, but not by the rules helm applies to files only (a
+ * path starting with "..", "top//x") nor by our depth bound.
  *
  * We are stricter than helm wherever helm would load something we could not
  * serve the same way, because a chart is served whole or not at all:
@@ -20,8 +23,8 @@
  * - names mixing '/' and '\' refuse the chart (helm then splits on '\' only,
  *   so "a/b\c" loses "a/b": never what the author meant);
  * - any ".." component is refused, even one that cleans away ("a/../b"),
- *   and so is a path below the top folder starting with ".." ("x/..a"),
- *   as helm does (strings.HasPrefix of the cleaned path);
+ *   and, as helm does for files (strings.HasPrefix of the cleaned path), so
+ *   is a file path below the top folder starting with ".." ("x/..a");
  * - libarchive warnings (malformed headers it skipped) refuse the chart;
  * - entries, path length (1 KiB), depth (64 components), component length,
  *   total name bytes and the directories the files need (10,000) are capped
@@ -116,12 +119,16 @@ static bool is_drive(const char *s)
  * Apply the naming rules to raw. On success top gets the first component,
  * rel the cleaned path below it ("" for the top folder itself) and *nested
  * whether there was anything after the first component at all. Returns the
- * rule broken, or NULL.
+ * rule broken, or NULL. A directory entry (dir) creates nothing, and helm
+ * skips it before any check: the rules helm has for files only, and our
+ * depth bound, are not applied to it.
  */
-static const char *check_name(const char *raw, char *top, char *rel, bool *nested)
+static const char *check_name(const char *raw, bool dir, char *top, char *rel,
+			      bool *nested)
 {
 	char buf[MAX_PATH + 1], *p, *comp, *save = NULL, *out = rel;
 	size_t len = strlen(raw), ntop;
+	bool drive = false;
 	unsigned depth = 0;
 
 	if (len == 0)
@@ -151,6 +158,9 @@ static const char *check_name(const char *raw, char *top, char *rel, bool *neste
 	*out = '\0';
 	if (!*nested)
 		return NULL;
+	/* helm: path.IsAbs of what follows the top folder ("top//x") */
+	if (!dir && buf[ntop + 1] == '/')
+		return "absolute path";
 	for (comp = strtok_r(buf + ntop + 1, "/", &save); comp;
 	     comp = strtok_r(NULL, "/", &save)) {
 		size_t clen = strlen(comp);
@@ -161,12 +171,16 @@ static const char *check_name(const char *raw, char *top, char *rel, bool *neste
 			return "parent directory reference";
 		if (clen > MAX_COMPONENT)
 			return "path component too long";
-		if (out == rel && is_drive(comp))
+		/* helm: ^[a-zA-Z]:/ on the cleaned path: a file named "c:"
+		 * is fine, "c:/x" is not. */
+		if (out == rel)
+			drive = is_drive(comp) && comp[2] == '\0';
+		else if (drive)
 			return "drive letter path";
 		/* helm: strings.HasPrefix(path.Clean(rest), "..") */
-		if (out == rel && !strncmp(comp, "..", 2))
+		if (!dir && out == rel && !strncmp(comp, "..", 2))
 			return "parent directory reference";
-		if (++depth > CHART_MAX_DEPTH)
+		if (!dir && ++depth > CHART_MAX_DEPTH)
 			return "path too deep";
 		if (out != rel)
 			*out++ = '/';
@@ -191,7 +205,7 @@ static const char *check_entry(struct walk *w, struct archive_entry *e, char *re
 		name = archive_entry_pathname_utf8(e);
 	if (!name)
 		return "entry without a name";
-	rule = check_name(name, top, rel, &nested);
+	rule = check_name(name, type == AE_IFDIR, top, rel, &nested);
 	if (rule)
 		return refuse_entry(w, rule, name);
 	if (!w->have_top) {

@@ -97,6 +97,27 @@ static void test_paths(void)
 	if (!both(build(e, 2, TGZ), "mychart/a/..foo", dir, sizeof(dir), 0))
 		ok(mode_of(dir, "a/..foo") == (S_IFREG | 0444), "a/..foo kept");
 	rm_rf(dir);
+	/* helm skips directory entries before any check: nothing made. */
+	e[1] = (struct ent){.name = "mychart/..foo/", .type = AE_IFDIR};
+	if (!both(build(e, 2, TGZ), "a directory entry mychart/..foo/", dir, sizeof(dir),
+		  0))
+		ok(count_entries(dir) == 1, "only Chart.yaml made");
+	rm_rf(dir);
+	/* helm: path.IsAbs("/x") once the top folder is cut off */
+	e[1] = (struct ent){.name = "mychart//x", .data = "x"};
+	both(build(e, 2, TGZ), "mychart//x", dir, sizeof(dir), -EIO);
+	rm_rf(dir);
+	/* helm's ^[a-zA-Z]:/ wants the slash: a file named "c:" is fine. */
+	e[1].name = "mychart/c:";
+	if (!both(build(e, 2, TGZ), "a file named c:", dir, sizeof(dir), 0))
+		ok(mode_of(dir, "c:") == (S_IFREG | 0444), "c: kept");
+	rm_rf(dir);
+	e[1].name = "mychart/c:foo/x";
+	both(build(e, 2, TGZ), "mychart/c:foo/x", dir, sizeof(dir), 0);
+	rm_rf(dir);
+	e[1].name = "mychart/./c:/./x";
+	both(build(e, 2, TGZ), "mychart/./c:/./x", dir, sizeof(dir), -EIO);
+	rm_rf(dir);
 }
 
 /* n files: "mychart/<i>/d/.../f", each depth directories deep. */
