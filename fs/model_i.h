@@ -97,6 +97,10 @@ int model_repo_set_tag_locked(struct repo *r, struct model_tag *t) WUR;
 int model_snap_load_tags(struct model *m, struct ns_node *node, const char *name);
 void model_snap_save_tags(struct model *m, struct ns_node *node);
 void model_snap_keep_manifest(struct model *m, const struct oci_fetched *f);
+/* Keep the n manifests a listing of node (repository name) fetched, in
+ * one document for the repository (see model_snap.c). */
+void model_snap_keep_manifests(struct model *m, struct ns_node *node, const char *name,
+			       const struct oci_fetched *res, size_t n);
 int model_snap_load_catalog(struct model *m, struct strv *names, unsigned *age);
 void model_snap_save_catalog(struct model *m, const struct strv *names);
 

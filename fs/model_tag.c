@@ -323,12 +323,11 @@ int model_refresh_manifests(struct model *m, struct ns_node *node)
 	ret = oci_manifest_get_many(m->client, name, refs, n, m->parallel, res);
 	if (ret)
 		goto out;
-	for (i = 0; i < n; i++)
-		model_snap_keep_manifest(m, &res[i]);
 	pthread_mutex_lock(&m->lock);
 	for (i = 0; i < n; i++)
 		apply_fetched_locked(node->repo, owned[i], &res[i]);
 	pthread_mutex_unlock(&m->lock);
+	model_snap_keep_manifests(m, node, name, res, n);
 out:
 	for (i = 0; res && i < n; i++)
 		oci_fetched_clear(&res[i]);
