@@ -428,6 +428,32 @@ def test_remount_within_ttl_asks_nothing(registry, mount, tmp_path, ttl):
             assert proxy.count("/v2/%s/blobs/" % REPO) == 0
 
 
+def test_remount_checks_the_kept_manifests(registry, mount, tmp_path):
+    """The manifests a listing fetched are kept in the cache dir, one file
+    per repository; one altered there is not believed but fetched again."""
+    cache = str(tmp_path / "cache")
+    with RegistryProxy(registry.host) as proxy:
+        m = mount(proxy.host, cache_dir=cache)
+        listing = ls(m.path(REPO))
+        values = open(m.path(REPO, "0.2.0", "values.yaml")).read()
+        m.unmount()
+        meta = os.path.join(cache, "meta")
+        packs = [os.path.join(meta, f) for f in os.listdir(meta)
+                 if "schemaVersion" in open(os.path.join(meta, f)).read()]
+        assert len(packs) == 1, packs
+        text = open(packs[0]).read()
+        # The same manifests to a parser, but not the bytes the digests name.
+        altered = text.replace('\\"schemaVersion\\":2', '\\"schemaVersion\\": 2')
+        assert altered != text
+        open(packs[0], "w").write(altered)
+        proxy.reset()
+        m2 = mount(proxy.host, cache_dir=cache, name="again")
+        assert ls(m2.path(REPO)) == listing
+        assert open(m2.path(REPO, "0.2.0", "values.yaml")).read() == values
+        assert proxy.count("/v2/%s/manifests/" % REPO) >= 1, proxy.requests()
+        assert proxy.count("/v2/%s/blobs/" % REPO) == 0, proxy.requests()
+
+
 def test_registry_without_catalog(registry, mount):
     with RegistryProxy(registry.host, no_catalog=True) as proxy:
         m = mount(proxy.host)
