@@ -21,6 +21,9 @@
 #include "common/digest.h"
 #include "common/log.h"
 
+/* Below what meta_get reads back (16 MiB): about 20,000 manifests. */
+#define PACK_MAX (15u * 1024 * 1024)
+
 static char *snap_key(struct model *m, const char *kind, const char *name)
 {
 	char *key = NULL;
@@ -91,6 +94,13 @@ void model_snap_keep_manifests(struct model *m, struct ns_node *node, const char
 			json_object_del(pack, digest);
 	}
 	text = json_dumps(pack, JSON_COMPACT);
+	/* Too large to be read back (tens of thousands of tags): a file
+	 * each, as for a manifest fetched on its own. */
+	if (text && strlen(text) > PACK_MAX) {
+		for (i = 0; i < n; i++)
+			model_snap_keep_manifest(m, &res[i]);
+		goto out;
+	}
 	if (text && meta_put(m->bc, key, text, strlen(text)) != 0)
 		log_debug("fs: could not keep the manifests of %s", name);
 out:
