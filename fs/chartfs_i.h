@@ -28,9 +28,10 @@ struct upload {
 	/* lock: the spool's bytes and the fields below; held by writes and
 	 * for a whole push, so a push sees one state and pushes serialize. */
 	pthread_mutex_t lock;
-	bool dirty;    /* written since the last push */
-	int write_err; /* -errno of a failed spool write: flush fails with it */
-	int push_err;  /* the last push's result, for closes with nothing new */
+	bool dirty;	    /* written since the last push */
+	int write_err;	    /* -errno of a failed spool write: flush fails with it */
+	int push_err;	    /* the last push's result, for closes with nothing new */
+	bool refused_empty; /* that push found the file empty: said at the end */
 	/* Handleless only: the processes that wrote (FUSE names the thread;
 	 * 0 = unknown, then any close ends the upload). */
 	pid_t writers[8];

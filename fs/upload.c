@@ -53,6 +53,8 @@ void chartfs_upload_put(struct chartfs *c, struct upload *up)
 	}
 	chartfs_upload_unlist_locked(c, up);
 	pthread_mutex_unlock(&c->up_lock);
+	if (up->refused_empty)
+		log_warn("fs: %s: closed empty: nothing published", up->path);
 	close(up->fd);
 	/* Pushes work on snapshots: the spool is always ours to remove. */
 	unlink(up->spool);

@@ -175,6 +175,7 @@ static int push_upload(struct chartfs *c, struct upload *up, bool *pushed)
 {
 	size_t len = strlen(up->path);
 	char snap[4096];
+	struct stat st;
 	int fd, ret;
 
 	pthread_mutex_lock(&up->lock);
@@ -186,6 +187,17 @@ static int push_upload(struct chartfs *c, struct upload *up, bool *pushed)
 	}
 	if (!up->dirty) {
 		ret = up->push_err;
+		goto out;
+	}
+	/* Empty: this close fails, but the warning waits for the last one
+	 * (chartfs_upload_put): a shell's `cat x > pkg.tgz` closes the fd it
+	 * opened, after dup2, before cat writes a byte. */
+	up->refused_empty = fstat(up->fd, &st) == 0 && st.st_size == 0;
+	if (up->refused_empty) {
+		log_debug("fs: %s: empty at this close: nothing to publish yet",
+			  up->path);
+		up->dirty = false;
+		ret = up->push_err = -EINVAL;
 		goto out;
 	}
 	/* Push at flush so cp sees the result in close(2). */

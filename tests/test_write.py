@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import tarfile
 import threading
+import time
 
 import pytest
 
@@ -448,3 +449,40 @@ def test_direct_io_overwrite_in_parallel_writes(registry_factory, mount, helm4, 
         finally:
             os.close(fd)
         assert reg.chart_layer("charts/helm-oci-test", "0.1.0")["digest"] == sha256(data)
+
+
+def test_shell_redirection_publishes_and_only_an_empty_file_warns(registry_factory, chartfs_bin,
+                                                                  helm4, env, tmp_path):
+    """`cat pkg > mnt/ns/pkg.tgz`: bash opens, dup2s and closes its own fd
+    before cat writes, so the first close sees an empty file. That close
+    fails quietly; the last one publishes. A file closed empty for good is
+    one warning."""
+    reg = registry_factory()
+    pkg = helm4.package(CHARTS + "/helm-oci-test-0.1.0", str(tmp_path / "p"))
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    log_path = tmp_path / "chartfs.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([chartfs_bin, "-f", "-o", "plain_http,cache_dir=%s"
+                                 % (tmp_path / "cache"), reg.host, str(mnt)],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 20
+        while not os.path.ismount(str(mnt)):
+            assert proc.poll() is None and time.time() < deadline, open(log_path).read()
+            time.sleep(0.02)
+        os.mkdir(str(mnt / "ns"))
+        r = subprocess.run(["bash", "-c", 'cat "$1" > "$2"', "-", pkg,
+                            str(mnt / "ns" / os.path.basename(pkg))])
+        assert r.returncode == 0
+        assert reg.tags("ns/helm-oci-test") == ["0.1.0"]
+        r = subprocess.run(["bash", "-c", ': > "$1"', "-", str(mnt / "ns" / "empty.tgz")])
+        st, _, body = reg.request("GET", "/v2/_catalog")
+        assert b'"repositories":["ns/helm-oci-test"]' in body, body
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mnt)])
+        proc.wait(timeout=20)
+    log = open(log_path).read()
+    warned = [line for line in log.splitlines() if "closed empty" in line]
+    assert len(warned) == 1 and "empty.tgz" in warned[0], log
+    assert "is not a chart package" not in log, log
