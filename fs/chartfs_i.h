@@ -22,9 +22,8 @@ struct upload {
 	struct ns_node *dir; /* the directory it was written into */
 	int fd;		     /* spool file in the cache's tmp/ */
 	char spool[4096];
-	size_t max;	 /* the largest file that could be published */
-	int refs;	 /* open handles, and the list's while handleless */
-	bool handleless; /* written with no OPEN: ends at a writer's FLUSH */
+	size_t max; /* the largest file that could be published */
+	int refs;   /* open handles */
 	/* lock: the spool's bytes and the fields below; held by writes and
 	 * for a whole push, so a push sees one state and pushes serialize. */
 	pthread_mutex_t lock;
@@ -32,11 +31,6 @@ struct upload {
 	int write_err;	    /* -errno of a failed spool write: flush fails with it */
 	int push_err;	    /* the last push's result, for closes with nothing new */
 	bool refused_empty; /* that push found the file empty: said at the end */
-	/* Handleless only: the processes that wrote (FUSE names the thread;
-	 * 0 = unknown, then any close ends the upload). */
-	pid_t writers[8];
-	unsigned nwriters;
-	pid_t last_tid;
 };
 
 /* What fi->fh points at for every open file. */
@@ -114,15 +108,9 @@ void chartfs_upload_put(struct chartfs *c, struct upload *up);
 /* Take up off the list (c->up_lock held); no-op when off it already. */
 void chartfs_upload_unlist_locked(struct chartfs *c, struct upload *up);
 /* A new listed upload of path into dir with a spool file, one reference
- * for the caller (*out); a handleless one is the only one of its path and
- * also holds the list's (*out may then be one another thread made). */
+ * for the caller (*out). */
 int chartfs_upload_new(struct chartfs *c, const char *path, struct model *m,
-		       struct ns_node *dir, bool handleless, struct upload **out) WUR;
-/* Thread tid wrote to handleless upload up (up->lock held). */
-void chartfs_upload_add_writer(struct upload *up, pid_t tid);
-/* Whether a close by thread tid ends handleless upload up: a close by a
- * process that wrote to it does, a reader's does not. */
-bool chartfs_upload_writer_closes(struct upload *up, pid_t tid);
+		       struct ns_node *dir, struct upload **out) WUR;
 /* A private copy of up's spool (up->lock held) at a new temp path: its fd,
  * or -errno (logged). */
 int chartfs_upload_snapshot(struct chartfs *c, struct upload *up, char *path,
@@ -140,14 +128,15 @@ int chartfs_listxattr(const char *path, char *list, size_t size);
 int chartfs_create(const char *path, mode_t mode, struct fuse_file_info *fi);
 int chartfs_open_write(const char *path, struct model *m, struct path_res *r,
 		       struct fuse_file_info *fi);
-/* Writes with fh 0 (no OPEN came) go to the package's upload by path. */
-/* tid: the calling thread (fuse_req_ctx), which tells a writer's close of
- * such a file from a reader's. */
+/* Writes need the handle OPEN or CREATE gave (read-write mounts always
+ * get OPEN, see fs/ll.c). */
 int chartfs_write(const char *path, const char *buf, size_t size, off_t off,
-		  struct fuse_file_info *fi, pid_t tid);
+		  struct fuse_file_info *fi);
 /* A close: pushes what was written; *pushed says whether it tried. */
-int chartfs_flush(const char *path, struct fuse_file_info *fi, pid_t tid, bool *pushed);
-int chartfs_truncate(const char *path, off_t size, struct fuse_file_info *fi, pid_t tid);
+int chartfs_flush(struct fuse_file_info *fi, bool *pushed);
+/* ftruncate through a write handle, or truncate(2) of a file being
+ * written (found by path); fi may be NULL. */
+int chartfs_truncate(const char *path, off_t size, struct fuse_file_info *fi);
 int chartfs_mkdir(const char *path, mode_t mode);
 int chartfs_unlink(const char *path);
 int chartfs_rmdir(const char *path);

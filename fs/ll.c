@@ -87,15 +87,13 @@ static void ll_init(void *data, struct fuse_conn_info *conn)
 
 	/* Without OPEN a read costs the kernel no round trip at open and
 	 * none at close on a read-only mount (FLUSH is ENOSYS there). A
-	 * writable mount needs a RELEASE for each file CREATE made, which
-	 * kernels before 6.9 (FUSE 7.40) skip once OPEN is ENOSYS (commit
-	 * e26ee4efbc79, "fuse: allocate ff->release_args only if release is
-	 * needed"), so there it keeps OPEN. A package opened for writing then
-	 * comes with no handle (fs/write.c, handleless_upload); O_TRUNC stays
-	 * the kernel's own (atomic_o_trunc: no SETATTR comes for it), and the
-	 * write starts an empty upload anyway. */
-	ll->no_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) &&
-		      (ll->c->read_only || conn->proto_minor >= 40);
+	 * writable mount keeps OPEN: once OPEN is ENOSYS the kernel sends
+	 * none for writes either, and a package overwritten with no handle
+	 * has no RELEASE to end its upload, nor any way to tell one writer's
+	 * close from another's (a reader's close in the same process, a
+	 * child's exit) or to report a failed push to the close that matters.
+	 * Reads there are OPEN with noflush, and RELEASE. */
+	ll->no_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) && ll->c->read_only;
 	/* With ttl 0 every listing is asked anew, which OPENDIR can say. */
 	ll->no_opendir = ll->c->ttl > 0 && (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
 	inodes_cache_listings(ll->inodes, ll->no_opendir);

@@ -14,8 +14,7 @@ void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
 		ret = chartfs_chown(n->path, attr->st_uid, attr->st_gid, fi);
 	if (!ret && (to_set & FUSE_SET_ATTR_SIZE))
-		ret =
-		    chartfs_truncate(n->path, attr->st_size, fi, fuse_req_ctx(req)->pid);
+		ret = chartfs_truncate(n->path, attr->st_size, fi);
 	if (!ret && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
 		struct timespec tv[2] = {attr->st_atim, attr->st_mtim};
 
@@ -41,8 +40,7 @@ void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
 	      struct fuse_file_info *fi)
 {
 	struct chartfs_ll *ll = fuse_req_userdata(req);
-	int ret = chartfs_write(inodes_get(ll->inodes, ino)->path, buf, size, off, fi,
-				fuse_req_ctx(req)->pid);
+	int ret = chartfs_write(inodes_get(ll->inodes, ino)->path, buf, size, off, fi);
 
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
@@ -55,7 +53,7 @@ void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct chartfs_ll *ll = fuse_req_userdata(req);
 	const char *path = inodes_get(ll->inodes, ino)->path;
 	bool pushed;
-	int ret = chartfs_flush(path, fi, fuse_req_ctx(req)->pid, &pushed);
+	int ret = chartfs_flush(fi, &pushed);
 
 	/* A push adds a tag directory, maybe repositories above it. */
 	if (!ret && pushed)

@@ -1,10 +1,10 @@
 /*
  * upload.c - files being written into the mount: the list of uploads, their
- * spool files, who writes them, and the snapshot a push reads.
+ * spool files and the snapshot a push reads.
  *
- * An upload is shared by reference: its handles, plus the list's own while it
- * is handleless (written with no OPEN, found by path). c->up_lock guards the
- * list and the counts; up->lock the spool's bytes and state.
+ * An upload is shared by reference by its handles (and, briefly, by a
+ * truncate(2) that found it by path). c->up_lock guards the list and the
+ * counts; up->lock the spool's bytes and state.
  */
 #include "fs/chartfs_i.h"
 
@@ -63,13 +63,11 @@ void chartfs_upload_put(struct chartfs *c, struct upload *up)
 	free(up);
 }
 
-/* A new upload of path into dir, listed, with one reference (*out); a
- * handleless one also holds the list's, and is the one upload of its path:
- * writes that race to start it (async direct I/O) all find the same. */
+/* A new upload of path into dir, listed, with one reference (*out). */
 int chartfs_upload_new(struct chartfs *c, const char *path, struct model *m,
-		       struct ns_node *dir, bool handleless, struct upload **out)
+		       struct ns_node *dir, struct upload **out)
 {
-	struct upload *up = calloc(1, sizeof(*up)), *other;
+	struct upload *up = calloc(1, sizeof(*up));
 	size_t len = strlen(path);
 	int ret;
 
@@ -90,23 +88,11 @@ int chartfs_upload_new(struct chartfs *c, const char *path, struct model *m,
 	up->dir = dir;
 	up->max = len > 5 && !strcmp(path + len - 5, ".prov") ? PUBLISH_PROV_MAX
 							      : PUBLISH_PACKAGE_MAX;
-	up->refs = handleless ? 2 : 1;
-	up->handleless = handleless;
+	up->refs = 1;
 	/* Even an empty file is a publish attempt: it must fail at close. */
 	up->dirty = true;
 	pthread_mutex_init(&up->lock, NULL);
 	pthread_mutex_lock(&c->up_lock);
-	for (other = handleless ? c->uploads : NULL; other; other = other->next)
-		if (!strcmp(other->path, path))
-			break;
-	if (other) {
-		other->refs++;
-		pthread_mutex_unlock(&c->up_lock);
-		up->refs = 1;
-		chartfs_upload_put(c, up); /* never listed: just freed */
-		*out = other;
-		return 0;
-	}
 	up->next = c->uploads;
 	c->uploads = up;
 	pthread_mutex_unlock(&c->up_lock);
@@ -117,72 +103,6 @@ fail:
 		free(up->path);
 	free(up);
 	return ret;
-}
-
-/* The process (thread group) of thread tid, or 0 when unknown: FUSE
- * requests name the calling thread, and a process may write from one thread
- * and close from another (Go programs do). */
-static pid_t tgid_of(pid_t tid)
-{
-	char path[64], line[256];
-	pid_t tgid = 0;
-	FILE *f;
-
-	if (tid <= 0)
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "Tgid:", 5)) {
-			tgid = (pid_t)strtol(line + 5, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return tgid;
-}
-
-/* Note that thread tid wrote to handleless upload up (up->lock held). */
-void chartfs_upload_add_writer(struct upload *up, pid_t tid)
-{
-	pid_t tgid;
-	unsigned i;
-
-	if (tid == up->last_tid)
-		return;
-	up->last_tid = tid;
-	tgid = tgid_of(tid);
-	for (i = 0; i < up->nwriters && i < 8; i++)
-		if (up->writers[i] == tgid)
-			return;
-	/* Unknown, or too many to keep: any close may end it (nwriters 9). */
-	if (tgid == 0 || up->nwriters >= 8) {
-		up->nwriters = 9;
-		return;
-	}
-	up->writers[up->nwriters++] = tgid;
-}
-
-/* Whether the close by thread tid ends handleless upload up: one by a
- * process that wrote to it does; a reader's close of the same package
- * (which the kernel sends as a FLUSH with fh 0 too) does not. */
-bool chartfs_upload_writer_closes(struct upload *up, pid_t tid)
-{
-	pid_t tgid;
-	unsigned i;
-	bool ours;
-
-	pthread_mutex_lock(&up->lock);
-	ours = up->nwriters == 0 || up->nwriters > 8;
-	if (!ours) {
-		tgid = tgid_of(tid);
-		ours = tgid == 0;
-		for (i = 0; !ours && i < up->nwriters; i++)
-			ours = up->writers[i] == tgid;
-	}
-	pthread_mutex_unlock(&up->lock);
-	return ours;
 }
 
 /* Copy the spool (up->lock held) into a new temp file at path: what is

@@ -45,7 +45,7 @@ static int start_upload(struct chartfs *c, const char *path, struct model *m,
 
 	if (!h)
 		return -ENOMEM;
-	ret = chartfs_upload_new(c, path, m, dir, false, &up);
+	ret = chartfs_upload_new(c, path, m, dir, &up);
 	if (ret) {
 		free(h);
 		return ret;
@@ -64,39 +64,6 @@ static int overwritable(const struct path_res *r)
 	if (r->kind == PATH_PKG)
 		return 0;
 	return r->kind == PATH_DIR || r->kind == PATH_TAG ? -EISDIR : -EROFS;
-}
-
-/*
- * Writes with no handle: on a mount whose kernel sends no OPEN (fs/ll.c),
- * an existing package opened for writing (cp over it) gets WRITEs and a
- * FLUSH with fh 0 and no RELEASE. Its upload is found by path, started at
- * the first write (the kernel truncated at open: the spool starts empty),
- * and ends at the next close by a process that wrote to it, which
- * publishes it. The list holds the upload's own reference meanwhile; *out
- * gets one more, for the caller.
- */
-static int handleless_upload(struct chartfs *c, const char *path, struct upload **out)
-{
-	struct path_res r;
-	struct model *m;
-	int ret;
-
-	*out = chartfs_upload_find(c, path);
-	if (*out)
-		return 0;
-	ret = chartfs_resolve(c, path, &m, &r);
-	if (ret == CHARTFS_HOSTS_ROOT)
-		return -EISDIR;
-	if (ret)
-		return ret;
-	ret = overwritable(&r);
-	if (!ret)
-		ret = chartfs_upload_new(c, path, m, r.node, true, out);
-	if (!ret)
-		log_debug(
-		    "fs: %s: written with no OPEN: an upload until its writer closes",
-		    path);
-	return ret;
 }
 
 int chartfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -123,28 +90,26 @@ int chartfs_open_write(const char *path, struct model *m, struct path_res *r,
 }
 
 int chartfs_write(const char *path, const char *buf, size_t size, off_t off,
-		  struct fuse_file_info *fi, pid_t tid)
+		  struct fuse_file_info *fi)
 {
-	struct chartfs *c = chartfs_ctx();
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct upload *up = h ? h->up : NULL;
 	ssize_t n;
 	int ret;
 
-	if (h && !up)
+	/* No OPEN came (a read-only mount: the kernel refuses writes there
+	 * first), or a read handle. */
+	if (!up) {
+		log_debug("fs: write to %s without a write handle", path);
 		return -EBADF;
-	if (!h) {
-		ret = handleless_upload(c, path, &up);
-		if (ret)
-			return ret;
 	}
 	pthread_mutex_lock(&up->lock);
-	if (!h && up->handleless)
-		chartfs_upload_add_writer(up, tid);
 	/* Past what could be published: refused now, not after filling the
 	 * cache's disk. */
 	if (off < 0 || (uint64_t)off + size > up->max) {
-		ret = -EFBIG;
+		/* Nor is what came before it published: a prefix of a .prov
+		 * could pass for one, and the close says why it failed. */
+		ret = up->write_err = -EFBIG;
 		goto out;
 	}
 	do
@@ -164,8 +129,6 @@ int chartfs_write(const char *path, const char *buf, size_t size, off_t off,
 	}
 out:
 	pthread_mutex_unlock(&up->lock);
-	if (!h)
-		chartfs_upload_put(c, up);
 	return ret;
 }
 
@@ -183,6 +146,7 @@ static int push_upload(struct chartfs *c, struct upload *up, bool *pushed)
 	 * logged), and nothing is published. */
 	if (up->write_err) {
 		ret = up->write_err;
+		up->refused_empty = false;
 		goto out;
 	}
 	if (!up->dirty) {
@@ -219,62 +183,39 @@ out:
 	return ret;
 }
 
-int chartfs_flush(const char *path, struct fuse_file_info *fi, pid_t tid, bool *pushed)
+int chartfs_flush(struct fuse_file_info *fi, bool *pushed)
 {
 	struct chartfs *c = chartfs_ctx();
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	struct upload *up;
-	bool ours;
-	int ret;
 
 	*pushed = false;
 	/* A read-only mount has nothing to push: ENOSYS stops the kernel
 	 * sending FLUSH at all (its files have no OPEN, hence no noflush). */
 	if (c->read_only)
 		return -ENOSYS;
-	if (h)
-		return h->up ? push_upload(c, h->up, pushed) : 0;
-	/* No handle: a read's close, or the end of a handle-less upload. */
-	up = chartfs_upload_find(c, path);
-	if (!up)
+	/* A read's close (reads are opened noflush; a directory's or an
+	 * interrupted open's may still come): nothing to do. */
+	if (!h || !h->up)
 		return 0;
-	ours = up->handleless && chartfs_upload_writer_closes(up, tid);
-	pthread_mutex_lock(&c->up_lock);
-	/* The first close by a writer ends it: later writes start another. */
-	ours = ours && up->handleless;
-	if (ours) {
-		up->handleless = false;
-		chartfs_upload_unlist_locked(c, up);
-		up->refs--; /* the list's; ours keeps it alive */
-	}
-	pthread_mutex_unlock(&c->up_lock);
-	ret = ours ? push_upload(c, up, pushed) : 0;
-	chartfs_upload_put(c, up);
-	return ret;
+	return push_upload(c, h->up, pushed);
 }
 
-int chartfs_truncate(const char *path, off_t size, struct fuse_file_info *fi, pid_t tid)
+int chartfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
 	struct chartfs *c = chartfs_ctx();
-	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL; /* may be 0 */
+	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
 	struct upload *up = h ? h->up : NULL;
 	int ret;
 
 	if (h && !up)
 		return -EROFS;
-	if (!h && fi) {
-		/* ftruncate with no handle: a package opened for writing. */
-		ret = handleless_upload(c, path, &up);
-		if (ret)
-			return ret;
-	} else if (!h) {
+	/* truncate(2) by path: only a file being written can change. */
+	if (!h) {
 		up = chartfs_upload_find(c, path);
 		if (!up)
 			return -EROFS;
 	}
 	pthread_mutex_lock(&up->lock);
-	if (fi && !h && up->handleless)
-		chartfs_upload_add_writer(up, tid);
 	if (size < 0 || (uint64_t)size > up->max) {
 		ret = -EFBIG;
 	} else {

@@ -151,9 +151,9 @@ def test_overwrite_replaces_and_immutable_refuses(registry_factory, mount, helm4
 
 
 def test_overwrite_after_reads(registry_factory, mount, helm4, tmp_path):
-    """Once files were read, the kernel sends no OPEN any more (fs/ll.c):
-    cp over an existing package still publishes it (found by path), a
-    broken one still fails at close and leaves the tag alone."""
+    """cp over an existing package after reads of it publishes it, a broken
+    one fails at close and leaves the tag alone (a read-write mount keeps
+    OPEN for this, see fs/ll.c)."""
     reg = registry_factory()
     src = CHARTS + "/helm-oci-test-0.1.0"
     a = helm4.package(src, str(tmp_path / "a"))
@@ -352,9 +352,8 @@ def test_write_after_a_push_leaves_the_published_bytes_alone(registry_factory, m
 
 
 def test_a_readers_close_does_not_end_an_overwrite(registry_factory, mount, helm4, tmp_path):
-    """With no OPEN (fs/ll.c) an overwrite of an existing package is found
-    by path: a reader of the same package closing meanwhile (another
-    process) neither pushes the half-written file nor ends the upload."""
+    """A reader of a package being overwritten (another process) closing
+    meanwhile neither pushes the half-written file nor ends the upload."""
     reg = registry_factory()
     a, b = pushed_and_changed(reg, helm4, tmp_path)
     data = open(b, "rb").read()
@@ -399,9 +398,12 @@ def test_writes_past_what_could_be_published_are_efbig(registry_factory, mount, 
         with pytest.raises(OSError) as e:
             os.ftruncate(fd, limit + 1)
         assert e.value.errno == errno.EFBIG
+        # What came before the refused write is not published either.
+        os.pwrite(fd, b"x", 0)
     finally:
-        with pytest.raises(OSError):
-            os.close(fd)  # empty: no chart, no provenance
+        with pytest.raises(OSError) as e:
+            os.close(fd)
+    assert e.value.errno == errno.EFBIG
     assert reg.tags("charts/x") == []
 
 
@@ -486,3 +488,59 @@ def test_shell_redirection_publishes_and_only_an_empty_file_warns(registry_facto
     warned = [line for line in log.splitlines() if "closed empty" in line]
     assert len(warned) == 1 and "empty.tgz" in warned[0], log
     assert "is not a chart package" not in log, log
+
+
+OVERWRITTEN = "charts/helm-oci-test/helm-oci-test-0.1.0.tgz"
+
+
+def test_an_overwrite_survives_a_read_of_it_in_between(registry_factory, mount, helm4,
+                                                       tmp_path):
+    """The writer itself reads the package halfway and closes that reader:
+    the overwrite goes on, and its own close publishes the whole file."""
+    reg = registry_factory()
+    _, b = pushed_and_changed(reg, helm4, tmp_path)
+    data = open(b, "rb").read()
+    m = mount(reg.host)
+    pkg = m.path(OVERWRITTEN)
+    open(pkg, "rb").read()
+    fd = os.open(pkg, os.O_WRONLY | os.O_TRUNC)
+    os.write(fd, data[:100])
+    with open(pkg, "rb") as f:
+        f.read(1)
+    os.write(fd, data[100:])
+    os.close(fd)
+    assert reg.chart_layer("charts/helm-oci-test", "0.1.0")["digest"] == sha256(data)
+
+
+def test_an_overwrite_by_two_processes_in_turn(registry_factory, mount, helm4, tmp_path):
+    """(cat head; cat tail) > pkg: the first cat's exit closes its copy of
+    the descriptor; the shell's last close publishes head and tail."""
+    reg = registry_factory()
+    _, b = pushed_and_changed(reg, helm4, tmp_path)
+    data = open(b, "rb").read()
+    (tmp_path / "h").write_bytes(data[:len(data) // 2])
+    (tmp_path / "t").write_bytes(data[len(data) // 2:])
+    m = mount(reg.host)
+    open(m.path(OVERWRITTEN), "rb").read()
+    r = subprocess.run(["bash", "-c", '(cat "$1"; cat "$2") > "$3"', "-", str(tmp_path / "h"),
+                        str(tmp_path / "t"), m.path(OVERWRITTEN)])
+    assert r.returncode == 0
+    assert reg.chart_layer("charts/helm-oci-test", "0.1.0")["digest"] == sha256(data)
+
+
+def test_a_childs_close_does_not_take_the_parents_error(registry_factory, mount, helm4,
+                                                        tmp_path):
+    """A child writes garbage into the package and exits; the parent's own
+    close still fails (EINVAL), for an overwrite as for a new file."""
+    reg = registry_factory()
+    pushed_and_changed(reg, helm4, tmp_path)
+    m = mount(reg.host)
+    for path, flags in [(m.path("charts/new-1.0.0.tgz"), os.O_CREAT),
+                        (m.path(OVERWRITTEN), 0)]:
+        open(m.path(OVERWRITTEN), "rb").read()
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | flags, 0o644)
+        subprocess.run(["sh", "-c", "printf notachart"], stdout=fd)
+        with pytest.raises(OSError) as e:
+            os.close(fd)
+        assert e.value.errno == errno.EINVAL, path
+    assert reg.tags("charts/helm-oci-test") == ["0.1.0"]
