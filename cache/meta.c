@@ -105,3 +105,13 @@ out:
 	close(fd);
 	return ret;
 }
+
+int meta_drop(struct blobcache *bc, const char *key)
+{
+	char path[4096];
+	int ret = meta_path(bc, key, path, sizeof(path));
+
+	if (ret)
+		return ret;
+	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}

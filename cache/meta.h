@@ -27,4 +27,7 @@ int meta_put(struct blobcache *bc, const char *key, const char *text, size_t len
 int meta_get(struct blobcache *bc, const char *key, unsigned max_age, char **text,
 	     size_t *len, unsigned *age) WUR;
 
+/* Forget what is stored under key (0 also when nothing was). */
+int meta_drop(struct blobcache *bc, const char *key);
+
 #endif

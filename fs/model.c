@@ -382,6 +382,12 @@ void model_invalidate(struct model *m, struct ns_node *node)
 	pthread_mutex_unlock(&m->lock);
 }
 
+void model_changed(struct model *m, struct ns_node *node)
+{
+	model_invalidate(m, node);
+	model_snap_drop_tags(m, node);
+}
+
 struct oci_client *model_client(const struct model *m)
 {
 	return m->client;

@@ -107,6 +107,10 @@ char *model_repo_name(const struct model *m, const struct ns_node *node);
  * the registry again (SIGHUP, and after a publish or delete). node NULL
  * means everything. */
 void model_invalidate(struct model *m, struct ns_node *node);
+/* This mount changed node's repository (a push, a delete): model_invalidate
+ * it, and forget its snapshot in the cache dir, which a remount within the
+ * ttl would otherwise trust. */
+void model_changed(struct model *m, struct ns_node *node);
 
 /* Async-signal-safe: ask for model_invalidate(m, NULL) at the next access
  * (SIGHUP). */

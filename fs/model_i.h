@@ -96,6 +96,7 @@ int model_repo_set_tag_locked(struct repo *r, struct model_tag *t) WUR;
  * fresh snapshot. Saving and keeping are best effort. */
 int model_snap_load_tags(struct model *m, struct ns_node *node, const char *name);
 void model_snap_save_tags(struct model *m, struct ns_node *node);
+void model_snap_drop_tags(struct model *m, struct ns_node *node);
 void model_snap_keep_manifest(struct model *m, const struct oci_fetched *f);
 /* Keep the n manifests a listing of node (repository name) fetched, in
  * one document for the repository (see model_snap.c). */

@@ -61,6 +61,28 @@ static json_t *load_pack(struct model *m, const char *name)
 	return pack;
 }
 
+/* Add to keep the manifest digests the tags snapshot of name holds. */
+static void keep_snapshot_digests(struct model *m, const char *name, json_t *keep)
+{
+	char *key = snap_key(m, "tags", name), *text = NULL;
+	json_t *root = NULL, *e;
+	unsigned age;
+	size_t len, i;
+
+	if (key && meta_get(m->bc, key, ~0u, &text, &len, &age) == 0)
+		root = json_loadb(text, len, 0, NULL);
+	json_array_foreach(json_object_get(root, "tags"), i, e)
+	{
+		const char *digest = json_string_value(json_array_get(e, 1));
+
+		if (digest && *digest)
+			json_object_set_new(keep, digest, json_true());
+	}
+	json_decref(root);
+	free(text);
+	free(key);
+}
+
 void model_snap_keep_manifests(struct model *m, struct ns_node *node, const char *name,
 			       const struct oci_fetched *res, size_t n)
 {
@@ -80,14 +102,17 @@ void model_snap_keep_manifests(struct model *m, struct ns_node *node, const char
 		if (!body || json_object_set_new(pack, res[i].digest, body) != 0)
 			model_snap_keep_manifest(m, &res[i]);
 	}
-	/* Keep what the repository's tags still point to, nothing more: the
-	 * pack is rewritten whole, and a listing may fetch only some tags. */
+	/* Keep what the repository's tags point to, nothing more: the pack is
+	 * rewritten whole, and a listing may fetch only some tags. Those of
+	 * this mount, and those of the snapshot on disk, which a remount (or
+	 * another daemon sharing the cache) reads and may be older. */
 	pthread_mutex_lock(&m->lock);
 	for (i = 0; node->repo && i < node->repo->ntags; i++)
 		if (node->repo->tags[i]->man)
 			json_object_set_new(keep, node->repo->tags[i]->digest,
 					    json_true());
 	pthread_mutex_unlock(&m->lock);
+	keep_snapshot_digests(m, name, keep);
 	json_object_foreach_safe(pack, iter_tmp, digest, body)
 	{
 		if (!json_object_get(keep, digest))
@@ -147,6 +172,18 @@ out:
 	free(key);
 	free(name);
 	free(text);
+}
+
+void model_snap_drop_tags(struct model *m, struct ns_node *node)
+{
+	char *name = model_repo_name(m, node);
+	char *key = name ? snap_key(m, "tags", name) : NULL;
+
+	if (!key || meta_drop(m->bc, key) != 0)
+		log_debug("fs: could not drop the tags snapshot of %s",
+			  name ? name : node->fullname);
+	free(key);
+	free(name);
 }
 
 /* Read a manifest kept by digest back into a fetch result. */

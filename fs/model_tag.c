@@ -340,6 +340,33 @@ out:
 	return ret;
 }
 
+/* A path opened before its repository was listed (a remount, a script
+ * that knows its paths) finds what an earlier mount kept in the cache dir:
+ * no request within the ttl, and something to serve offline. Never a
+ * network listing here: a cold read costs a manifest and a blob, no more. */
+static void load_snapshot_once(struct model *m, struct ns_node *node)
+{
+	struct repo *r;
+	char *name;
+
+	pthread_mutex_lock(&m->lock);
+	r = model_node_repo(node);
+	if (!r || r->ever_listed || r->listing) {
+		pthread_mutex_unlock(&m->lock);
+		return;
+	}
+	r->listing = true;
+	pthread_mutex_unlock(&m->lock);
+	name = model_repo_name(m, node);
+	if (name)
+		(void)model_snap_load_tags(m, node, name);
+	free(name);
+	pthread_mutex_lock(&m->lock);
+	r->listing = false;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
 int model_tag_get(struct model *m, struct ns_node *node, const char *tag,
 		  struct model_tag **out)
 {
@@ -350,6 +377,7 @@ int model_tag_get(struct model *m, struct ns_node *node, const char *tag,
 	char *name;
 	int ret;
 
+	load_snapshot_once(m, node);
 	pthread_mutex_lock(&m->lock);
 	r = model_node_repo(node);
 	if (!r) {

@@ -295,7 +295,7 @@ int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spoo
 		log_debug("fs: could not keep %s in the cache", layer.digest);
 	if (prov.fd >= 0)
 		unlink(prov_path);
-	model_invalidate(m, node);
+	model_changed(m, node);
 out:
 	if (!kept)
 		unlink(spool_path);
@@ -354,7 +354,7 @@ int publish_delete(struct model *m, struct ns_node *node, const char *tag)
 out:
 	if (!ret)
 		log_info("fs: deleted %s:%s", repo, tag);
-	model_invalidate(m, node);
+	model_changed(m, node);
 	free(repo);
 	return ret;
 }
@@ -545,7 +545,7 @@ int publish_prov(struct model *m, struct ns_node *dir, int fd, const char *spool
 				       strlen(manifest));
 	if (!ret)
 		log_info("fs: %s:%s: provenance added", repo, tag);
-	model_invalidate(m, node);
+	model_changed(m, node);
 	goto out;
 refuse:
 	log_warn("fs: publish into /%s: not a helm provenance file", dir->fullname);

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from proxy import RegistryProxy
-from util import (CHARTS, CREATED, OCI_MANIFEST, WRITE_ERRNO, copy_chart,
+from util import (CHARTS, CREATED, OCI_LAYER, OCI_MANIFEST, WRITE_ERRNO, copy_chart,
                   expect_write_refused, file_sha256, free_port, sha256)
 
 REPO = "charts/test/helm-oci-test"
@@ -452,6 +452,67 @@ def test_remount_checks_the_kept_manifests(registry, mount, tmp_path):
         assert open(m2.path(REPO, "0.2.0", "values.yaml")).read() == values
         assert proxy.count("/v2/%s/manifests/" % REPO) >= 1, proxy.requests()
         assert proxy.count("/v2/%s/blobs/" % REPO) == 0, proxy.requests()
+
+
+def _digest(path):
+    try:
+        return os.getxattr(path, "user.oci.digest").decode()
+    except OSError as e:
+        return "errno %d" % e.errno
+
+
+def test_a_remount_shows_this_mounts_deletes_and_pushes(registry_factory, mount, helm4,
+                                                       packages, tmp_path):
+    """Names are trusted across a remount for the ttl, but not those this
+    mount changed: a deleted package does not come back, a pushed one is
+    there."""
+    reg = registry_factory()
+    helm4.push(packages["helm-oci-test-0.1.0"], reg.host, "charts")
+    helm4.push(packages["helm-oci-test-0.2.0"], reg.host, "charts")
+    cache = str(tmp_path / "cache")
+    opts = ("plain_http", "ttl=600")
+    m = mount(reg.host, opts=opts, cache_dir=cache)
+    assert "0.1.0" in ls(m.path("charts/helm-oci-test"))
+    os.unlink(m.path("charts/helm-oci-test/helm-oci-test-0.1.0.tgz"))
+    m.unmount()
+    m = mount(reg.host, opts=opts, cache_dir=cache, name="again")
+    assert ls(m.path("charts/helm-oci-test")) == ["0.2.0", "helm-oci-test-0.2.0.tgz"]
+    r = subprocess.run(["cp", packages["helm-oci-test-0.1.0"], m.path("charts/")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    m.unmount()
+    m = mount(reg.host, opts=opts, cache_dir=cache, name="third")
+    assert ls(m.path("charts/helm-oci-test"))[:2] == ["0.1.0", "0.2.0"]
+
+
+def test_a_daemon_keeps_the_manifests_another_listed(registry_factory, mount, tmp_path):
+    """Two daemons share a cache dir. One lists a repository (with a new tag)
+    and leaves its snapshot; the other, still trusting an older listing,
+    rewrites the manifests it refetched: the newer snapshot's stay."""
+    reg = registry_factory()
+    reg.push_artifact("ns/app", "v1", [(b"one", OCI_LAYER)])
+    reg.push_artifact("ns/app", "bad", [(b"bad", OCI_LAYER)])
+    cache = str(tmp_path / "cache")
+    with RegistryProxy(reg.host) as proxy:
+        # A manifest chartfs cannot read: refetched at every listing.
+        proxy.reply(r"/manifests/bad$", b'{"schemaVersion":1,"name":"ns/app"}',
+                    content_type="application/vnd.docker.distribution.manifest.v1+json")
+        first = mount(proxy.host, opts=("plain_http", "ttl=600"), cache_dir=cache, name="a0")
+        assert ls(first.path("ns/app")) == ["bad", "v1"]
+        first.unmount()
+        a = mount(proxy.host, opts=("plain_http", "ttl=600"), cache_dir=cache, name="a")
+        assert os.getxattr(a.path("ns/app"), "user.oci.tag_count") == b"2"  # the snapshot
+        v2 = reg.push_artifact("ns/app", "v2", [(b"two", OCI_LAYER)])
+        time.sleep(2)
+        b = mount(proxy.host, opts=("plain_http", "ttl=1"), cache_dir=cache, name="b")
+        assert ls(b.path("ns/app")) == ["bad", "v1", "v2"]
+        b.unmount()
+        ls(a.path("ns/app"))
+        a.unmount()
+        host = proxy.host
+    reg.stop()
+    c = mount(host, opts=("plain_http", "offline"), cache_dir=cache, name="off")
+    assert _digest(c.path("ns/app/v2")) == v2
 
 
 def test_registry_without_catalog(registry, mount):
