@@ -363,6 +363,7 @@ static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct chartfs_ll *ll = fuse_req_userdata(req);
+	struct inodes_node *n;
 	int ret;
 
 	/* ENOSYS: the kernel stops sending OPEN and RELEASE and keeps the page
@@ -371,7 +372,20 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
-	ret = chartfs_open(inodes_get(ll->inodes, ino)->path, fi);
+	/* A file inside a chart, opened for reading: it is in the cache
+	 * already (its directory was listed from the unpacked tree) and
+	 * never changes, and a warm read never reaches us (page cache). No
+	 * handle: a READ opens the cached file itself (ll_read). */
+	n = inodes_get(ll->inodes, ino);
+	if (n->life == CHARTFS_LIFE_FROZEN && (fi->flags & O_ACCMODE) == O_RDONLY &&
+	    !(fi->flags & O_TRUNC)) {
+		fi->fh = 0;
+		fi->keep_cache = 1;
+		fi->noflush = 1;
+		fuse_reply_open(req, fi);
+		return;
+	}
+	ret = chartfs_open(n->path, fi);
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else if (fuse_reply_open(req, fi) != 0)
