@@ -33,6 +33,28 @@ static char *snap_key(struct model *m, const char *kind, const char *name)
 	return key;
 }
 
+/* The document of kind for name, parsed, if at most max_age seconds old
+ * (*age gets its age): NULL when missing, older, unreadable or not JSON. */
+static json_t *snap_load(struct model *m, const char *kind, const char *name,
+			 unsigned max_age, unsigned *age)
+{
+	char *key = snap_key(m, kind, name), *text = NULL;
+	json_t *doc = NULL;
+	size_t len;
+
+	if (key && meta_get(m->bc, key, max_age, &text, &len, age) == 0)
+		doc = json_loadb(text, len, 0, NULL);
+	free(text);
+	free(key);
+	return doc;
+}
+
+/* How old a document may be: the ttl, or anything offline. */
+static unsigned snap_max_age(const struct model *m)
+{
+	return m->offline ? ~0u : m->ttl;
+}
+
 void model_snap_keep_manifest(struct model *m, const struct oci_fetched *f)
 {
 	if (f->err || !f->body.data)
@@ -45,32 +67,23 @@ void model_snap_keep_manifest(struct model *m, const struct oci_fetched *f)
  * Its bodies are content-addressed: no age makes them wrong. */
 static json_t *load_pack(struct model *m, const char *name)
 {
-	char *key = snap_key(m, "manifests", name), *text = NULL;
-	json_t *pack = NULL;
 	unsigned age;
-	size_t len;
+	json_t *pack = snap_load(m, "manifests", name, ~0u, &age);
 
-	if (key && meta_get(m->bc, key, ~0u, &text, &len, &age) == 0)
-		pack = json_loadb(text, len, 0, NULL);
 	if (!json_is_object(pack)) {
 		json_decref(pack);
 		pack = json_object();
 	}
-	free(text);
-	free(key);
 	return pack;
 }
 
 /* Add to keep the manifest digests the tags snapshot of name holds. */
 static void keep_snapshot_digests(struct model *m, const char *name, json_t *keep)
 {
-	char *key = snap_key(m, "tags", name), *text = NULL;
-	json_t *root = NULL, *e;
 	unsigned age;
-	size_t len, i;
+	json_t *root = snap_load(m, "tags", name, ~0u, &age), *e;
+	size_t i;
 
-	if (key && meta_get(m->bc, key, ~0u, &text, &len, &age) == 0)
-		root = json_loadb(text, len, 0, NULL);
 	json_array_foreach(json_object_get(root, "tags"), i, e)
 	{
 		const char *digest = json_string_value(json_array_get(e, 1));
@@ -79,8 +92,6 @@ static void keep_snapshot_digests(struct model *m, const char *name, json_t *kee
 			json_object_set_new(keep, digest, json_true());
 	}
 	json_decref(root);
-	free(text);
-	free(key);
 }
 
 void model_snap_keep_manifests(struct model *m, struct ns_node *node, const char *name,
@@ -259,18 +270,13 @@ int model_snap_load_tags(struct model *m, struct ns_node *node, const char *name
 {
 	json_t *pack = NULL;
 	struct strv tags = {0};
-	json_t *root = NULL, *arr, *e;
-	char *key = snap_key(m, "tags", name), *text = NULL;
+	json_t *root, *arr, *e;
 	struct timespec at;
 	unsigned age;
-	size_t len, i;
+	size_t i;
 	int ret;
 
-	ret = key ? meta_get(m->bc, key, m->offline ? ~0u : m->ttl, &text, &len, &age)
-		  : -ENOMEM;
-	if (ret)
-		goto out;
-	root = json_loadb(text, len, 0, NULL);
+	root = snap_load(m, "tags", name, snap_max_age(m), &age);
 	arr = json_object_get(root, "tags");
 	ret = -ENOENT;
 	if (!json_is_array(arr))
@@ -322,8 +328,6 @@ out:
 	json_decref(pack);
 	json_decref(root);
 	strv_free(&tags);
-	free(text);
-	free(key);
 	return ret;
 }
 
@@ -345,17 +349,10 @@ void model_snap_save_catalog(struct model *m, const struct strv *names)
 
 int model_snap_load_catalog(struct model *m, struct strv *names, unsigned *age)
 {
-	char *key = snap_key(m, "catalog", ""), *text = NULL;
-	json_t *arr = NULL, *e;
-	size_t len, i;
-	int ret;
+	json_t *arr = snap_load(m, "catalog", "", snap_max_age(m), age), *e;
+	size_t i;
+	int ret = json_is_array(arr) ? 0 : -ENOENT;
 
-	ret = key ? meta_get(m->bc, key, m->offline ? ~0u : m->ttl, &text, &len, age)
-		  : -ENOMEM;
-	if (ret)
-		goto out;
-	arr = json_loadb(text, len, 0, NULL);
-	ret = json_is_array(arr) ? 0 : -ENOENT;
 	json_array_foreach(arr, i, e)
 	{
 		if (!json_is_string(e) || strv_push(names, json_string_value(e)) != 0) {
@@ -364,9 +361,6 @@ int model_snap_load_catalog(struct model *m, struct strv *names, unsigned *age)
 			break;
 		}
 	}
-out:
 	json_decref(arr);
-	free(text);
-	free(key);
 	return ret;
 }

@@ -157,6 +157,35 @@ int model_apply_tags_locked(struct repo *r, const struct strv *tags)
 	return 0;
 }
 
+/* A repository never listed by this mount takes what an earlier mount
+ * kept in the cache dir (model_snap.c), if it is within the ttl: a remount
+ * lists it, or opens a path in it (a script that knows its paths), with no
+ * request, and offline there is something to serve. Never a network
+ * listing here: a cold read costs a manifest and a blob, no more. Another
+ * thread listing meanwhile is left to it. */
+static void load_snapshot_once(struct model *m, struct ns_node *node)
+{
+	struct repo *r;
+	char *name;
+
+	pthread_mutex_lock(&m->lock);
+	r = model_node_repo(node);
+	if (!r || r->ever_listed || r->listing) {
+		pthread_mutex_unlock(&m->lock);
+		return;
+	}
+	r->listing = true;
+	pthread_mutex_unlock(&m->lock);
+	name = model_repo_name(m, node);
+	if (name)
+		(void)model_snap_load_tags(m, node, name);
+	free(name);
+	pthread_mutex_lock(&m->lock);
+	r->listing = false;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
 /* Refresh the tag listing of node when stale (single-flight). */
 int model_refresh_tags(struct model *m, struct ns_node *node)
 {
@@ -165,6 +194,7 @@ int model_refresh_tags(struct model *m, struct ns_node *node)
 	char *name;
 	int ret;
 
+	load_snapshot_once(m, node);
 	pthread_mutex_lock(&m->lock);
 	r = model_node_repo(node);
 	if (!r) {
@@ -184,15 +214,6 @@ int model_refresh_tags(struct model *m, struct ns_node *node)
 	pthread_mutex_unlock(&m->lock);
 
 	name = model_repo_name(m, node);
-	/* A remount within the ttl trusts what an earlier mount fetched. */
-	if (name && !r->ever_listed && model_snap_load_tags(m, node, name) == 0) {
-		pthread_mutex_lock(&m->lock);
-		r->listing = false;
-		pthread_cond_broadcast(&m->cond);
-		pthread_mutex_unlock(&m->lock);
-		free(name);
-		return 0;
-	}
 	if (m->offline)
 		ret = name ? -ENOENT : -ENOMEM;
 	else
@@ -338,33 +359,6 @@ out:
 	free(res);
 	free(name);
 	return ret;
-}
-
-/* A path opened before its repository was listed (a remount, a script
- * that knows its paths) finds what an earlier mount kept in the cache dir:
- * no request within the ttl, and something to serve offline. Never a
- * network listing here: a cold read costs a manifest and a blob, no more. */
-static void load_snapshot_once(struct model *m, struct ns_node *node)
-{
-	struct repo *r;
-	char *name;
-
-	pthread_mutex_lock(&m->lock);
-	r = model_node_repo(node);
-	if (!r || r->ever_listed || r->listing) {
-		pthread_mutex_unlock(&m->lock);
-		return;
-	}
-	r->listing = true;
-	pthread_mutex_unlock(&m->lock);
-	name = model_repo_name(m, node);
-	if (name)
-		(void)model_snap_load_tags(m, node, name);
-	free(name);
-	pthread_mutex_lock(&m->lock);
-	r->listing = false;
-	pthread_cond_broadcast(&m->cond);
-	pthread_mutex_unlock(&m->lock);
 }
 
 int model_tag_get(struct model *m, struct ns_node *node, const char *tag,
