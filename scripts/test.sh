@@ -11,13 +11,27 @@ py=/usr/bin/python3 # Debian's, with python3-pytest (not a pyenv python)
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
 
-# Mounts left behind by an interrupted run would make pytest's tmp cleanup
-# (and the next run) trip over them.
-unmount_leftovers() {
+# Each pytest run gets its own base temp dir under $results, so this run
+# unmounts and checks only what it made: other runs (another user's, a
+# concurrent one) keep their mounts under /tmp/pytest-of-*.
+unmount_leftovers() { # base temp dir
 	local m
-	for m in $(awk '$3 ~ /^fuse/ && $2 ~ /^\/tmp\/pytest-of-/ {print $2}' /proc/mounts); do
+	for m in $(awk -v d="$1/" '$3 ~ /^fuse/ && index($2, d) == 1 {print $2}' /proc/mounts); do
 		fusermount3 -u -z "$m" 2>/dev/null || true
 	done
+}
+
+# A test run leaves no process behind: anything still running from its base
+# temp dir (a daemon, a registry, a gpg-agent) is named and ended, and fails
+# the run.
+no_leftover_processes() { # label, base temp dir
+	local pids
+	pids=$(pgrep -f -- "$2/" || true)
+	[ -z "$pids" ] && return 0
+	echo "leftover processes after the $1 run:"
+	ps -o pid=,args= -p "$(echo $pids | tr ' ' ,)" || true
+	kill $pids 2>/dev/null || true
+	status=1
 }
 
 scripts/deps.sh
@@ -38,18 +52,18 @@ else
 fi
 
 run_pytest() { # label, build dir, pytest args...
-	local label=$1 build=$2
+	local label=$1 build=$2 base=$results/$1
 	shift 2
 	echo "== pytest: $label ($build)"
-	unmount_leftovers
-	CHARTFS_BUILD=$build $py -m pytest tests -v -p no:cacheprovider \
+	CHARTFS_BUILD=$build $py -m pytest tests -v -p no:cacheprovider --basetemp="$base" \
 		--junitxml="$results/$label.xml" "$@" || status=1
+	unmount_leftovers "$base"
+	no_leftover_processes "$label" "$base"
 }
 
 run_pytest plain build "$@"
 # The sanitized daemon is slower; slow tests (the long ones) run once.
 run_pytest asan build-asan -m "not slow" "$@"
-unmount_leftovers
 
 # One closing line for both runs.
 $py - "$results" <<'EOF'

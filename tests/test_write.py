@@ -262,11 +262,15 @@ def signed_package(helm, tmp_path):
     params.write_text("%no-protection\nKey-Type: RSA\nKey-Length: 2048\n"
                       "Name-Real: Chart Signer\nName-Email: signer@example.com\n"
                       "Expire-Date: 0\n%commit\n")
-    subprocess.run(["gpg", "--batch", "--gen-key", str(params)], env=env, check=True,
-                   capture_output=True)
     ring = tmp_path / "secring.gpg"
-    with open(ring, "wb") as f:
-        subprocess.run(["gpg", "--export-secret-keys"], env=env, check=True, stdout=f)
+    try:
+        subprocess.run(["gpg", "--batch", "--gen-key", str(params)], env=env, check=True,
+                       capture_output=True)
+        with open(ring, "wb") as f:
+            subprocess.run(["gpg", "--export-secret-keys"], env=env, check=True, stdout=f)
+    finally:
+        # gpg started an agent for this GNUPGHOME; a test leaves no process.
+        subprocess.run(["gpgconf", "--kill", "all"], env=env, check=False)
     out = tmp_path / "signed"
     out.mkdir()
     helm.run("package", "--sign", "--key", "Chart Signer", "--keyring", str(ring),
