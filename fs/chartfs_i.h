@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "cache/blobcache.h"
 #include "client/oci.h"
@@ -31,6 +32,13 @@ struct upload {
 	int write_err;	    /* -errno of a failed spool write: flush fails with it */
 	int push_err;	    /* the last push's result, for closes with nothing new */
 	bool refused_empty; /* that push found the file empty: said at the end */
+	/* Set once, under c->up_lock, when the last handle of an upload that
+	 * was pushed closes: its spool is gone and it lingers by name only
+	 * (see upload.c), with the size and time it closed with. */
+	bool closed;
+	time_t expires; /* CLOCK_MONOTONIC seconds: when it stops lingering */
+	off_t size;
+	time_t mtime;
 };
 
 /* What fi->fh points at for every open file. */
@@ -101,10 +109,19 @@ void chartfs_fill_stat(struct stat *st, bool dir, off_t size, time_t mtime);
 /* The tag record a resolved path names (the chart is required unless the
  * path is the tag directory itself). */
 int chartfs_get_tag(struct model *m, struct path_res *r, struct model_tag **t) WUR;
-/* upload.c. An open upload for path, with a reference taken, or NULL. */
+/* upload.c. The upload for path, open or lingering (up->closed), with a
+ * reference taken, or NULL. */
 struct upload *chartfs_upload_find(struct chartfs *c, const char *path);
-/* Drop a reference to an upload; the last one removes its spool file. */
+/* Drop a reference to an upload; the last one removes its spool file, and
+ * the upload too unless it was pushed (then it lingers, see upload.c). */
 void chartfs_upload_put(struct chartfs *c, struct upload *up);
+/* Give up (a reference held) the name to: the rename of a file being
+ * written, or of one that lingers, within its directory. 0 or -ENOMEM. */
+int chartfs_upload_rename(struct chartfs *c, struct upload *up, const char *to) WUR;
+/* Forget a lingering upload (rm of a temporary name): no tag is touched. */
+void chartfs_upload_drop(struct chartfs *c, struct upload *up);
+/* Free every upload left at unmount. */
+void chartfs_upload_free_all(struct chartfs *c);
 /* Take up off the list (c->up_lock held); no-op when off it already. */
 void chartfs_upload_unlist_locked(struct chartfs *c, struct upload *up);
 /* A new listed upload of path into dir with a spool file, one reference
@@ -126,6 +143,8 @@ int chartfs_release(struct fuse_file_info *fi);
 int chartfs_getxattr(const char *path, const char *name, char *value, size_t size);
 int chartfs_listxattr(const char *path, char *list, size_t size);
 int chartfs_create(const char *path, mode_t mode, struct fuse_file_info *fi);
+/* Is path the name of an upload, open or lingering? */
+bool chartfs_upload_name(const char *path);
 int chartfs_open_write(const char *path, struct model *m, struct path_res *r,
 		       struct fuse_file_info *fi);
 /* Writes need the handle OPEN or CREATE gave (read-write mounts always

@@ -558,6 +558,7 @@ out:
 	chartfs_ll_free(ll);
 	fuse_loop_cfg_destroy(lcfg);
 	hosts_free(c.hosts);
+	chartfs_upload_free_all(&c);
 	model_free(c.model);
 	oci_client_free(c.client);
 	blobcache_free(c.bc);

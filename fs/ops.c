@@ -121,29 +121,57 @@ static ino_t digest_ino(const char *digest, const char *what)
 	return inodes_ino(digest, what);
 }
 
+/* A file being written, asked about every time. */
+static int upload_stat(struct stat *st, off_t size, time_t mtime, enum chartfs_life *life)
+{
+	chartfs_fill_stat(st, false, size, mtime);
+	st->st_mode = S_IFREG | 0644;
+	*life = CHARTFS_LIFE_NOW;
+	return 0;
+}
+
+static int registry_stat(struct chartfs *c, const char *path, struct stat *st,
+			 enum chartfs_life *life);
+
 int chartfs_stat(const char *path, struct stat *st, enum chartfs_life *life)
 {
 	struct chartfs *c = chartfs_ctx();
-	struct model_tag *t = NULL;
-	struct model *m = NULL;
 	struct upload *up;
-	struct path_res r;
-	char real[4096];
 	struct stat rst;
 	int ret;
 
 	*life = CHARTFS_LIFE_NAME;
 	up = chartfs_upload_find(c, path);
-	if (up) {
+	if (up && !up->closed) {
 		ret = fstat(up->fd, &rst) < 0 ? -errno : 0;
-		if (!ret) {
-			chartfs_fill_stat(st, false, rst.st_size, rst.st_mtime);
-			st->st_mode = S_IFREG | 0644;
-			*life = CHARTFS_LIFE_NOW;
-		}
+		if (!ret)
+			upload_stat(st, rst.st_size, rst.st_mtime, life);
 		chartfs_upload_put(c, up);
 		return ret;
 	}
+	/* A pushed upload lingers where the registry has nothing by its name
+	 * (a temporary name, a package written into a namespace). */
+	if (up) {
+		ret = registry_stat(c, path, st, life);
+		if (ret == -ENOENT)
+			ret = upload_stat(st, up->size, up->mtime, life);
+		chartfs_upload_put(c, up);
+		return ret;
+	}
+	return registry_stat(c, path, st, life);
+}
+
+/* What the registry has at path. */
+static int registry_stat(struct chartfs *c, const char *path, struct stat *st,
+			 enum chartfs_life *life)
+{
+	struct model_tag *t = NULL;
+	struct model *m = NULL;
+	struct path_res r;
+	char real[4096];
+	struct stat rst;
+	int ret;
+
 	ret = chartfs_resolve(c, path, &m, &r);
 	if (ret == CHARTFS_HOSTS_ROOT) {
 		chartfs_fill_stat(st, true, 0, c->start);
@@ -308,10 +336,16 @@ int chartfs_open(const char *path, struct fuse_file_info *fi)
 	ret = chartfs_resolve(c, path, &m, &r);
 	if (ret == CHARTFS_HOSTS_ROOT)
 		return -EISDIR;
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		/* The name of a file being written, or pushed moments ago
+		 * (the same cp again): a new file, as at its create. */
+		if ((ret == -ENOENT || (!ret && r.kind == PATH_UNKNOWN)) &&
+		    chartfs_upload_name(path))
+			return chartfs_create(path, 0, fi);
+		return ret ? ret : chartfs_open_write(path, m, &r, fi);
+	}
 	if (ret)
 		return ret;
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
-		return chartfs_open_write(path, m, &r, fi);
 	if (r.kind == PATH_DIR || r.kind == PATH_TAG)
 		return -EISDIR;
 	ret = chartfs_get_tag(m, &r, &t);

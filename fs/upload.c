@@ -5,6 +5,15 @@
  * An upload is shared by reference by its handles (and, briefly, by a
  * truncate(2) that found it by path). c->up_lock guards the list and the
  * counts; up->lock the spool's bytes and state.
+ *
+ * Copy tools set a file's mode and times, or rename their temporary name
+ * into place, by path after closing it: cp -p, install, Python's
+ * shutil.copy2, rsync, helm pull -d. A registry has neither modes nor times
+ * nor names of its own for a package, so once the last handle of a pushed
+ * upload closes, the upload lingers, by name only, for UPLOAD_LINGER_S:
+ * stat finds it (as a plain file, never in a listing), chmod, chown and
+ * utimens succeed without changing anything, and a rename within its
+ * directory moves the name. At most UPLOAD_LINGER_MAX linger at once.
  */
 #include "fs/chartfs_i.h"
 
@@ -18,17 +27,68 @@
 #include "common/log.h"
 #include "fs/publish.h"
 
+#define UPLOAD_LINGER_S 30
+#define UPLOAD_LINGER_MAX 256
+
+static time_t now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static void upload_free(struct upload *up)
+{
+	pthread_mutex_destroy(&up->lock);
+	free(up->path);
+	free(up);
+}
+
+/* Take the uploads that stopped lingering off the list (c->up_lock held)
+ * into *dead, to be freed once the lock is dropped: those past their time,
+ * and the oldest beyond UPLOAD_LINGER_MAX (the list is newest first). */
+static void reap_locked(struct chartfs *c, struct upload **dead)
+{
+	struct upload **pp = &c->uploads, *up;
+	time_t now = now_s();
+	size_t lingering = 0;
+
+	while ((up = *pp)) {
+		if (up->closed && up->refs == 0 &&
+		    (up->expires <= now || ++lingering > UPLOAD_LINGER_MAX)) {
+			*pp = up->next;
+			up->next = *dead;
+			*dead = up;
+		} else {
+			pp = &up->next;
+		}
+	}
+}
+
+static void free_dead(struct upload *dead)
+{
+	struct upload *next;
+
+	for (; dead; dead = next) {
+		next = dead->next;
+		upload_free(dead);
+	}
+}
+
 struct upload *chartfs_upload_find(struct chartfs *c, const char *path)
 {
-	struct upload *up;
+	struct upload *up, *dead = NULL;
 
 	pthread_mutex_lock(&c->up_lock);
+	reap_locked(c, &dead);
 	for (up = c->uploads; up; up = up->next)
 		if (!strcmp(up->path, path))
 			break;
 	if (up)
 		up->refs++;
 	pthread_mutex_unlock(&c->up_lock);
+	free_dead(dead);
 	return up;
 }
 
@@ -46,28 +106,82 @@ void chartfs_upload_unlist_locked(struct chartfs *c, struct upload *up)
 
 void chartfs_upload_put(struct chartfs *c, struct upload *up)
 {
+	bool linger;
+	struct stat st;
+
 	pthread_mutex_lock(&c->up_lock);
-	if (--up->refs > 0) {
+	/* A lingering upload is freed by reap_locked, not by its finders. */
+	if (--up->refs > 0 || up->closed) {
 		pthread_mutex_unlock(&c->up_lock);
 		return;
 	}
-	chartfs_upload_unlist_locked(c, up);
+	/* Pushed, and nothing written since: the tools' chmod, utimens or
+	 * rename that follow this close are about a published package. */
+	linger = !up->dirty && !up->push_err && !up->write_err && fstat(up->fd, &st) == 0;
+	if (linger) {
+		up->closed = true;
+		up->expires = now_s() + UPLOAD_LINGER_S;
+		up->size = st.st_size;
+		up->mtime = st.st_mtime;
+	} else {
+		chartfs_upload_unlist_locked(c, up);
+	}
 	pthread_mutex_unlock(&c->up_lock);
 	if (up->refused_empty)
 		log_warn("fs: %s: closed empty: nothing published", up->path);
 	close(up->fd);
+	up->fd = -1;
 	/* Pushes work on snapshots: the spool is always ours to remove. */
 	unlink(up->spool);
-	pthread_mutex_destroy(&up->lock);
-	free(up->path);
-	free(up);
+	if (!linger)
+		upload_free(up);
+}
+
+int chartfs_upload_rename(struct chartfs *c, struct upload *up, const char *to)
+{
+	char *s = strdup(to), *old;
+
+	if (!s)
+		return -ENOMEM;
+	/* up->lock too: a push reads the name (its kind, its log lines). */
+	pthread_mutex_lock(&up->lock);
+	pthread_mutex_lock(&c->up_lock);
+	old = up->path;
+	up->path = s;
+	pthread_mutex_unlock(&c->up_lock);
+	pthread_mutex_unlock(&up->lock);
+	free(old);
+	return 0;
+}
+
+void chartfs_upload_drop(struct chartfs *c, struct upload *up)
+{
+	pthread_mutex_lock(&c->up_lock);
+	up->expires = 0;
+	pthread_mutex_unlock(&c->up_lock);
+	chartfs_upload_put(c, up);
+}
+
+void chartfs_upload_free_all(struct chartfs *c)
+{
+	struct upload *up, *next;
+
+	for (up = c->uploads; up; up = next) {
+		next = up->next;
+		if (up->fd >= 0) {
+			close(up->fd);
+			unlink(up->spool);
+		}
+		upload_free(up);
+	}
+	c->uploads = NULL;
 }
 
 /* A new upload of path into dir, listed, with one reference (*out). */
 int chartfs_upload_new(struct chartfs *c, const char *path, struct model *m,
 		       struct ns_node *dir, struct upload **out)
 {
-	struct upload *up = calloc(1, sizeof(*up));
+	struct upload *up = calloc(1, sizeof(*up)), *dead = NULL;
 	size_t len = strlen(path);
 	int ret;
 
@@ -95,7 +209,9 @@ int chartfs_upload_new(struct chartfs *c, const char *path, struct model *m,
 	pthread_mutex_lock(&c->up_lock);
 	up->next = c->uploads;
 	c->uploads = up;
+	reap_locked(c, &dead);
 	pthread_mutex_unlock(&c->up_lock);
+	free_dead(dead);
 	*out = up;
 	return 0;
 fail:

@@ -89,6 +89,16 @@ int chartfs_open_write(const char *path, struct model *m, struct path_res *r,
 	return ret ? ret : start_upload(chartfs_ctx(), path, m, r->node, fi);
 }
 
+bool chartfs_upload_name(const char *path)
+{
+	struct chartfs *c = chartfs_ctx();
+	struct upload *up = chartfs_upload_find(c, path);
+
+	if (up)
+		chartfs_upload_put(c, up);
+	return up != NULL;
+}
+
 int chartfs_write(const char *path, const char *buf, size_t size, off_t off,
 		  struct fuse_file_info *fi)
 {
@@ -132,11 +142,22 @@ out:
 	return ret;
 }
 
+/* A provenance file is clear-signed text, a chart package gzip: told
+ * apart by their first bytes, since a temporary name (rsync's
+ * .x.tgz.prov.XXXXXX, helm's x.tgz.prov123) says nothing. */
+static bool is_prov(int fd)
+{
+	static const char head[] = "-----BEGIN PGP SIGNED MESSAGE-----";
+	char buf[sizeof(head) - 1];
+
+	return pread(fd, buf, sizeof(buf), 0) == (ssize_t)sizeof(buf) &&
+	       !memcmp(buf, head, sizeof(buf));
+}
+
 /* Push what up holds, if it changed since the last push; a close with
  * nothing new gets the last push's result. */
 static int push_upload(struct chartfs *c, struct upload *up, bool *pushed)
 {
-	size_t len = strlen(up->path);
 	char snap[4096];
 	struct stat st;
 	int fd, ret;
@@ -172,7 +193,7 @@ static int push_upload(struct chartfs *c, struct upload *up, bool *pushed)
 	}
 	up->dirty = false;
 	*pushed = true;
-	if (len > 5 && !strcmp(up->path + len - 5, ".prov"))
+	if (is_prov(fd))
 		ret = publish_prov(up->model, up->dir, fd, snap);
 	else
 		ret = publish_chart(up->model, up->dir, fd, snap, c->immutable);
@@ -214,6 +235,10 @@ int chartfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 		up = chartfs_upload_find(c, path);
 		if (!up)
 			return -EROFS;
+		if (up->closed) {
+			chartfs_upload_put(c, up);
+			return -EROFS;
+		}
 	}
 	pthread_mutex_lock(&up->lock);
 	if (size < 0 || (uint64_t)size > up->max) {
@@ -259,6 +284,23 @@ int chartfs_mkdir(const char *path, mode_t mode)
 	return model_mkdir(m, dir, name);
 }
 
+/* rm of a name only an upload has: a lingering one is forgotten (its push
+ * stands: the tag is deleted by its package's own name); one still open is
+ * refused, as its close will push it. */
+static int unlink_upload(struct chartfs *c, const char *path)
+{
+	struct upload *up = chartfs_upload_find(c, path);
+
+	if (!up)
+		return -ENOENT;
+	if (!up->closed) {
+		chartfs_upload_put(c, up);
+		return -EBUSY;
+	}
+	chartfs_upload_drop(c, up);
+	return 0;
+}
+
 int chartfs_unlink(const char *path)
 {
 	struct chartfs *c = chartfs_ctx();
@@ -269,13 +311,15 @@ int chartfs_unlink(const char *path)
 	ret = chartfs_resolve(c, path, &m, &r);
 	if (ret == CHARTFS_HOSTS_ROOT)
 		return -EISDIR;
+	if (ret == -ENOENT)
+		return unlink_upload(c, path);
 	if (ret)
 		return ret;
 	switch (r.kind) {
 	case PATH_PKG:
 		return publish_delete(m, r.node, r.tag);
 	case PATH_UNKNOWN:
-		return -ENOENT;
+		return unlink_upload(c, path);
 	case PATH_DIR:
 	case PATH_TAG:
 		return -EISDIR;
@@ -290,13 +334,44 @@ int chartfs_rmdir(const char *path)
 	return -EROFS;
 }
 
+/* Do a and b name entries of one directory? */
+static bool same_dir(const char *a, const char *b)
+{
+	size_t la = (size_t)(strrchr(a, '/') - a), lb = (size_t)(strrchr(b, '/') - b);
+
+	return la == lb && !memcmp(a, b, la);
+}
+
+/* A file being written, or pushed moments ago, may take another name in
+ * its directory: rsync, helm pull -d and helm package -d write a temporary
+ * name and rename it into place. The push goes by Chart.yaml, never by the
+ * file's name, so nothing in the registry changes, and a package already
+ * at the new name (the one just pushed) stays. A retag would be the rename
+ * of a package; not offered. */
 int chartfs_rename(const char *from, const char *to, unsigned int flags)
 {
-	(void)from;
-	(void)to;
-	(void)flags;
-	/* A retag would be a rename of a package; not offered yet. */
-	return -EROFS;
+	struct chartfs *c = chartfs_ctx();
+	struct upload *up;
+	struct model *m;
+	struct path_res r;
+	int ret;
+
+	if (flags & RENAME_EXCHANGE || !same_dir(from, to))
+		return -EROFS;
+	up = chartfs_upload_find(c, from);
+	if (!up)
+		return -EROFS;
+	ret = chartfs_resolve(c, to, &m, &r);
+	if (ret > 0) /* the root of an every-registry mount */
+		ret = -EROFS;
+	else if (ret == 0 && (r.kind == PATH_DIR || r.kind == PATH_TAG))
+		ret = -EISDIR;
+	else if (ret == 0 && r.kind == PATH_IN_TAG)
+		ret = -EROFS;
+	else if (ret == 0 || ret == -ENOENT)
+		ret = chartfs_upload_rename(c, up, to);
+	chartfs_upload_put(c, up);
+	return ret;
 }
 
 /* Attribute changes are accepted (and ignored) on files being written, so
@@ -336,22 +411,35 @@ int chartfs_utimens(const char *path, const struct timespec tv[2],
 	return setattr_result(path, fi);
 }
 
+/* Extended attributes cannot be set: there are no ACLs here at all, and a
+ * file being written keeps none (cp -p, cp -a and install then carry on,
+ * as on any filesystem without them); elsewhere the registry decides. */
+static int xattr_result(const char *path, const char *name)
+{
+	struct chartfs *c = chartfs_ctx();
+	struct upload *up;
+
+	if (!strncmp(name, "system.posix_acl_", 17))
+		return -EOPNOTSUPP;
+	up = chartfs_upload_find(c, path);
+	if (!up)
+		return -EROFS;
+	chartfs_upload_put(c, up);
+	return -EOPNOTSUPP;
+}
+
 int chartfs_setxattr(const char *path, const char *name, const char *value, size_t size,
 		     int flags)
 {
-	(void)path;
-	(void)name;
 	(void)value;
 	(void)size;
 	(void)flags;
-	return -EROFS;
+	return xattr_result(path, name);
 }
 
 int chartfs_removexattr(const char *path, const char *name)
 {
-	(void)path;
-	(void)name;
-	return -EROFS;
+	return xattr_result(path, name);
 }
 
 int chartfs_symlink(const char *from, const char *to)

@@ -9,6 +9,7 @@ pkgs=(
 	libarchive-dev libssl-dev libyaml-dev libyaml-0-2 zlib1g-dev
 	docker-registry python3-pytest attr gnupg             # tests: registry, pytest, getfattr, helm --sign
 	apache2-utils unzip curl openssl procps               # htpasswd, helm unpack, demo
+	rsync                                                 # tests: the copy tools users run
 	valgrind clang libclang-rt-14-dev clang-format        # sanitizers, style
 )
 # node and npm (for helm, see helm.sh) usually come with the machine.

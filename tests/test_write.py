@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from util import CHARTS, HELM_CHART, HELM_CONFIG, copy_chart, sha256
+from util import CHARTS, HELM_CHART, HELM_CONFIG, copy_chart, sha256, signed_package
 
 REPO = "charts/test/helm-oci-test"
 
@@ -251,32 +251,6 @@ def test_registry_down_fails_cp_and_leaves_no_tag(registry_factory, mount, packa
     assert reg.tags("charts/web") == []
     assert cp(packages["web-1.0.0"], m.path("charts/")).returncode == 0
     assert reg.tags("charts/web") == ["1.0.0"]
-
-
-def signed_package(helm, tmp_path):
-    """helm package --sign with a throwaway key: the .tgz and its .prov."""
-    gnupg = tmp_path / "gnupg"
-    gnupg.mkdir(mode=0o700)
-    env = dict(os.environ, GNUPGHOME=str(gnupg))
-    params = tmp_path / "key.params"
-    params.write_text("%no-protection\nKey-Type: RSA\nKey-Length: 2048\n"
-                      "Name-Real: Chart Signer\nName-Email: signer@example.com\n"
-                      "Expire-Date: 0\n%commit\n")
-    ring = tmp_path / "secring.gpg"
-    try:
-        subprocess.run(["gpg", "--batch", "--gen-key", str(params)], env=env, check=True,
-                       capture_output=True)
-        with open(ring, "wb") as f:
-            subprocess.run(["gpg", "--export-secret-keys"], env=env, check=True, stdout=f)
-    finally:
-        # gpg started an agent for this GNUPGHOME; a test leaves no process.
-        subprocess.run(["gpgconf", "--kill", "all"], env=env, check=False)
-    out = tmp_path / "signed"
-    out.mkdir()
-    helm.run("package", "--sign", "--key", "Chart Signer", "--keyring", str(ring),
-             os.path.join(CHARTS, "web"), "-d", str(out))
-    tgz = str(out / "web-1.0.0.tgz")
-    return tgz, tgz + ".prov"
 
 
 @pytest.mark.parametrize("order", ["prov-after", "prov-before"])

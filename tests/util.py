@@ -500,3 +500,29 @@ def cache_state(cache, hexdigest):
 def tmp_entries(cache):
     d = os.path.join(cache, "tmp")
     return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+def signed_package(helm, tmp_path):
+    """helm package --sign with a throwaway key: the .tgz and its .prov."""
+    gnupg = tmp_path / "gnupg"
+    gnupg.mkdir(mode=0o700)
+    env = dict(os.environ, GNUPGHOME=str(gnupg))
+    params = tmp_path / "key.params"
+    params.write_text("%no-protection\nKey-Type: RSA\nKey-Length: 2048\n"
+                      "Name-Real: Chart Signer\nName-Email: signer@example.com\n"
+                      "Expire-Date: 0\n%commit\n")
+    ring = tmp_path / "secring.gpg"
+    try:
+        subprocess.run(["gpg", "--batch", "--gen-key", str(params)], env=env, check=True,
+                       capture_output=True)
+        with open(ring, "wb") as f:
+            subprocess.run(["gpg", "--export-secret-keys"], env=env, check=True, stdout=f)
+    finally:
+        # gpg started an agent for this GNUPGHOME; a test leaves no process.
+        subprocess.run(["gpgconf", "--kill", "all"], env=env, check=False)
+    out = tmp_path / "signed"
+    out.mkdir()
+    helm.run("package", "--sign", "--key", "Chart Signer", "--keyring", str(ring),
+             os.path.join(CHARTS, "web"), "-d", str(out))
+    tgz = str(out / "web-1.0.0.tgz")
+    return tgz, tgz + ".prov"
