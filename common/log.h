@@ -2,8 +2,9 @@
  * log.h - the one log module of chartfs.
  *
  * Contract: thread-safe (each message is one write(2) or one syslog(3) call).
- * Messages go to stderr until chartfs_log_use_syslog() is called after the
- * daemon detaches; from then on to syslog(LOG_DAEMON, ident "chartfs").
+ * Messages go to stderr until the daemon detaches; from then on to the file
+ * chartfs_log_open_file() opened (-o log_file), else to syslog(LOG_DAEMON,
+ * ident "chartfs") once chartfs_log_use_syslog() is called.
  * Messages above the configured level are dropped before formatting.
  * Every message starts with its component, e.g. "client: GET /v2/x: 404".
  * Never log a secret (password, token, Authorization header).
@@ -23,6 +24,13 @@ void chartfs_log_set_level(int level);
 int chartfs_log_level(void);
 /* Switch output from stderr to syslog (call after daemonizing). */
 void chartfs_log_use_syslog(void);
+/* Open path for appending (0600, created if missing) as the destination
+ * that replaces stderr once chartfs_log_detach() is called: 0 or -errno. */
+int chartfs_log_open_file(const char *path) WUR;
+/* After daemonizing: to the file opened above, else to syslog. */
+void chartfs_log_detach(void);
+/* Is there a syslog socket to log to once detached? */
+bool chartfs_log_have_syslog(void);
 /* Emit one message; a trailing newline is added if missing. */
 void chartfs_log(int level, const char *fmt, ...) PRINTF_LIKE(2, 3);
 void chartfs_vlog(int level, const char *fmt, va_list ap) PRINTF_LIKE(2, 0);

@@ -2,6 +2,7 @@
 #include "common/strv.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,4 +59,22 @@ void strv_free(struct strv *sv)
 	free(sv->v);
 	sv->v = NULL;
 	sv->n = sv->cap = 0;
+}
+
+void strv_join(const struct strv *sv, const char *sep, char *buf, size_t len)
+{
+	size_t i, used = 0;
+	int n;
+
+	buf[0] = '\0';
+	for (i = 0; i < sv->n; i++) {
+		n = snprintf(buf + used, len - used, "%s%s", i ? sep : "", sv->v[i]);
+		if (n < 0 || (size_t)n >= len - used) {
+			/* Cut: mark it, where there is room for the mark. */
+			if (len >= 4)
+				memcpy(buf + len - 4, "...", 4);
+			return;
+		}
+		used += (size_t)n;
+	}
 }

@@ -23,6 +23,9 @@ int strv_push(struct strv *sv, const char *s) WUR;
 int strv_push_owned(struct strv *sv, char *s) WUR;
 /* Sort and remove duplicates. */
 void strv_sort_uniq(struct strv *sv);
+/* The strings joined by sep into buf (size len > 0), always terminated;
+ * what does not fit ends in "...". */
+void strv_join(const struct strv *sv, const char *sep, char *buf, size_t len);
 /* Free all strings and the array; leaves sv empty. */
 void strv_free(struct strv *sv);
 

@@ -43,6 +43,7 @@ struct options {
 	char *registry_config;
 	char *username;
 	char *password_file;
+	char *log_file;
 	int nonopts;
 };
 
@@ -74,6 +75,7 @@ static const struct fuse_opt chartfs_opts[] = {
 	OPT("registry_config=%s", registry_config),
 	OPT("username=%s", username),
 	OPT("password_file=%s", password_file),
+	OPT("log_file=%s", log_file),
 	FUSE_OPT_END,
 };
 
@@ -98,8 +100,8 @@ static const char *const help_lines[] = {
 	"    -o immutable           refuse to replace an existing tag (EEXIST)",
 	"    -o show_signatures     list sha256-<digest>.sig/.att/.sbom tags too",
 	"    -o offline             serve only what the cache holds; never ask the registry",
-	"    -h, --help             print this help and exit",
-	"    -V, --version          print the version and exit",
+	"    -o ro                  read-only mount: no publishing or deleting",
+	"    -o log_file=FILE       once detached, log to FILE instead of syslog",
 };
 /* clang-format on */
 
@@ -115,7 +117,11 @@ static void usage(const char *prog)
 	    prog, prog);
 	for (i = 0; i < sizeof(help_lines) / sizeof(help_lines[0]); i++)
 		printf("%s\n", help_lines[i]);
-	printf("\n");
+	printf(
+	    "\n"
+	    "Messages go to stderr with -f or -d; once detached, to -o log_file, else\n"
+	    "to syslog (where there is no /dev/log, as in most containers, chartfs\n"
+	    "says so at start: use -o log_file or -f there).\n\n");
 }
 
 /* Options that /etc/fstab and systemd give mount(8), not the filesystem:
@@ -370,6 +376,26 @@ static int setup_hosts(const struct options *o, const struct oci_client_opts *co
 	return hosts_new(&ho, c->bc, &c->hosts);
 }
 
+/* Where messages go once the daemon detaches: said before it does, so a
+ * user without syslog learns where to look. */
+static int setup_log(const struct options *o, int foreground)
+{
+	int ret;
+
+	if (o->log_file) {
+		ret = chartfs_log_open_file(o->log_file);
+		if (ret)
+			fprintf(stderr, "chartfs: -o log_file=%s: %s\n", o->log_file,
+				strerror(-ret));
+		return ret;
+	}
+	if (!foreground && !chartfs_log_have_syslog())
+		fprintf(stderr,
+			"chartfs: no syslog here (/dev/log): what the daemon logs "
+			"is lost; use -o log_file=FILE or -f\n");
+	return 0;
+}
+
 /* libfuse's messages go through our log module too. */
 static void fuse_log_adapter(enum fuse_log_level level, const char *fmt, va_list ap)
 {
@@ -451,6 +477,8 @@ int main(int argc, char *argv[])
 		goto out;
 	if (o.cache_max && parse_size("cache_max", o.cache_max, &cache_max) != 0)
 		goto out;
+	if (setup_log(&o, fopts.foreground) != 0)
+		goto out;
 
 	c.cache_dir = o.cache_dir ? strdup(o.cache_dir) : default_cache_dir();
 	if (!c.cache_dir || mkdir_p(c.cache_dir) != 0) {
@@ -520,7 +548,7 @@ int main(int argc, char *argv[])
 	if (fuse_daemonize(fopts.foreground) != 0)
 		goto out;
 	if (!fopts.foreground)
-		chartfs_log_use_syslog();
+		chartfs_log_detach();
 	if (chartfs_ll_start(ll) != 0 || fuse_set_signal_handlers(se) != 0)
 		goto out;
 	/* libfuse ends the session on SIGHUP; here it means "forget names",
@@ -581,6 +609,7 @@ out:
 	free(o.registry_config);
 	free(o.username);
 	free(o.password_file);
+	free(o.log_file);
 	fuse_opt_free_args(&args);
 	return ret;
 }

@@ -130,9 +130,10 @@ int model_mkdir(struct model *m, struct ns_node *dir, const char *name) WUR;
 /* Note a repository that now exists (after a push): it is listed at once
  * and its tags are asked again on the next access. */
 int model_add_repo(struct model *m, const char *fullname, struct ns_node **out) WUR;
-/* After re-reading node's tags and manifests: does any tag other than tag
- * point at digest? (before a delete by digest, which removes them all) */
+/* After re-reading node's tags and manifests: the tags other than tag
+ * that point at digest, into *others (before a delete by digest, which
+ * removes them all); a tag whose manifest could not be read is one. */
 int model_digest_shared(struct model *m, struct ns_node *node, const char *tag,
-			const char *digest, bool *shared) WUR;
+			const char *digest, struct strv *others) WUR;
 
 #endif

@@ -546,7 +546,7 @@ int model_tag_tree(struct model *m, struct ns_node *node, struct model_tag *t,
 }
 
 int model_digest_shared(struct model *m, struct ns_node *node, const char *tag,
-			const char *digest, bool *shared)
+			const char *digest, struct strv *others)
 {
 	struct repo *r;
 	size_t i;
@@ -558,18 +558,17 @@ int model_digest_shared(struct model *m, struct ns_node *node, const char *tag,
 		ret = model_refresh_manifests(m, node);
 	if (ret)
 		return ret;
-	*shared = false;
 	pthread_mutex_lock(&m->lock);
 	r = node->repo;
-	for (i = 0; r && i < r->ntags; i++) {
+	for (i = 0; !ret && r && i < r->ntags; i++) {
 		const struct model_tag *t = r->tags[i];
 		/* A tag whose manifest could not be read counts as shared:
 		 * better refuse a delete than remove a version silently. */
 		if (strcmp(t->tag, tag) && (!t->man || !strcmp(t->digest, digest)))
-			*shared = true;
+			ret = strv_push(others, t->tag);
 	}
 	pthread_mutex_unlock(&m->lock);
-	return 0;
+	return ret;
 }
 
 void model_tag_files_gone(struct model *m, struct model_tag *t)

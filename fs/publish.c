@@ -318,7 +318,7 @@ int publish_delete(struct model *m, struct ns_node *node, const char *tag)
 	struct model_tag *t = NULL;
 	char digest[DIGEST_STR_MAX];
 	char *repo = model_repo_name(m, node);
-	bool shared = false;
+	struct strv others = {0};
 	int ret;
 
 	if (!repo)
@@ -334,14 +334,16 @@ int publish_delete(struct model *m, struct ns_node *node, const char *tag)
 		goto out;
 	memcpy(digest, t->digest, sizeof(digest));
 	model_tag_put(m, t);
-	ret = model_digest_shared(m, node, tag, digest, &shared);
+	ret = model_digest_shared(m, node, tag, digest, &others);
 	if (ret)
 		goto out;
-	if (shared) {
-		log_warn(
-		    "fs: delete %s:%s refused: other tags share its manifest %s and the "
-		    "registry can only delete by digest",
-		    repo, tag, digest);
+	if (others.n) {
+		char names[512];
+
+		strv_join(&others, ", ", names, sizeof(names));
+		log_warn("fs: delete %s:%s refused: the registry can only delete by "
+			 "digest, and %s %s share its manifest %s",
+			 repo, tag, others.n > 1 ? "tags" : "tag", names, digest);
 		ret = -EBUSY;
 		goto out;
 	}
@@ -355,6 +357,7 @@ out:
 	if (!ret)
 		log_info("fs: deleted %s:%s", repo, tag);
 	model_changed(m, node);
+	strv_free(&others);
 	free(repo);
 	return ret;
 }
