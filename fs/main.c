@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -43,6 +44,7 @@ struct options {
 	char *registry_config;
 	char *username;
 	char *password_file;
+	char *write_group;
 	int nonopts;
 };
 
@@ -74,6 +76,7 @@ static const struct fuse_opt chartfs_opts[] = {
 	OPT("registry_config=%s", registry_config),
 	OPT("username=%s", username),
 	OPT("password_file=%s", password_file),
+	OPT("write_group=%s", write_group),
 	FUSE_OPT_END,
 };
 
@@ -98,6 +101,7 @@ static const char *const help_lines[] = {
 	"    -o immutable           refuse to replace an existing tag (EEXIST)",
 	"    -o show_signatures     list sha256-<digest>.sig/.att/.sbom tags too",
 	"    -o offline             serve only what the cache holds; never ask the registry",
+	"    -o write_group=GROUP   members of GROUP (a name or gid) may write too (default: only the mounting user)",
 	"    -h, --help             print this help and exit",
 	"    -V, --version          print the version and exit",
 };
@@ -216,6 +220,29 @@ static int parse_size(const char *name, const char *s, uint64_t *out)
 		v <<= 10 * (unsigned)(u - units + 1);
 	*out = v;
 	return 0;
+}
+
+/* -o write_group=GROUP: a group name, else a number (a gid /etc/group
+ * may not name). Resolved once, at start: the group a write is checked
+ * against must not change under a running mount. */
+static int parse_write_group(const char *s, gid_t *out)
+{
+	struct group *g = getgrnam(s);
+	unsigned long v;
+	char *end;
+
+	if (g) {
+		*out = g->gr_gid;
+		return 0;
+	}
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (*s >= '0' && *s <= '9' && !errno && !*end && v < (gid_t)-1) {
+		*out = (gid_t)v;
+		return 0;
+	}
+	fprintf(stderr, "chartfs: -o write_group=%s: no such group\n", s);
+	return -EINVAL;
 }
 
 /* Split "[scheme://]host[:port][/prefix]" into host and prefix. */
@@ -451,6 +478,9 @@ int main(int argc, char *argv[])
 		goto out;
 	if (o.cache_max && parse_size("cache_max", o.cache_max, &cache_max) != 0)
 		goto out;
+	if (o.write_group && parse_write_group(o.write_group, &c.write_gid) != 0)
+		goto out;
+	c.write_group = o.write_group != NULL;
 
 	c.cache_dir = o.cache_dir ? strdup(o.cache_dir) : default_cache_dir();
 	if (!c.cache_dir || mkdir_p(c.cache_dir) != 0) {
@@ -580,6 +610,7 @@ out:
 	free(o.registry_config);
 	free(o.username);
 	free(o.password_file);
+	free(o.write_group);
 	fuse_opt_free_args(&args);
 	return ret;
 }
