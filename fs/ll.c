@@ -486,6 +486,7 @@ static const struct fuse_lowlevel_ops ll_ops = {
     .forget_multi = ll_forget_multi,
     .getattr = ll_getattr,
     .setattr = ll_setattr,
+    .access = ll_access,
     .opendir = ll_opendir,
     .readdir = ll_readdir,
     .readdirplus = ll_readdirplus,

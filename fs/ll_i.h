@@ -39,6 +39,10 @@ bool ll_child_path(fuse_req_t req, fuse_ino_t parent, const char *name, char **o
  * for writing); a handle it admitted is not asked again at FLUSH or
  * RELEASE. */
 int ll_may_write(fuse_req_t req, const char *what, const char *path);
+/* access(2) and chdir: what the modes say for this caller (the kernel
+ * checks none itself: no default_permissions), so `test -w` is false where
+ * a write would be refused. W_OK and X_OK only cost a stat. */
+void ll_access(fuse_req_t req, fuse_ino_t ino, int mask);
 
 /* The requests that change something (fs/ll_write.c). */
 void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "common/log.h"
 
@@ -53,13 +54,21 @@ static void loggable(const char *path, char *out, size_t len)
 	out[i] = '\0';
 }
 
+/* Whether req's caller may write through this mount at all. */
+static bool caller_may_write(const struct chartfs *c, fuse_req_t req)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	return ctx->uid == c->uid || in_write_group(c, req, ctx);
+}
+
 int ll_may_write(fuse_req_t req, const char *what, const char *path)
 {
 	const struct chartfs *c = ((struct chartfs_ll *)fuse_req_userdata(req))->c;
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	char shown[LOGGED_PATH_MAX];
 
-	if (ctx->uid == c->uid || in_write_group(c, req, ctx))
+	if (caller_may_write(c, req))
 		return 0;
 	loggable(path, shown, sizeof(shown));
 	if (c->write_group)
@@ -72,6 +81,26 @@ int ll_may_write(fuse_req_t req, const char *what, const char *path)
 			 "writes through this mount (see -o write_group)",
 			 what, shown, (unsigned)ctx->uid, (unsigned)c->uid);
 	return -EACCES;
+}
+
+void ll_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	const struct chartfs *c = ((struct chartfs_ll *)fuse_req_userdata(req))->c;
+	enum chartfs_life life;
+	struct stat st;
+	int ret = 0;
+
+	/* Every entry is readable by all, and a directory searchable. */
+	if (mask & (W_OK | X_OK)) {
+		ret = chartfs_stat(ll_req_node(req, ino)->path, &st, &life);
+		if (!ret && (mask & X_OK) && !(st.st_mode & 0111))
+			ret = -EACCES;
+		/* A question, not a write: no log line. */
+		if (!ret && (mask & W_OK) &&
+		    (!(st.st_mode & 0222) || !caller_may_write(c, req)))
+			ret = -EACCES;
+	}
+	fuse_reply_err(req, -ret);
 }
 
 void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,

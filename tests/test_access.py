@@ -165,6 +165,12 @@ def test_another_user_reads_but_every_write_is_refused(seeded_reg, daemon, publi
     r = as_user(["ls", d.path(REPO)])
     assert r.returncode == 0 and PKG in r.stdout.split(), r.stderr
     assert as_user(["cmp", pkg, pkg]).returncode == 0
+    # access(2) answers as the modes and the refusals below do: readable,
+    # searchable, not writable for this user.
+    for path in (d.path("charts"), d.path(REPO), pkg):
+        r = as_user(["sh", "-c", 'test -r "$1" && test ! -w "$1"', "-", path])
+        assert r.returncode == 0, path
+    assert as_user(["sh", "-c", 'cd "$1" && ls', "-", d.path(REPO, "0.1.0")]).returncode == 0
 
     # cp into the mount: a push with root's credentials. Refused, nothing pushed.
     r = as_user(["cp", public_pkg, d.path("charts") + "/"])
@@ -289,6 +295,13 @@ def test_modes_show_who_may_write(seeded_reg, daemon):
     out = subprocess.run(["ls", "-l", rw.path(REPO)], check=True, capture_output=True,
                          text=True).stdout
     assert "-rw-r--r--" in out and "dr-xr-xr-x" in out, out
+    # access(2) says the same to the mounting user: `test -w` where a
+    # write is accepted, no `test -x` on a file.
+    for parts, bits in want.items():
+        p = rw.path(*parts)
+        assert os.access(p, os.W_OK) == bool(int(bits, 8) & 0o200), parts
+        assert os.access(p, os.X_OK) == bool(int(bits, 8) & 0o100), parts
+        assert os.access(p, os.R_OK), parts
     # Read-only: no write bit anywhere.
     for parts in want:
         bits, _ = mode(ro.path(*parts))
