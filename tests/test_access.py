@@ -37,17 +37,37 @@ def as_user(cmd, uid=NOBODY, gid=NOBODY, groups=None):
 
 
 class Daemon:
-    """chartfs -f -o allow_other,... as root, its log in a file."""
+    """chartfs -f -o allow_other,... as root, its log in a file. With
+    uid: run as that user, given CAP_SYS_ADMIN to mount (so no fuse.conf
+    user_allow_other is needed) and CAP_DAC_OVERRIDE to open this
+    container's 0600 /dev/fuse; its cache and home in pub."""
 
-    def __init__(self, binary, host, pub, work, env, opts=()):
+    def __init__(self, binary, host, pub, work, env, opts=(), uid=None):
         self.mnt = os.path.join(pub, "mnt%d" % len(os.listdir(pub)))
         os.mkdir(self.mnt)
         os.chmod(self.mnt, 0o755)
         self.log_path = os.path.join(work, "chartfs-%s.log" % os.path.basename(self.mnt))
         cache = os.path.join(work, "cache-" + os.path.basename(self.mnt))
+        cmd = [binary]
+        if uid is not None:
+            home = os.path.join(pub, "home-" + os.path.basename(self.mnt))
+            os.mkdir(home)
+            os.chown(self.mnt, uid, uid)
+            os.chown(home, uid, uid)
+            cache = os.path.join(home, "cache")
+            env = dict(env, HOME=home, XDG_CONFIG_HOME=home, XDG_CACHE_HOME=home,
+                       DOCKER_CONFIG=home, HELM_CONFIG_HOME=home,
+                       HELM_REGISTRY_CONFIG=os.path.join(home, "config.json"))
+            # Sanitizer reports go where that user can write them.
+            for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+                env[var] = env[var].replace("log_path=", "log_path=%s/" % home)
+            cmd = ["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups",
+                   "--inh-caps=+sys_admin,+dac_override",
+                   "--ambient-caps=+sys_admin,+dac_override", "--", binary]
+        self.home = home if uid is not None else None
         o = ",".join(["plain_http", "allow_other", "ttl=0", "cache_dir=" + cache, *opts])
         with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen([binary, "-f", "-o", o, host, self.mnt], env=env,
+            self.proc = subprocess.Popen([*cmd, "-f", "-o", o, host, self.mnt], env=env,
                                          stdout=log, stderr=subprocess.STDOUT)
         deadline = time.time() + 20
         while not os.path.ismount(self.mnt):
@@ -105,14 +125,17 @@ def daemon(chartfs_bin, env, tmp_path, pub):
     os.makedirs(san)
     daemons = []
 
-    def start(host, opts=()):
-        d = Daemon(chartfs_bin, host, pub, str(tmp_path), sanitizer_env(env, san), opts)
+    def start(host, opts=(), uid=None):
+        d = Daemon(chartfs_bin, host, pub, str(tmp_path), sanitizer_env(env, san), opts, uid)
         daemons.append(d)
         return d
 
     yield start
     problems = [p for p in (d.stop() for d in daemons) if p]
     problems += sanitizer_reports(san)
+    for d in daemons:
+        if d.home:
+            problems += sanitizer_reports(d.home + san)
     assert not problems, "\n".join(problems)
 
 
@@ -230,6 +253,30 @@ def test_the_mounters_group_alone_admits_nobody(seeded_reg, daemon, public_pkg):
     r = as_user(["cp", public_pkg, d.path("charts") + "/"], gid=0)
     assert r.returncode != 0 and DENIED in r.stderr, r.stderr
     assert seeded_reg.tags("charts/web") == []
+
+
+def test_root_is_refused_on_another_users_mount(seeded_reg, daemon, public_pkg):
+    """Mounted by nobody: its credentials are lent to nobody else, root
+    included (root can mount with its own); nobody itself writes."""
+    reg = seeded_reg
+    d = daemon(reg.host, uid=NOBODY)
+    pkg = d.path(REPO, PKG)
+    assert b"name: helm-oci-test" in read(d.path(REPO, "0.1.0", "Chart.yaml"))
+    for cmd in (["cp", public_pkg, d.path("charts") + "/"], ["rm", pkg],
+                ["mkdir", d.path("charts", "new")]):
+        r = subprocess.run(cmd, capture_output=True, text=True, env={"LC_ALL": "C",
+                                                                     "PATH": "/usr/bin:/bin"})
+        assert r.returncode != 0 and DENIED in r.stderr, (cmd, r.stderr)
+    lines = [l for l in d.log().splitlines() if "by uid 0 refused" in l]
+    assert len(lines) == 3 and "only uid %d" % NOBODY in lines[0], d.log()
+    assert reg.tags("charts/web") == [] and reg.tags(REPO) == ["0.1.0"]
+    assert mode(d.path(REPO)) == ("755", NOBODY)
+    r = as_user(["cp", public_pkg, d.path("charts") + "/"])
+    assert r.returncode == 0, r.stderr
+    assert reg.tags("charts/web") == ["1.0.0"]
+    r = as_user(["rm", pkg])
+    assert r.returncode == 0, r.stderr
+    assert reg.tags(REPO) == []
 
 
 @pytest.mark.parametrize("how", ["supplementary", "primary"])
