@@ -56,8 +56,10 @@ struct chartfs {
 	unsigned ttl;
 	bool immutable; /* -o immutable: never replace an existing tag */
 	bool read_only; /* -o ro: no writes, so no file handles either */
-	uid_t uid;
+	uid_t uid;	/* the mounting user: the only one who may write, */
 	gid_t gid;
+	bool write_group; /* with -o write_group's members, */
+	gid_t write_gid;  /* this group (fs/ll_write.c: ll_may_write) */
 	char *cache_dir;
 	pthread_mutex_t up_lock;
 	struct upload *uploads;
@@ -104,7 +106,10 @@ int chartfs_resolve_new(struct chartfs *c, const char *path, struct model **m,
 			struct path_res *r) WUR;
 
 /* Attributes of a synthetic entry: dirs 0555 / files 0444, owned by the
- * mounting user (0755 / 0644 where writes are accepted). */
+ * mounting user (and -o write_group's group). fs/ops.c adds the write bits
+ * where a write is accepted (namespaces, repositories, packages and files
+ * being written, on read-write mounts): 0755 / 0644, 0775 / 0664 with
+ * -o write_group. */
 void chartfs_fill_stat(struct stat *st, bool dir, off_t size, time_t mtime);
 /* The tag record a resolved path names (the chart is required unless the
  * path is the tag directory itself). */

@@ -377,6 +377,13 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * never changes, and a warm read never reaches us (page cache). No
 	 * handle: a READ opens the cached file itself (ll_read). */
 	n = inodes_get(ll->inodes, ino);
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		ret = ll_may_write(req, "open for writing", n->path);
+		if (ret) {
+			fuse_reply_err(req, -ret);
+			return;
+		}
+	}
 	if (n->life == CHARTFS_LIFE_FROZEN && (fi->flags & O_ACCMODE) == O_RDONLY &&
 	    !(fi->flags & O_TRUNC)) {
 		fi->fh = 0;
@@ -479,6 +486,7 @@ static const struct fuse_lowlevel_ops ll_ops = {
     .forget_multi = ll_forget_multi,
     .getattr = ll_getattr,
     .setattr = ll_setattr,
+    .access = ll_access,
     .opendir = ll_opendir,
     .readdir = ll_readdir,
     .readdirplus = ll_readdirplus,

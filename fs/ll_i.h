@@ -29,6 +29,21 @@ void ll_reply_attr(fuse_req_t req, struct inodes_node *n);
  * error and return false. */
 bool ll_child_path(fuse_req_t req, fuse_ino_t parent, const char *name, char **out);
 
+/* Whether req's caller may make a write (what, e.g. "unlink", to path):
+ * 0, or -EACCES with one log line naming the caller's uid and path. Every
+ * write acts on the registry with the mounting user's credentials, so it
+ * is that user's (c->uid) alone, or also -o write_group's members; reads
+ * stay open to whoever the kernel admits (allow_other, allow_root). Root
+ * is no exception: it is refused on another user's mount as anyone is.
+ * Called once, first, by every request that changes something (and OPEN
+ * for writing); a handle it admitted is not asked again at FLUSH or
+ * RELEASE. */
+int ll_may_write(fuse_req_t req, const char *what, const char *path);
+/* access(2) and chdir: what the modes say for this caller (the kernel
+ * checks none itself: no default_permissions), so `test -w` is false where
+ * a write would be refused. W_OK and X_OK only cost a stat. */
+void ll_access(fuse_req_t req, fuse_ino_t ino, int mask);
+
 /* The requests that change something (fs/ll_write.c). */
 void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		struct fuse_file_info *fi);

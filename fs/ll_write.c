@@ -4,14 +4,112 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+/* The groups a caller's membership in -o write_group is looked up in at
+ * once; more take one more look. */
+#define CALLER_GROUPS 64
+
+/* Whether the caller of req belongs to -o write_group: its gid, else its
+ * supplementary groups (read by libfuse from /proc, so only when the gid
+ * alone does not tell). */
+static bool in_write_group(const struct chartfs *c, fuse_req_t req,
+			   const struct fuse_ctx *ctx)
+{
+	gid_t some[CALLER_GROUPS], *v = some;
+	bool found = false;
+	int i, n;
+
+	if (!c->write_group)
+		return false;
+	if (ctx->gid == c->write_gid)
+		return true;
+	n = fuse_req_getgroups(req, CALLER_GROUPS, some);
+	if (n > CALLER_GROUPS) {
+		v = malloc((size_t)n * sizeof(*v));
+		n = v ? fuse_req_getgroups(req, n, v) : -ENOMEM;
+	}
+	/* Unknown (the caller is gone, or in another pid namespace): not a
+	 * member. */
+	for (i = 0; i < n; i++)
+		found = found || v[i] == c->write_gid;
+	if (v != some)
+		free(v);
+	return found;
+}
+
+/* The longest part of a refused path the log line shows. */
+#define LOGGED_PATH_MAX 512
+
+/* path as the log may show it: the caller chose its names, so a control
+ * character (a newline starting a forged log line) is shown as '?'. */
+static void loggable(const char *path, char *out, size_t len)
+{
+	size_t i;
+
+	for (i = 0; path[i] && i + 1 < len; i++)
+		out[i] = (unsigned char)path[i] < 0x20 || path[i] == 0x7f ? '?' : path[i];
+	out[i] = '\0';
+}
+
+/* Whether req's caller may write through this mount at all. */
+static bool caller_may_write(const struct chartfs *c, fuse_req_t req)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	return ctx->uid == c->uid || in_write_group(c, req, ctx);
+}
+
+int ll_may_write(fuse_req_t req, const char *what, const char *path)
+{
+	const struct chartfs *c = ((struct chartfs_ll *)fuse_req_userdata(req))->c;
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	char shown[LOGGED_PATH_MAX];
+
+	if (caller_may_write(c, req))
+		return 0;
+	loggable(path, shown, sizeof(shown));
+	if (c->write_group)
+		log_warn("fs: %s %s by uid %u refused: only uid %u and group %u write "
+			 "through this mount",
+			 what, shown, (unsigned)ctx->uid, (unsigned)c->uid,
+			 (unsigned)c->write_gid);
+	else
+		log_warn("fs: %s %s by uid %u refused: only uid %u (the mounting user) "
+			 "writes through this mount (see -o write_group)",
+			 what, shown, (unsigned)ctx->uid, (unsigned)c->uid);
+	return -EACCES;
+}
+
+void ll_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	const struct chartfs *c = ((struct chartfs_ll *)fuse_req_userdata(req))->c;
+	enum chartfs_life life;
+	struct stat st;
+	int ret = 0;
+
+	/* Every entry is readable by all, and a directory searchable. */
+	if (mask & (W_OK | X_OK)) {
+		ret = chartfs_stat(ll_req_node(req, ino)->path, &st, &life);
+		if (!ret && (mask & X_OK) && !(st.st_mode & 0111))
+			ret = -EACCES;
+		/* A question, not a write: no log line. */
+		if (!ret && (mask & W_OK) &&
+		    (!(st.st_mode & 0222) || !caller_may_write(c, req)))
+			ret = -EACCES;
+	}
+	fuse_reply_err(req, -ret);
+}
 
 void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		struct fuse_file_info *fi)
 {
 	struct inodes_node *n = ll_req_node(req, ino);
-	int ret = 0;
+	int ret = ll_may_write(req, "setattr", n->path);
 
-	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+	if (!ret && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
 		ret = chartfs_chown(n->path, attr->st_uid, attr->st_gid, fi);
 	if (!ret && (to_set & FUSE_SET_ATTR_SIZE))
 		ret = chartfs_truncate(n->path, attr->st_size, fi);
@@ -39,8 +137,11 @@ void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 	      struct fuse_file_info *fi)
 {
-	struct chartfs_ll *ll = fuse_req_userdata(req);
-	int ret = chartfs_write(inodes_get(ll->inodes, ino)->path, buf, size, off, fi);
+	const char *path = ll_req_node(req, ino)->path;
+	int ret = ll_may_write(req, "write", path);
+
+	if (!ret)
+		ret = chartfs_write(path, buf, size, off, fi);
 
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
@@ -85,9 +186,15 @@ void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 {
 	char *path;
 
+	int ret;
+
 	if (!ll_child_path(req, parent, name, &path))
 		return;
-	reply_made(req, path, chartfs_create(path, mode, fi), fi);
+	ret = ll_may_write(req, "create", path);
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		reply_made(req, path, chartfs_create(path, mode, fi), fi);
 	free(path);
 }
 
@@ -95,43 +202,53 @@ void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	char *path;
 
+	int ret;
+
 	if (!ll_child_path(req, parent, name, &path))
 		return;
-	reply_made(req, path, chartfs_mkdir(path, mode), NULL);
+	ret = ll_may_write(req, "mkdir", path);
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		reply_made(req, path, chartfs_mkdir(path, mode), NULL);
 	free(path);
 }
 
-/* Answer with what op says of parent/name. */
+/* Answer with what op (called what) says of parent/name. */
 static void reply_name_op(fuse_req_t req, fuse_ino_t parent, const char *name,
-			  int (*op)(const char *path))
+			  const char *what, int (*op)(const char *path))
 {
 	char *path;
+	int ret;
 
 	if (!ll_child_path(req, parent, name, &path))
 		return;
-	fuse_reply_err(req, -op(path));
+	ret = ll_may_write(req, what, path);
+	fuse_reply_err(req, -(ret ? ret : op(path)));
 	free(path);
 }
 
 void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	reply_name_op(req, parent, name, chartfs_unlink);
+	reply_name_op(req, parent, name, "unlink", chartfs_unlink);
 }
 
 void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	reply_name_op(req, parent, name, chartfs_rmdir);
+	reply_name_op(req, parent, name, "rmdir", chartfs_rmdir);
 }
 
 void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 	       const char *newname, unsigned int flags)
 {
 	char *from, *to;
+	int ret;
 
 	if (!ll_child_path(req, parent, name, &from))
 		return;
 	if (ll_child_path(req, newparent, newname, &to)) {
-		fuse_reply_err(req, -chartfs_rename(from, to, flags));
+		ret = ll_may_write(req, "rename", from);
+		fuse_reply_err(req, -(ret ? ret : chartfs_rename(from, to, flags)));
 		free(to);
 	}
 	free(from);
@@ -140,37 +257,42 @@ void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
 	char *path;
+	int ret;
 
 	if (!ll_child_path(req, parent, name, &path))
 		return;
-	fuse_reply_err(req, -chartfs_symlink(link, path));
+	ret = ll_may_write(req, "symlink", path);
+	fuse_reply_err(req, -(ret ? ret : chartfs_symlink(link, path)));
 	free(path);
 }
 
 void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	struct chartfs_ll *ll = fuse_req_userdata(req);
 	char *path;
+	int ret;
 
 	if (!ll_child_path(req, newparent, newname, &path))
 		return;
-	fuse_reply_err(req, -chartfs_symlink(inodes_get(ll->inodes, ino)->path, path));
+	ret = ll_may_write(req, "link", path);
+	fuse_reply_err(req,
+		       -(ret ? ret : chartfs_symlink(ll_req_node(req, ino)->path, path)));
 	free(path);
 }
 
 void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 		 size_t size, int flags)
 {
-	struct chartfs_ll *ll = fuse_req_userdata(req);
+	const char *path = ll_req_node(req, ino)->path;
+	int ret = ll_may_write(req, "setxattr", path);
 
-	fuse_reply_err(req, -chartfs_setxattr(inodes_get(ll->inodes, ino)->path, name,
-					      value, size, flags));
+	fuse_reply_err(req,
+		       -(ret ? ret : chartfs_setxattr(path, name, value, size, flags)));
 }
 
 void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	struct chartfs_ll *ll = fuse_req_userdata(req);
+	const char *path = ll_req_node(req, ino)->path;
+	int ret = ll_may_write(req, "removexattr", path);
 
-	fuse_reply_err(req,
-		       -chartfs_removexattr(inodes_get(ll->inodes, ino)->path, name));
+	fuse_reply_err(req, -(ret ? ret : chartfs_removexattr(path, name)));
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -44,6 +45,7 @@ struct options {
 	char *username;
 	char *password_file;
 	char *log_file;
+	char *write_group;
 	int nonopts;
 };
 
@@ -76,6 +78,7 @@ static const struct fuse_opt chartfs_opts[] = {
 	OPT("username=%s", username),
 	OPT("password_file=%s", password_file),
 	OPT("log_file=%s", log_file),
+	OPT("write_group=%s", write_group),
 	FUSE_OPT_END,
 };
 
@@ -102,6 +105,7 @@ static const char *const help_lines[] = {
 	"    -o offline             serve only what the cache holds; never ask the registry",
 	"    -o ro                  read-only mount: no publishing or deleting",
 	"    -o log_file=FILE       once detached, log to FILE instead of syslog",
+	"    -o write_group=GROUP   members of GROUP (a name or gid) may write too (default: only the mounting user)",
 };
 /* clang-format on */
 
@@ -222,6 +226,29 @@ static int parse_size(const char *name, const char *s, uint64_t *out)
 		v <<= 10 * (unsigned)(u - units + 1);
 	*out = v;
 	return 0;
+}
+
+/* -o write_group=GROUP: a group name, else a number (a gid /etc/group
+ * may not name). Resolved once, at start: the group a write is checked
+ * against must not change under a running mount. */
+static int parse_write_group(const char *s, gid_t *out)
+{
+	struct group *g = getgrnam(s);
+	unsigned long v;
+	char *end;
+
+	if (g) {
+		*out = g->gr_gid;
+		return 0;
+	}
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (*s >= '0' && *s <= '9' && !errno && !*end && v < (gid_t)-1) {
+		*out = (gid_t)v;
+		return 0;
+	}
+	fprintf(stderr, "chartfs: -o write_group=%s: no such group\n", s);
+	return -EINVAL;
 }
 
 /* Split "[scheme://]host[:port][/prefix]" into host and prefix. */
@@ -479,6 +506,9 @@ int main(int argc, char *argv[])
 		goto out;
 	if (setup_log(&o, fopts.foreground) != 0)
 		goto out;
+	if (o.write_group && parse_write_group(o.write_group, &c.write_gid) != 0)
+		goto out;
+	c.write_group = o.write_group != NULL;
 
 	c.cache_dir = o.cache_dir ? strdup(o.cache_dir) : default_cache_dir();
 	if (!c.cache_dir || mkdir_p(c.cache_dir) != 0) {
@@ -610,6 +640,7 @@ out:
 	free(o.username);
 	free(o.password_file);
 	free(o.log_file);
+	free(o.write_group);
 	fuse_opt_free_args(&args);
 	return ret;
 }

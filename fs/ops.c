@@ -25,11 +25,24 @@ void chartfs_fill_stat(struct stat *st, bool dir, off_t size, time_t mtime)
 	st->st_mode = dir ? S_IFDIR | 0555 : S_IFREG | 0444;
 	st->st_nlink = dir ? 2 : 1;
 	st->st_uid = c->uid;
-	st->st_gid = c->gid;
+	st->st_gid = c->write_group ? c->write_gid : c->gid;
 	st->st_size = size;
 	st->st_blksize = 4096;
 	st->st_blocks = (size + 511) / 512;
 	st->st_mtime = st->st_ctime = st->st_atime = mtime;
+}
+
+/* The write bits of an entry a write is accepted on (a namespace or
+ * repository to create in, a package to overwrite, a file being written):
+ * the mounting user's, and -o write_group's (fs/ll_write.c: ll_may_write
+ * admits exactly these callers). Chart contents and read-only mounts keep
+ * none. */
+static void add_write_bits(struct stat *st)
+{
+	const struct chartfs *c = chartfs_ctx();
+
+	if (!c->read_only)
+		st->st_mode |= c->write_group ? 0220 : 0200;
 }
 
 static int route(struct chartfs *c, const char *path, struct model **m, const char **sub)
@@ -125,7 +138,7 @@ static ino_t digest_ino(const char *digest, const char *what)
 static int upload_stat(struct stat *st, off_t size, time_t mtime, enum chartfs_life *life)
 {
 	chartfs_fill_stat(st, false, size, mtime);
-	st->st_mode = S_IFREG | 0644;
+	add_write_bits(st);
 	*life = CHARTFS_LIFE_NOW;
 	return 0;
 }
@@ -181,6 +194,7 @@ static int registry_stat(struct chartfs *c, const char *path, struct stat *st,
 		return ret;
 	if (r.kind == PATH_DIR) {
 		chartfs_fill_stat(st, true, 0, model_start_time(m));
+		add_write_bits(st);
 		return 0;
 	}
 	ret = chartfs_get_tag(m, &r, &t);
@@ -194,6 +208,7 @@ static int registry_stat(struct chartfs *c, const char *path, struct stat *st,
 		break;
 	case PATH_PKG:
 		chartfs_fill_stat(st, false, t->chart->size, tag_mtime(m, t));
+		add_write_bits(st);
 		st->st_ino = digest_ino(t->digest, ".tgz");
 		break;
 	default:
@@ -225,6 +240,9 @@ static int fill_entry(void *arg, const struct model_entry *e)
 	struct stat st;
 
 	chartfs_fill_stat(&st, e->is_dir, e->size, e->mtime);
+	/* A namespace or repository (no digest) or a package: not a tag. */
+	if (!e->is_dir || !e->digest)
+		add_write_bits(&st);
 	if (e->digest)
 		st.st_ino = digest_ino(e->digest, e->is_dir ? "/" : ".tgz");
 	/* The attributes are complete (the manifests were fetched to list a
