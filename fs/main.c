@@ -403,6 +403,8 @@ static int setup_hosts(const struct options *o, const struct oci_client_opts *co
 	return hosts_new(&ho, c->bc, &c->hosts);
 }
 
+static bool warn_no_syslog;
+
 /* Where messages go once the daemon detaches: said before it does, so a
  * user without syslog learns where to look. */
 static int setup_log(const struct options *o, int foreground)
@@ -416,20 +418,113 @@ static int setup_log(const struct options *o, int foreground)
 				strerror(-ret));
 		return ret;
 	}
-	if (!foreground && !chartfs_log_have_syslog())
-		fprintf(stderr,
-			"chartfs: no syslog here (/dev/log): what the daemon logs "
-			"is lost; use -o log_file=FILE or -f\n");
+	/* Said once the mount is made, right before detaching. */
+	warn_no_syslog = !foreground && !chartfs_log_have_syslog();
 	return 0;
 }
 
-/* libfuse's messages go through our log module too. */
+/* "fuse: unknown option(s): `-o password=s3cret,x -y'": libfuse echoes
+ * each option whole, values and all. Say their names only, in one line. */
+static void say_unknown_options(const char *list)
+{
+	char names[512] = "", *copy = strdup(list), *tok, *save = NULL;
+	size_t used = 0;
+
+	for (tok = copy ? strtok_r(copy, " ',", &save) : NULL; tok;
+	     tok = strtok_r(NULL, " ',", &save)) {
+		int n;
+
+		if (!strcmp(tok, "-o"))
+			continue;
+		if (!strncmp(tok, "-o", 2))
+			tok += 2;
+		tok[strcspn(tok, "=")] = '\0';
+		n = snprintf(names + used, sizeof(names) - used, "%s%s", used ? ", " : "",
+			     tok);
+		if (n < 0 || (size_t)n >= sizeof(names) - used)
+			break;
+		used += (size_t)n;
+	}
+	free(copy);
+	log_err("chartfs: unknown option%s: %s (see chartfs --help)",
+		strchr(names, ',') ? "s" : "", names);
+}
+
+/* libfuse's messages go through our log module too. libfuse writes some
+ * lines in pieces (the unknown-options one in three): pieces are kept
+ * until the newline that ends their line. Its lines start with "fuse: "
+ * already, or are given that prefix. */
 static void fuse_log_adapter(enum fuse_log_level level, const char *fmt, va_list ap)
 {
-	char buf[1024];
+	static const char unknown[] = "fuse: unknown option(s): `";
+	static _Thread_local char line[1024];
+	static _Thread_local size_t len;
+	int n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
 
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	chartfs_log((int)level, "fuse: %s", buf);
+	if (n < 0)
+		return;
+	len = (size_t)n >= sizeof(line) - len ? sizeof(line) - 1 : len + (size_t)n;
+	if (len < sizeof(line) - 1 && (!len || line[len - 1] != '\n'))
+		return;
+	while (len && line[len - 1] == '\n')
+		line[--len] = '\0';
+	if (!strncmp(line, unknown, sizeof(unknown) - 1))
+		say_unknown_options(line + sizeof(unknown) - 1);
+	else
+		chartfs_log((int)level, "%s%s",
+			    strncmp(line, "fuse: ", 6) ? "fuse: " : "", line);
+	len = 0;
+}
+
+/* The mount point: an existing directory, and not a live chartfs mount
+ * already (the kernel would stack a second one on it silently). Read
+ * from /proc/self/mountinfo, which asks no filesystem (a hung mount
+ * would hang a stat of it). */
+static int check_mountpoint(const char *mnt)
+{
+	char abs[PATH_MAX], line[4096];
+	struct stat st;
+	FILE *f;
+	int ret = 0;
+
+	if (mnt[0] == '/') {
+		if ((size_t)snprintf(abs, sizeof(abs), "%s", mnt) >= sizeof(abs))
+			return -ENAMETOOLONG;
+	} else if (!getcwd(line, sizeof(line)) ||
+		   (size_t)snprintf(abs, sizeof(abs), "%s/%s", line, mnt) >=
+		       sizeof(abs)) {
+		return -ENAMETOOLONG;
+	}
+	while (strlen(abs) > 1 && abs[strlen(abs) - 1] == '/')
+		abs[strlen(abs) - 1] = '\0';
+	f = fopen("/proc/self/mountinfo", "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		char point[4096], type[256];
+
+		/* "id parent maj:min root point opts [tags] - type source ..." */
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", point) == 1 &&
+		    sscanf(strstr(line, " - ") ? strstr(line, " - ") : "", " - %255s",
+			   type) == 1 &&
+		    !strcmp(point, abs) && !strcmp(type, "fuse.chartfs")) {
+			fprintf(
+			    stderr,
+			    "chartfs: %s is a chartfs mount already: unmount it first "
+			    "(fusermount3 -u %s)\n",
+			    mnt, mnt);
+			ret = -EBUSY;
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	if (!ret && stat(mnt, &st) != 0) {
+		ret = -errno;
+		fprintf(stderr, "chartfs: mount point %s: %s\n", mnt, strerror(errno));
+	} else if (!ret && !S_ISDIR(st.st_mode)) {
+		ret = -ENOTDIR;
+		fprintf(stderr, "chartfs: mount point %s is not a directory\n", mnt);
+	}
+	return ret;
 }
 
 int main(int argc, char *argv[])
@@ -510,6 +605,31 @@ int main(int argc, char *argv[])
 		goto out;
 	c.write_group = o.write_group != NULL;
 
+	/* The session first: libfuse refuses an unknown option here, before a
+	 * cache directory is made or the registry is asked anything. */
+	c.ttl = ttl;
+	c.immutable = o.immutable;
+	/* Offline, nothing could be pushed: the mount is read-only. */
+	c.read_only = o.ro || o.offline;
+	/* "ro" was taken out of the arguments to see it: the kernel needs it too. */
+	if (c.read_only && fuse_opt_add_arg(&args, "-oro") != 0)
+		goto out;
+	/* Access times mean nothing here, and without noatime the kernel
+	 * drops a file's cached attributes after every read, which costs a
+	 * GETATTR round trip per file read (a third of a warm grep's). */
+	if (fuse_opt_add_arg(&args, "-onoatime") != 0)
+		goto out;
+	pthread_mutex_init(&c.up_lock, NULL);
+	c.uid = getuid();
+	c.gid = getgid();
+	if (asprintf(&fsname, "-ofsname=%s%s%s,subtype=chartfs", host ? host : "chartfs",
+		     prefix ? "/" : "", prefix ? prefix : "") < 0 ||
+	    fuse_opt_add_arg(&args, fsname) != 0)
+		goto out;
+	if (chartfs_ll_new(&c, &args, &ll) != 0 ||
+	    check_mountpoint(fopts.mountpoint) != 0)
+		goto out;
+
 	c.cache_dir = o.cache_dir ? strdup(o.cache_dir) : default_cache_dir();
 	if (!c.cache_dir || mkdir_p(c.cache_dir) != 0) {
 		fprintf(stderr, "chartfs: cannot create cache directory %s: %s\n",
@@ -549,32 +669,14 @@ int main(int argc, char *argv[])
 		 : setup_hosts(&o, &copts, &mopts, &c) != 0)
 		goto out;
 	c.start = time(NULL);
-	c.ttl = ttl;
-	c.immutable = o.immutable;
-	/* Offline, nothing could be pushed: the mount is read-only. */
-	c.read_only = o.ro || o.offline;
-	/* "ro" was taken out of the arguments to see it: the kernel needs it too. */
-	if (c.read_only && fuse_opt_add_arg(&args, "-oro") != 0)
-		goto out;
-	/* Access times mean nothing here, and without noatime the kernel
-	 * drops a file's cached attributes after every read, which costs a
-	 * GETATTR round trip per file read (a third of a warm grep's). */
-	if (fuse_opt_add_arg(&args, "-onoatime") != 0)
-		goto out;
-	pthread_mutex_init(&c.up_lock, NULL);
-	c.uid = getuid();
-	c.gid = getgid();
-
-	if (asprintf(&fsname, "-ofsname=%s%s%s,subtype=chartfs", host ? host : "chartfs",
-		     prefix ? "/" : "", prefix ? prefix : "") < 0 ||
-	    fuse_opt_add_arg(&args, fsname) != 0)
-		goto out;
-	if (chartfs_ll_new(&c, &args, &ll) != 0)
-		goto out;
 	se = chartfs_ll_session(ll);
 	/* Mount first, then detach: the command returns with the mount ready. */
 	if (chartfs_ll_mount(ll, fopts.mountpoint) != 0)
 		goto out;
+	if (warn_no_syslog)
+		fprintf(stderr,
+			"chartfs: no syslog here (/dev/log): what the daemon logs "
+			"is lost; use -o log_file=FILE or -f\n");
 	if (fuse_daemonize(fopts.foreground) != 0)
 		goto out;
 	if (!fopts.foreground)

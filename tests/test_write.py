@@ -210,6 +210,9 @@ def test_rm_refuses_when_another_tag_shares_the_digest(registry_factory, mount, 
         os.unlink(m.path("charts/helm-oci-test/helm-oci-test-0.1.0.tgz"))
     assert e.value.errno == errno.EBUSY
     assert sorted(reg.tags("charts/helm-oci-test")) == ["0.1.0", "stable"]
+    # The log line names the tag that shares the digest.
+    refused = [l for l in m.log().splitlines() if "delete charts/helm-oci-test:0.1.0" in l]
+    assert len(refused) == 1 and "tag stable share" in refused[0], m.log()
 
 
 def test_rm_with_deletes_disabled(registry_factory, mount, helm4, packages):

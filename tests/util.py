@@ -348,10 +348,15 @@ class Mount:
                  check=True, plain_http=True):
         self.mnt = mnt
         self.cache_dir = cache_dir
+        # What the daemon logs once detached (-o log_file): see log().
+        self.log_path = mnt.rstrip("/") + ".log"
         os.makedirs(mnt, exist_ok=True)
         # opts may repeat plain_http or set ttl= itself (it wins over `ttl`).
         opts = [o for o in opts if o != "plain_http"]
         o = (["plain_http"] if plain_http else []) + ["cache_dir=" + cache_dir]
+        if "-f" not in args and "-d" not in args and not any(
+                x.startswith("log_file=") for x in opts):
+            o.append("log_file=" + self.log_path)
         if ttl is not None and not any(x.startswith("ttl=") for x in opts):
             o.append("ttl=%s" % ttl)
         # target None: every registry under one mount (MOUNTPOINT alone).
@@ -374,6 +379,15 @@ class Mount:
 
     def path(self, *parts):
         return os.path.join(self.mnt, *parts)
+
+    def log(self):
+        """What the daemon logged: its start (stderr) and, once detached,
+        its log file."""
+        text = self.result.stderr
+        if os.path.exists(self.log_path):
+            with open(self.log_path, errors="replace") as f:
+                text += f.read()
+        return text
 
     def alive(self):
         """Running: a zombie waiting for init to reap it has exited."""
