@@ -667,6 +667,8 @@ int auth_header(struct oci_client *c, const char *scope, char **hdr, char *why,
 	pthread_mutex_lock(&c->auth_lock);
 	/* What this scope's endpoint asked for, else the registry's default. */
 	e = scope_find_locked(c, key);
+	if (e && e->scheme == AUTH_NONE)
+		e = NULL; /* half made when memory ran out */
 	scheme = e ? e->scheme : c->auth_scheme;
 	r = e ? e->realm : c->auth_realm;
 	sv = e ? e->service : c->auth_service;
@@ -738,7 +740,8 @@ static int challenge_bearer(struct oci_client *c, const struct challenge *ch,
 	pthread_mutex_lock(&c->auth_lock);
 	e = scope_find_locked(c, key);
 	hopeless = sent && ch->error && !strcmp(ch->error, "insufficient_scope") && e &&
-		   e->scheme == AUTH_BEARER && e->asked && scopes_cover(e->asked, asked);
+		   e->scheme == AUTH_BEARER && e->realm && !strcmp(e->realm, ch->realm) &&
+		   e->asked && scopes_cover(e->asked, asked);
 	if (!hopeless) {
 		c->auth_scheme = AUTH_BEARER;
 		if (set_copy(&c->auth_realm, ch->realm) ||
