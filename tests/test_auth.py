@@ -781,6 +781,13 @@ def test_plain_http_realm_on_another_port_gets_no_credentials(e, pki):
     lines = [ln for ln in out.splitlines() if "plain http on another origin" in ln]
     assert len(lines) == 1, out
     assert PASSWORD not in out and auth_b64() not in out
+    # An identity token is a secret too: no OAuth2 POST to that realm.
+    e.docker_config({"auths": {reg.host: {"auth": auth_b64(), "identitytoken": "rt-SECRET"}}})
+    m = e.mount(reg.host, ["plain_http"])
+    with pytest.raises(PermissionError):
+        os.listdir(os.path.join(m, REPO))
+    assert all(method == "GET" for method, _, _ in ts.requests), ts.requests
+    assert all(a is None for a in ts.authorization), ts.authorization
 
 
 class HarborLikeProxy:
