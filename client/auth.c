@@ -2,8 +2,13 @@
  * auth.c - registry authentication: WWW-Authenticate parsing, Basic
  * credentials, and Bearer tokens fetched from the realm and cached per scope.
  *
- * The scheme, realm and service a registry asked for are remembered, so
- * later requests send credentials at once instead of paying a 401 each.
+ * What a challenge asks for is remembered for its scope (the endpoint a
+ * request is for), so later requests send credentials at once instead of
+ * paying a 401 each. One endpoint asking for Basic (Harbor's catalog) does
+ * not put the password on the others: a scope not challenged yet follows
+ * the registry's default, which only the registry's root (/v2/) sets to
+ * Basic, as docker's ping does, while any Bearer challenge makes its realm
+ * the default (a token is scoped; a password is not).
  * Network I/O (token fetches) never happens under auth_lock.
  */
 #include "client/http_i.h"
@@ -20,12 +25,18 @@
 
 #define TOKEN_MAX (64u * 1024)
 #define TOKEN_RESP_MAX (1u * 1024 * 1024)
-#define TOKENS_KEPT 64
+/* Scopes whose challenge and token are remembered; the oldest go first and
+ * then follow the default again. */
+#define AUTH_SCOPES_KEPT 64
 
-struct auth_token {
-	struct auth_token *next;
-	char *scope;
-	char *value;
+struct auth_scope {
+	struct auth_scope *next;
+	char *key;   /* the request's scope; "" for none */
+	int scheme;  /* AUTH_BASIC or AUTH_BEARER */
+	char *realm; /* Bearer: where its tokens come from */
+	char *service;
+	char *token;	   /* Bearer: the last token, or NULL */
+	char *asked;	   /* the scopes that token was asked for */
 	long long expires; /* CLOCK_MONOTONIC seconds */
 };
 
@@ -45,22 +56,32 @@ static long long now_s(void)
 	return (long long)ts.tv_sec;
 }
 
-static void token_free(struct auth_token *t)
+static void scope_forget_token(struct auth_scope *e)
 {
-	free(t->scope);
-	auth_free_secret(t->value);
-	free(t);
+	auth_free_secret(e->token);
+	free(e->asked);
+	e->token = e->asked = NULL;
+	e->expires = 0;
+}
+
+static void scope_free(struct auth_scope *e)
+{
+	scope_forget_token(e);
+	free(e->key);
+	free(e->realm);
+	free(e->service);
+	free(e);
 }
 
 void auth_free(struct oci_client *c)
 {
-	struct auth_token *t, *next;
+	struct auth_scope *e, *next;
 
-	for (t = c->tokens; t; t = next) {
-		next = t->next;
-		token_free(t);
+	for (e = c->scopes; e; e = next) {
+		next = e->next;
+		scope_free(e);
 	}
-	c->tokens = NULL;
+	c->scopes = NULL;
 	free(c->auth_realm);
 	free(c->auth_service);
 	c->auth_realm = c->auth_service = NULL;
@@ -73,6 +94,7 @@ void oci_challenge_clear(struct challenge *ch)
 	free(ch->realm);
 	free(ch->service);
 	free(ch->scope);
+	free(ch->error);
 	memset(ch, 0, sizeof(*ch));
 }
 
@@ -174,6 +196,8 @@ static int parse_params(const char **p, struct challenge *ch)
 			slot = &ch->service;
 		else if (ch && klen == 5 && !strncasecmp(key, "scope", 5))
 			slot = &ch->scope;
+		else if (ch && klen == 5 && !strncasecmp(key, "error", 5))
+			slot = &ch->error;
 		if (slot) {
 			free(*slot);
 			*slot = v;
@@ -283,66 +307,141 @@ static char *bearer_header(const char *token)
 	return hdr;
 }
 
-/* A cached, unexpired token for scope as a header; lock held. */
-static char *cached_locked(struct oci_client *c, const char *scope)
-{
-	struct auth_token *t;
-	long long now = now_s();
+/* ---- per-scope state ---------------------------------------------------- */
 
-	for (t = c->tokens; t; t = t->next)
-		if (!strcmp(t->scope, scope) && t->expires > now)
-			return bearer_header(t->value);
+/* One token request: the realm asked, for what, and the scope it is kept
+ * under. */
+struct token_req {
+	const char *realm; /* as the challenge gave it */
+	const char *service;
+	const char *asked; /* space-separated scopes, or NULL */
+	const char *key;   /* the request's scope; "" for none */
+	const char *where; /* the realm as it may be logged */
+};
+
+/* The entry of key, or NULL; lock held. */
+static struct auth_scope *scope_find_locked(struct oci_client *c, const char *key)
+{
+	struct auth_scope *e;
+
+	for (e = c->scopes; e; e = e->next)
+		if (!strcmp(e->key, key))
+			return e;
 	return NULL;
 }
 
-static void drop_locked(struct oci_client *c, const char *scope)
+/* The entry of key, made if there is none, first in the list (the oldest
+ * beyond AUTH_SCOPES_KEPT are dropped); NULL without memory. Lock held. */
+static struct auth_scope *scope_get_locked(struct oci_client *c, const char *key)
 {
-	struct auth_token **pp = &c->tokens, *t;
-	long long now = now_s();
-
-	while ((t = *pp)) {
-		if (!strcmp(t->scope, scope) || t->expires <= now) {
-			*pp = t->next;
-			token_free(t);
-		} else {
-			pp = &t->next;
-		}
-	}
-}
-
-static void store_token(struct oci_client *c, const char *scope, const char *value,
-			long expires_in)
-{
-	struct auth_token *t = calloc(1, sizeof(*t)), **pp;
+	struct auth_scope **pp, *e = NULL;
 	size_t n = 0;
 
-	if (!t)
-		return;
-	t->scope = strdup(scope);
-	t->value = strdup(value);
-	/* Renew a little early so a token does not expire in flight. */
-	t->expires = now_s() + expires_in - (expires_in >= 20 ? 10 : 1);
-	if (!t->scope || !t->value) {
-		token_free(t);
-		return;
+	for (pp = &c->scopes; *pp; pp = &(*pp)->next) {
+		if (!strcmp((*pp)->key, key)) {
+			e = *pp;
+			*pp = e->next;
+			break;
+		}
 	}
-	pthread_mutex_lock(&c->auth_lock);
-	drop_locked(c, scope);
-	t->next = c->tokens;
-	c->tokens = t;
-	for (pp = &c->tokens; *pp; pp = &(*pp)->next) {
-		if (++n > TOKENS_KEPT) {
-			struct auth_token *rest = *pp;
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		if (e && !(e->key = strdup(key))) {
+			free(e);
+			e = NULL;
+		}
+		if (!e)
+			return NULL;
+	}
+	e->next = c->scopes;
+	c->scopes = e;
+	for (pp = &c->scopes; *pp; pp = &(*pp)->next) {
+		if (++n > AUTH_SCOPES_KEPT) {
+			struct auth_scope *rest = *pp;
 			*pp = NULL;
 			while (rest) {
-				struct auth_token *next = rest->next;
-				token_free(rest);
+				struct auth_scope *next = rest->next;
+				scope_free(rest);
 				rest = next;
 			}
 			break;
 		}
 	}
+	return e;
+}
+
+/* Replace *slot with a copy of v (NULL stays NULL); -ENOMEM keeps *slot. */
+static int set_copy(char **slot, const char *v)
+{
+	char *d = NULL;
+
+	if (v && !(d = strdup(v)))
+		return -ENOMEM;
+	free(*slot);
+	*slot = d;
+	return 0;
+}
+
+/* Key's endpoint asked for scheme (with realm and service for Bearer): its
+ * token, if any, is forgotten. Lock held. */
+static int scope_set_locked(struct oci_client *c, const char *key, int scheme,
+			    const char *realm, const char *service)
+{
+	struct auth_scope *e = scope_get_locked(c, key);
+
+	if (!e || set_copy(&e->realm, realm) || set_copy(&e->service, service))
+		return -ENOMEM;
+	e->scheme = scheme;
+	scope_forget_token(e);
+	return 0;
+}
+
+/* Keep a token for key: it came from realm for the scopes asked. */
+static void store_token(struct oci_client *c, const struct token_req *tr,
+			const char *value, long expires_in)
+{
+	struct auth_scope *e;
+	char *tok = strdup(value), *asked = strdup(tr->asked ? tr->asked : "");
+
+	pthread_mutex_lock(&c->auth_lock);
+	e = tok && asked ? scope_get_locked(c, tr->key) : NULL;
+	if (e && !set_copy(&e->realm, tr->realm) && !set_copy(&e->service, tr->service)) {
+		scope_forget_token(e);
+		e->scheme = AUTH_BEARER;
+		e->token = tok;
+		e->asked = asked;
+		/* Renew a little early so a token does not expire in flight. */
+		e->expires = now_s() + expires_in - (expires_in >= 20 ? 10 : 1);
+		tok = asked = NULL;
+	}
 	pthread_mutex_unlock(&c->auth_lock);
+	auth_free_secret(tok);
+	free(asked);
+}
+
+/* Does the space-separated list have name every scope in want names? */
+static bool scopes_cover(const char *have, const char *want)
+{
+	const char *w = want ? want : "";
+
+	while (*w) {
+		size_t n = strcspn(w, " "), m;
+		const char *h = have ? have : "";
+		bool found = false;
+		while (n && *h && !found) {
+			m = strcspn(h, " ");
+			found = m == n && !strncmp(h, w, n);
+			h += m;
+			while (*h == ' ')
+				h++;
+		}
+		if (n && !found)
+			return false;
+		w += n;
+		while (*w == ' ')
+			w++;
+	}
+	return true;
 }
 
 /* The realm URL with service and one scope= per space-separated scope. */
@@ -393,13 +492,17 @@ static bool token_ok(const char *t)
 	return n > 0;
 }
 
-/* May a secret go to url? Only over TLS, or in clear text where the
- * registry itself is spoken to in clear text: never to another host. */
-static bool secret_ok(const struct oci_client *c, const char *url, const char *where)
+/* May a secret go to url? Over TLS, or to the registry's own origin (its
+ * user chose clear text there with plain_http); never in clear text to
+ * another origin, another port of the same host included. */
+static bool secret_ok(struct oci_client *c, const char *url, const char *where)
 {
-	if (!strncasecmp(url, "https://", 8) || (c->plain_http && http_same_host(c, url)))
+	if (!strncasecmp(url, "https://", 8) || http_same_origin(c, url))
 		return true;
-	log_notice("client: token realm %s is plain http: asking anonymously", where);
+	if (!atomic_exchange(&c->realm_refused_logged, true))
+		log_notice("client: token realm %s is plain http on another origin than "
+			   "the registry: asking it without credentials",
+			   where);
 	return false;
 }
 
@@ -425,10 +528,10 @@ static char *refresh_form(const struct oci_client *c, const char *service,
 	return form;
 }
 
-/* Store the token of a realm's answer under key; its header in *hdr when
- * hdr is set (a token may expire the moment it is stored). */
-static int take_token(struct oci_client *c, const struct http_resp *rs, const char *key,
-		      char **hdr, const char *where, char *why, size_t why_len)
+/* Store the token of a realm's answer; its header in *hdr when hdr is set
+ * (a token may expire the moment it is stored). */
+static int take_token(struct oci_client *c, const struct http_resp *rs,
+		      const struct token_req *tr, char **hdr, char *why, size_t why_len)
 {
 	json_t *root =
 	    json_loadb(rs->body.data ? rs->body.data : "", rs->body.len, 0, NULL);
@@ -444,35 +547,34 @@ static int take_token(struct oci_client *c, const struct http_resp *rs, const ch
 	    json_integer_value(v) < 365L * 86400)
 		expires = (long)json_integer_value(v);
 	if (token_ok(tok)) {
-		store_token(c, key, tok, expires);
+		store_token(c, tr, tok, expires);
 		if (hdr) {
 			*hdr = bearer_header(tok);
 			ret = *hdr ? 0 : -ENOMEM;
 		}
 	} else {
 		snprintf(why, why_len, "token from %s: no usable token in the answer",
-			 where);
+			 tr->where);
 		ret = -EACCES;
 	}
 	json_decref(root);
 	return ret;
 }
 
-/* POST the identity token to the realm; -ENOENT when the realm only
- * speaks GET (404), so the caller falls back. */
-static int post_token(struct oci_client *c, const char *realm, const char *service,
-		      const char *scopes, const char *key, char **hdr, const char *where,
-		      char *why, size_t why_len)
+/* POST the identity token to the realm (resolved: url); -ENOENT when the
+ * realm only speaks GET (404), so the caller falls back. */
+static int post_token(struct oci_client *c, const char *url, const struct token_req *tr,
+		      char **hdr, char *why, size_t why_len)
 {
 	struct http_req rq = HTTP_REQ_INIT;
 	struct http_resp rs = {0};
-	char *form = refresh_form(c, service, scopes);
+	char *form = refresh_form(c, tr->service, tr->asked);
 	int ret;
 
 	if (!form)
 		return -ENOMEM;
 	rq.method = "POST";
-	rq.url = realm;
+	rq.url = url;
 	rq.no_auth = true;
 	rq.content_type = "application/x-www-form-urlencoded";
 	rq.body = form;
@@ -481,13 +583,14 @@ static int post_token(struct oci_client *c, const char *realm, const char *servi
 	rq.quiet = HTTP_QUIET_ALL;
 	ret = http_request(c, &rq, &rs);
 	if (ret == -ENOENT) {
-		log_debug("client: token realm %s has no OAuth2 POST: using GET", where);
+		log_debug("client: token realm %s has no OAuth2 POST: using GET",
+			  tr->where);
 	} else if (ret) {
-		snprintf(why, why_len, "token from %s (identity token): %s", where,
+		snprintf(why, why_len, "token from %s (identity token): %s", tr->where,
 			 rs.cause);
 		ret = ret == -EACCES || ret == -EINVAL ? -EACCES : ret;
 	} else {
-		ret = take_token(c, &rs, key, hdr, where, why, why_len);
+		ret = take_token(c, &rs, tr, hdr, why, why_len);
 	}
 	if (rs.body.data)
 		explicit_bzero(rs.body.data, rs.body.len);
@@ -496,15 +599,16 @@ static int post_token(struct oci_client *c, const char *realm, const char *servi
 	return ret;
 }
 
-/* Get a token for scopes from the realm and store it under key: POST with
- * the identity token if there is one, else (or on 404) GET with basic
+/* Get a token for scopes asked from realm and keep it under key: POST
+ * with the identity token if there is one, else (or on 404) GET with basic
  * credentials or anonymously. */
 static int fetch_token(struct oci_client *c, const char *realm, const char *service,
-		       const char *scopes, const char *key, char **hdr, char *why,
+		       const char *asked, const char *key, char **hdr, char *why,
 		       size_t why_len)
 {
 	struct http_req rq = HTTP_REQ_INIT;
 	struct http_resp rs = {0};
+	struct token_req tr = {realm, service, asked, key, NULL};
 	char *url = NULL, *basic = NULL, where[256];
 	int ret;
 
@@ -514,13 +618,14 @@ static int fetch_token(struct oci_client *c, const char *realm, const char *serv
 		return -EACCES;
 	}
 	http_log_path(c, url, where, sizeof(where));
+	tr.where = where;
 	if (c->identity_token && secret_ok(c, url, where)) {
-		ret = post_token(c, url, service, scopes, key, hdr, where, why, why_len);
+		ret = post_token(c, url, &tr, hdr, why, why_len);
 		if (ret != -ENOENT)
 			goto out;
 	}
 	free(url);
-	url = token_url(realm, service, scopes);
+	url = token_url(realm, service, asked);
 	if (!url)
 		return -ENOMEM;
 	if (c->username && secret_ok(c, url, where) && !(basic = basic_header(c))) {
@@ -539,7 +644,7 @@ static int fetch_token(struct oci_client *c, const char *realm, const char *serv
 		ret = ret == -EACCES || ret == -ENOENT || ret == -EINVAL ? -EACCES : ret;
 		goto out;
 	}
-	ret = take_token(c, &rs, key, hdr, where, why, why_len);
+	ret = take_token(c, &rs, &tr, hdr, why, why_len);
 out:
 	if (rs.body.data)
 		explicit_bzero(rs.body.data, rs.body.len);
@@ -554,21 +659,29 @@ int auth_header(struct oci_client *c, const char *scope, char **hdr, char *why,
 {
 	const char *key = scope ? scope : "";
 	char *realm = NULL, *service = NULL;
+	const char *r, *sv;
+	struct auth_scope *e;
 	int scheme, ret = 0;
 
 	*hdr = NULL;
 	pthread_mutex_lock(&c->auth_lock);
-	scheme = c->auth_scheme;
+	/* What this scope's endpoint asked for, else the registry's default. */
+	e = scope_find_locked(c, key);
+	if (e && e->scheme == AUTH_NONE)
+		e = NULL; /* half made when memory ran out */
+	scheme = e ? e->scheme : c->auth_scheme;
+	r = e ? e->realm : c->auth_realm;
+	sv = e ? e->service : c->auth_service;
 	if (scheme == AUTH_BASIC && c->username) {
 		*hdr = basic_header(c);
 		ret = *hdr ? 0 : -ENOMEM;
-	} else if (scheme == AUTH_BEARER) {
-		*hdr = cached_locked(c, key);
-		if (!*hdr) {
-			realm = c->auth_realm ? strdup(c->auth_realm) : NULL;
-			service = c->auth_service ? strdup(c->auth_service) : NULL;
-			ret = c->auth_realm && !realm ? -ENOMEM : 0;
-		}
+	} else if (scheme == AUTH_BEARER && e && e->token && e->expires > now_s()) {
+		*hdr = bearer_header(e->token);
+		ret = *hdr ? 0 : -ENOMEM;
+	} else if (scheme == AUTH_BEARER && r) {
+		realm = strdup(r);
+		service = sv ? strdup(sv) : NULL;
+		ret = !realm || (sv && !service) ? -ENOMEM : 0;
 	}
 	pthread_mutex_unlock(&c->auth_lock);
 	if (ret || !realm)
@@ -583,12 +696,79 @@ out:
 	return ret;
 }
 
+/* A Basic challenge: for its own scope only, unless it came from the
+ * registry's root (scope NULL), which speaks for the whole registry. */
+static int challenge_basic(struct oci_client *c, const char *scope, bool sent, char *why,
+			   size_t why_len)
+{
+	const char *key = scope ? scope : "";
+	struct auth_scope *e;
+	int was, ret;
+
+	pthread_mutex_lock(&c->auth_lock);
+	e = scope_find_locked(c, key);
+	was = e ? e->scheme : c->auth_scheme;
+	ret = scope_set_locked(c, key, AUTH_BASIC, NULL, NULL);
+	if (!scope)
+		c->auth_scheme = AUTH_BASIC;
+	pthread_mutex_unlock(&c->auth_lock);
+	if (ret) {
+		snprintf(why, why_len, "out of memory");
+	} else if (!c->username) {
+		snprintf(why, why_len, "401: the registry wants credentials");
+		ret = -EACCES;
+	} else if (sent && was == AUTH_BASIC) {
+		snprintf(why, why_len, "401: credentials refused");
+		ret = -EACCES;
+	}
+	return ret;
+}
+
+/* A Bearer challenge: its realm becomes the scope's and the default, and a
+ * token for what it names is fetched; unless the token just sent was
+ * already asked for all of that and the registry says insufficient_scope
+ * (Docker Hub's catalog): a fresh one from the same realm cannot do better. */
+static int challenge_bearer(struct oci_client *c, const struct challenge *ch,
+			    const char *scope, bool sent, char *why, size_t why_len)
+{
+	const char *key = scope ? scope : "";
+	const char *asked = ch->scope && ch->scope[0] ? ch->scope : scope;
+	bool hopeless;
+	struct auth_scope *e;
+	int ret = 0;
+
+	pthread_mutex_lock(&c->auth_lock);
+	e = scope_find_locked(c, key);
+	hopeless = sent && ch->error && !strcmp(ch->error, "insufficient_scope") && e &&
+		   e->scheme == AUTH_BEARER && e->realm && !strcmp(e->realm, ch->realm) &&
+		   e->asked && scopes_cover(e->asked, asked);
+	if (!hopeless) {
+		c->auth_scheme = AUTH_BEARER;
+		if (set_copy(&c->auth_realm, ch->realm) ||
+		    set_copy(&c->auth_service, ch->service) ||
+		    scope_set_locked(c, key, AUTH_BEARER, ch->realm, ch->service))
+			ret = -ENOMEM;
+	}
+	pthread_mutex_unlock(&c->auth_lock);
+	if (hopeless) {
+		snprintf(why, why_len,
+			 "401 insufficient_scope: the token for %s does not grant it",
+			 asked && asked[0] ? asked : "no scope");
+		return -EACCES;
+	}
+	if (ret) {
+		snprintf(why, why_len, "out of memory");
+		return ret;
+	}
+	/* The registry knows best what the request needs (e.g. delete). */
+	return fetch_token(c, ch->realm, ch->service, asked, key, NULL, why, why_len);
+}
+
 int auth_challenge(struct oci_client *c, const char *www_auth, const char *scope,
 		   bool sent_credentials, char *why, size_t why_len)
 {
-	const char *key = scope ? scope : "";
 	struct challenge ch;
-	int was, ret;
+	int ret;
 
 	if (!www_auth) {
 		snprintf(why, why_len, "401 without a challenge");
@@ -600,36 +780,13 @@ int auth_challenge(struct oci_client *c, const char *www_auth, const char *scope
 		return ret == -ENOMEM ? ret : -EACCES;
 	}
 	if (ch.scheme == AUTH_BASIC) {
-		pthread_mutex_lock(&c->auth_lock);
-		was = c->auth_scheme;
-		c->auth_scheme = AUTH_BASIC;
-		pthread_mutex_unlock(&c->auth_lock);
-		if (!c->username) {
-			snprintf(why, why_len, "401: the registry wants credentials");
-			ret = -EACCES;
-		} else if (sent_credentials && was == AUTH_BASIC) {
-			snprintf(why, why_len, "401: credentials refused");
-			ret = -EACCES;
-		}
-		goto out;
-	}
-	if (!ch.realm || !ch.realm[0]) {
+		ret = challenge_basic(c, scope, sent_credentials, why, why_len);
+	} else if (!ch.realm || !ch.realm[0]) {
 		snprintf(why, why_len, "401: bearer challenge without a realm");
 		ret = -EACCES;
-		goto out;
+	} else {
+		ret = challenge_bearer(c, &ch, scope, sent_credentials, why, why_len);
 	}
-	pthread_mutex_lock(&c->auth_lock);
-	c->auth_scheme = AUTH_BEARER;
-	free(c->auth_realm);
-	free(c->auth_service);
-	c->auth_realm = strdup(ch.realm);
-	c->auth_service = ch.service ? strdup(ch.service) : NULL;
-	drop_locked(c, key);
-	pthread_mutex_unlock(&c->auth_lock);
-	/* The registry knows best what the request needs (e.g. delete). */
-	ret = fetch_token(c, ch.realm, ch.service, ch.scope ? ch.scope : scope, key, NULL,
-			  why, why_len);
-out:
 	oci_challenge_clear(&ch);
 	return ret;
 }

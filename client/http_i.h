@@ -22,7 +22,7 @@
 
 #define HTTP_POOL_MAX 16
 
-struct auth_token;
+struct auth_scope;
 
 struct oci_client {
 	char *registry;
@@ -49,12 +49,15 @@ struct oci_client {
 	CURL *pool[HTTP_POOL_MAX];
 	size_t n_pool;
 
-	/* What the registry asked for last, and tokens per scope. */
+	/* Auth state (auth.c). The default for a scope not challenged yet:
+	 * what the registry's root (/v2/) asked for, or the last Bearer realm.
+	 * Per scope: what its own challenge asked for, and its token. */
 	pthread_mutex_t auth_lock;
 	int auth_scheme;
 	char *auth_realm;
 	char *auth_service;
-	struct auth_token *tokens;
+	struct auth_scope *scopes;
+	atomic_bool realm_refused_logged; /* the clear-text realm line, once */
 
 	atomic_uint_fast64_t requests;
 	atomic_bool cancelled; /* oci_client_cancel: every transfer ends now */
@@ -133,10 +136,12 @@ char *oci_link_next(const char *v);
  * and it leaves the registry's origin, -EINVAL if it is not http(s). */
 int http_resolve(const struct oci_client *c, const char *base, const char *ref,
 		 bool same_origin, char **out) WUR;
-/* True iff url has the registry's scheme, host and port. */
+/* True iff a and b are one origin (RFC 6454): same scheme, host and port
+ * (an omitted port is the scheme's default), and neither names a user.
+ * Every "is this the same place" question of the client asks this. */
+bool http_origin_eq(const char *a, const char *b);
+/* http_origin_eq(the registry's base, url). */
 bool http_same_origin(const struct oci_client *c, const char *url);
-/* True iff url names the registry's host (any scheme or port). */
-bool http_same_host(const struct oci_client *c, const char *url);
 /* The part of url that may be logged: the path, and the host if foreign. */
 void http_log_path(const struct oci_client *c, const char *url, char *buf, size_t size);
 /* Percent-encode s for a query value. */
@@ -150,6 +155,7 @@ struct challenge {
 	char *realm;
 	char *service;
 	char *scope;
+	char *error; /* e.g. "insufficient_scope" (RFC 6750 section 3.1) */
 };
 /* Parse a header value, which may list several challenges (RFC 7235
  * section 4.1): the first Bearer one, else the first Basic one. 0, -EINVAL

@@ -1,7 +1,8 @@
 /*
  * url.c - URL helpers for the request core: resolving Location and Link
- * targets, deciding whether a URL is the registry's own origin (only those
- * get credentials), and what of a URL may be logged.
+ * targets, deciding whether two URLs are one origin (scheme, host and port:
+ * only the registry's own origin gets its credentials), and what of a URL
+ * may be logged.
  */
 #include "client/http_i.h"
 
@@ -58,34 +59,25 @@ static bool origin_eq(const struct origin *a, const struct origin *b)
 	       !strcmp(a->port, b->port);
 }
 
-bool http_same_origin(const struct oci_client *c, const char *url)
+bool http_origin_eq(const char *a, const char *b)
 {
-	struct origin a, b;
+	struct origin oa, ob;
 	bool same = false;
 
-	if (origin_of(c->base, &a))
+	if (origin_of(a, &oa))
 		return false;
-	if (!origin_of(url, &b)) {
-		same = origin_eq(&a, &b) && !b.user;
-		origin_clear(&b);
+	if (!origin_of(b, &ob)) {
+		/* A URL naming a user is never "ours": credentials of its own. */
+		same = origin_eq(&oa, &ob) && !oa.user && !ob.user;
+		origin_clear(&ob);
 	}
-	origin_clear(&a);
+	origin_clear(&oa);
 	return same;
 }
 
-bool http_same_host(const struct oci_client *c, const char *url)
+bool http_same_origin(const struct oci_client *c, const char *url)
 {
-	struct origin a, b;
-	bool same = false;
-
-	if (origin_of(c->base, &a))
-		return false;
-	if (!origin_of(url, &b)) {
-		same = !strcasecmp(a.host, b.host);
-		origin_clear(&b);
-	}
-	origin_clear(&a);
-	return same;
+	return http_origin_eq(c->base, url);
 }
 
 int http_resolve(const struct oci_client *c, const char *base, const char *ref,

@@ -14,6 +14,7 @@ import http.server
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import threading
 import time
@@ -23,6 +24,7 @@ import uuid
 
 import pytest
 
+from proxy import RegistryProxy
 from util import Registry, find_pid, sanitizer_env, sanitizer_reports
 
 USER, PASSWORD = "alice", "s3cret-Pa55word"
@@ -109,16 +111,22 @@ def b64url(data):
 class TokenServer:
     """The distribution token spec, enough for distribution 2.8: GET with
     Basic credentials or anonymously, POST grant_type=refresh_token. Users get
-    every action they ask for; anonymous callers get none. Records requests."""
+    every action they ask for but those in `deny`; anonymous callers get none.
+    Served over HTTPS (the server certificate for 127.0.0.1) unless tls=False:
+    a realm on another origin gets credentials only over HTTPS. Records
+    requests, and the Authorization header of each."""
 
-    def __init__(self, pki, users=None, refresh_tokens=(), expires_in=300):
+    def __init__(self, pki, users=None, refresh_tokens=(), expires_in=300, tls=True,
+                 deny=()):
         self.pki = pki
         self.users = dict(users or {USER: PASSWORD})
         self.refresh_tokens = set(refresh_tokens)
         self.expires_in = expires_in
+        self.deny = set(deny)
         self.post_404 = False
         self.expired = 0          # how many tokens to issue already expired
         self.requests = []        # (method, [scopes], who)
+        self.authorization = []   # the Authorization header of each request, or None
         self.issued = []
         self.lock = threading.Lock()
         srv = self
@@ -131,6 +139,8 @@ class TokenServer:
                 q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
                 who = None
                 auth = self.headers.get("Authorization", "")
+                with srv.lock:
+                    srv.authorization.append(self.headers.get("Authorization"))
                 if auth.startswith("Basic "):
                     user, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
                     if srv.users.get(user) != pw:
@@ -139,6 +149,8 @@ class TokenServer:
                 srv.grant(self, "GET", q.get("scope", []), who)
 
             def do_POST(self):
+                with srv.lock:
+                    srv.authorization.append(self.headers.get("Authorization"))
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
                 f = urllib.parse.parse_qs(body)
                 if srv.post_404:
@@ -161,7 +173,11 @@ class TokenServer:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
-        self.realm = "http://127.0.0.1:%d/token" % self.port
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(pki["server.pem"], pki["server.key"])
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.realm = "%s://127.0.0.1:%d/token" % ("https" if tls else "http", self.port)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def jwt(self, access, expired):
@@ -181,7 +197,7 @@ class TokenServer:
         for s in scopes:
             typ, rest = s.split(":", 1)
             name, _, actions = rest.rpartition(":")
-            if who:
+            if who and s not in self.deny:
                 access.append({"type": typ, "name": name, "actions": actions.split(",")})
         with self.lock:
             self.requests.append((method, scopes, who))
@@ -441,17 +457,22 @@ def token_setup(e, pki, **kw):
     return ts, e.registry(auth=ts.auth_yaml())
 
 
+def tok_opts(pki):
+    """A plain-http registry whose token realm is HTTPS on another port."""
+    return ["plain_http", "ca_file=" + pki["ca.pem"]]
+
+
 def test_token_auth_basic_credentials_and_scopes(e, pki, packages):
     ts, reg = token_setup(e, pki)
     e.docker_config({"auths": {reg.host: {"auth": auth_b64()}}})
-    publish_read_delete(e, reg.host, ["plain_http"], packages)
+    publish_read_delete(e, reg.host, tok_opts(pki), packages)
     got = set(ts.scopes())
     for s in ("repository:%s:pull" % REPO, "repository:%s:pull,push" % REPO,
               "repository:%s:delete" % REPO, "registry:catalog:*"):
         assert s in got, (s, got)
     assert all(m == "GET" and who == USER for m, _, who in ts.requests if _)
     # Tokens are reused per scope: listing again asks the realm nothing new.
-    m = e.mount(reg.host, ["plain_http"])
+    m = e.mount(reg.host, tok_opts(pki))
     os.listdir(os.path.join(m, REPO))
     n = len(ts.requests)
     for _ in range(3):
@@ -462,12 +483,12 @@ def test_token_auth_basic_credentials_and_scopes(e, pki, packages):
 def test_token_auth_wrong_password_and_anonymous(e, pki, packages):
     ts, reg = token_setup(e, pki)
     e.docker_config({"auths": {reg.host: {"auth": auth_b64()}}})
-    m = e.mount(reg.host, ["plain_http"])
+    m = e.mount(reg.host, tok_opts(pki))
     os.makedirs(os.path.join(m, "charts"))
     assert cp(packages[PKG], os.path.join(m, "charts/")).returncode == 0
     for cfg in ({"auths": {reg.host: {"auth": auth_b64(password="wrong")}}}, {}):
         e.docker_config(cfg)
-        m = e.mount(reg.host, ["plain_http"])
+        m = e.mount(reg.host, tok_opts(pki))
         with pytest.raises(PermissionError):
             os.listdir(os.path.join(m, REPO))
         os.makedirs(os.path.join(m, "charts"), exist_ok=True)
@@ -478,7 +499,7 @@ def test_token_auth_identity_token_post_from_helper(e, pki, packages):
     ts, reg = token_setup(e, pki, refresh_tokens={"refresh-XYZ-123"})
     helper_on_path(e, "tok", reg.host, "<token>", "refresh-XYZ-123")
     e.docker_config({"credHelpers": {reg.host: "tok"}})
-    publish_read_delete(e, reg.host, ["plain_http"], packages)
+    publish_read_delete(e, reg.host, tok_opts(pki), packages)
     assert ts.requests and all(m == "POST" for m, _, _ in ts.requests)
 
 
@@ -486,7 +507,7 @@ def test_token_auth_identity_token_falls_back_to_get_on_404(e, pki, packages):
     ts, reg = token_setup(e, pki)
     ts.post_404 = True
     e.docker_config({"auths": {reg.host: {"auth": auth_b64(), "identitytoken": "rt-1"}}})
-    m = e.mount(reg.host, ["plain_http"])
+    m = e.mount(reg.host, tok_opts(pki))
     os.makedirs(os.path.join(m, "charts"))
     assert cp(packages[PKG], os.path.join(m, "charts/")).returncode == 0
     methods = [m for m, _, _ in ts.requests]
@@ -497,24 +518,24 @@ def test_token_auth_identity_token_falls_back_to_get_on_404(e, pki, packages):
 def test_token_auth_expired_tokens(e, pki, packages):
     ts, reg = token_setup(e, pki)
     e.docker_config({"auths": {reg.host: {"auth": auth_b64()}}})
-    m = e.mount(reg.host, ["plain_http"])
+    m = e.mount(reg.host, tok_opts(pki))
     os.makedirs(os.path.join(m, "charts"))
     assert cp(packages[PKG], os.path.join(m, "charts/")).returncode == 0
     # A token the registry finds expired is replaced once, on the 401.
-    m = e.mount(reg.host, ["plain_http"])
+    m = e.mount(reg.host, tok_opts(pki))
     ts.expired = 1
     n = len(ts.requests)
     assert os.listdir(os.path.join(m, REPO)) == ["0.1.0", PKG + ".tgz"]
     assert len(ts.requests) == n + 2
     # Only expired tokens: EACCES, not a loop.
-    m = e.mount(reg.host, ["plain_http"])
+    m = e.mount(reg.host, tok_opts(pki))
     ts.expired = 1000
     with pytest.raises(PermissionError):
         open(os.path.join(m, REPO, "0.1.0", "Chart.yaml")).close()
     ts.expired = 0
     # expires_in is honoured: a 1 s token is fetched again for each request.
     ts.expires_in = 1
-    m = e.mount(reg.host, ["plain_http"])
+    m = e.mount(reg.host, tok_opts(pki))
     n = len(ts.requests)
     for _ in range(3):
         os.listdir(os.path.join(m, REPO))
@@ -672,14 +693,14 @@ def test_redirected_blob_get_carries_no_authorization(e, packages):
 
 # ---- secrets stay secret ----------------------------------------------------------
 
-def run_foreground(e, target, opts, env=None):
-    """chartfs -f -d in the background of the test: (Popen, mnt, cache, log)."""
+def run_foreground(e, target, opts, env=None, debug=True):
+    """chartfs -f [-d] in the background of the test: (Popen, mnt, cache, log)."""
     n = len(e.mounts)
     mnt, cache = os.path.join(e.dir, "fg%d" % n), os.path.join(e.dir, "fgcache%d" % n)
     os.makedirs(mnt)
     log = open(os.path.join(e.dir, "fg%d.log" % n), "w+")
-    p = subprocess.Popen([e.bin, "-f", "-d", "-o", ",".join(["cache_dir=" + cache, "ttl=0",
-                                                             *opts]), target, mnt],
+    p = subprocess.Popen([e.bin, "-f", *(["-d"] if debug else []),
+                          "-o", ",".join(["cache_dir=" + cache, "ttl=0", *opts]), target, mnt],
                          env=sanitizer_env(dict(e.env, **(env or {})), e.san),
                          stdout=log, stderr=subprocess.STDOUT)
     e.mounts.append((mnt, p.pid))
@@ -699,7 +720,7 @@ def stop_foreground(p, mnt, log):
 def test_no_secret_in_logs_or_cache(e, pki, packages):
     ts, reg = token_setup(e, pki, refresh_tokens={"refresh-SECRET-42"})
     e.docker_config({"auths": {reg.host: {"auth": auth_b64()}}})
-    p, mnt, cache, log = run_foreground(e, reg.host, ["plain_http"])
+    p, mnt, cache, log = run_foreground(e, reg.host, tok_opts(pki))
     os.makedirs(os.path.join(mnt, "charts"))
     assert cp(packages[PKG], os.path.join(mnt, "charts/")).returncode == 0
     assert os.listdir(os.path.join(mnt, REPO)) == ["0.1.0", PKG + ".tgz"]
@@ -708,7 +729,7 @@ def test_no_secret_in_logs_or_cache(e, pki, packages):
     # The identity-token flow too.
     e.docker_config({"auths": {reg.host: {"auth": auth_b64(),
                                           "identitytoken": "refresh-SECRET-42"}}})
-    p, mnt2, cache2, log2 = run_foreground(e, reg.host, ["plain_http"])
+    p, mnt2, cache2, log2 = run_foreground(e, reg.host, tok_opts(pki))
     os.listdir(os.path.join(mnt2, REPO))
     out += stop_foreground(p, mnt2, log2)
     assert "GET /v2/" in out, "debug output expected"
@@ -735,3 +756,154 @@ def test_refused_request_logs_registry_and_scope(e, packages):
     out = stop_foreground(p, mnt, log)
     assert "(registry %s, scope repository:charts:pull)" % reg.host in out, out
     assert PASSWORD not in out and auth_b64(password="wrong-" + PASSWORD) not in out
+
+
+# ---- credentials and challenges, per origin --------------------------------------
+
+def test_plain_http_realm_on_another_port_gets_no_credentials(e, pki):
+    """A token realm on another port of the registry's host is another origin:
+    over plain http it is asked anonymously (one log line), never with the
+    password; the registry then refuses what anonymous tokens do not grant."""
+    ts, reg = token_setup(e, pki, tls=False)
+    e.docker_config({"auths": {reg.host: {"auth": auth_b64()}}})
+    p, mnt, _, log = run_foreground(e, reg.host, ["plain_http"], debug=False)
+    try:
+        with pytest.raises(PermissionError) as ex:
+            os.listdir(os.path.join(mnt, REPO))
+        assert ex.value.errno == errno.EACCES
+        with pytest.raises(PermissionError):
+            open(os.path.join(mnt, "other/chart/1.0.0/Chart.yaml")).close()
+    finally:
+        out = stop_foreground(p, mnt, log)
+    assert len(ts.requests) >= 3, ts.requests  # /v2/, the catalog, each repository
+    assert ts.authorization and all(a is None for a in ts.authorization), ts.authorization
+    assert all(who is None for _, _, who in ts.requests)
+    lines = [ln for ln in out.splitlines() if "plain http on another origin" in ln]
+    assert len(lines) == 1, out
+    assert PASSWORD not in out and auth_b64() not in out
+    # An identity token is a secret too: no OAuth2 POST to that realm.
+    e.docker_config({"auths": {reg.host: {"auth": auth_b64(), "identitytoken": "rt-SECRET"}}})
+    m = e.mount(reg.host, ["plain_http"])
+    with pytest.raises(PermissionError):
+        os.listdir(os.path.join(m, REPO))
+    assert all(method == "GET" for method, _, _ in ts.requests), ts.requests
+    assert all(a is None for a in ts.authorization), ts.authorization
+
+
+class HarborLikeProxy:
+    """In front of a token-auth registry, answers GET /v2/_catalog as Harbor
+    does: 401 with a Basic challenge unless the request carries the user's
+    Basic credentials (then it fetches a catalog token itself and forwards).
+    Everything else is forwarded as is. Records (path, auth scheme) of every
+    request chartfs makes."""
+
+    def __init__(self, reg, ts, pki):
+        self.seen = []
+        px = self
+        tls = ssl.create_default_context(cafile=pki["ca.pem"])
+
+        def catalog_token():
+            req = urllib.request.Request(ts.realm + "?service=%s&scope=registry:catalog:*"
+                                         % SERVICE,
+                                         headers={"Authorization": "Basic " + auth_b64()})
+            body = urllib.request.urlopen(req, timeout=30, context=tls).read()
+            return json.loads(body)["token"]
+
+        class Proxy(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def forward(self):
+                auth = self.headers.get("Authorization", "")
+                px.seen.append((self.path.split("?")[0], auth.split(" ")[0] or None))
+                n = int(self.headers.get("Content-Length", 0) or 0)
+                body = self.rfile.read(n) if n else None
+                hdrs = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+                if self.path.split("?")[0] == "/v2/_catalog":
+                    if auth != "Basic " + auth_b64():
+                        self.send_response(401)
+                        self.send_header("WWW-Authenticate", 'Basic realm="harbor"')
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    hdrs["Authorization"] = "Bearer " + catalog_token()
+                c = http.client.HTTPConnection("127.0.0.1", reg.port, timeout=30)
+                c.request(self.command, self.path, body=body, headers=hdrs)
+                r = c.getresponse()
+                data = r.read()
+                self.send_response(r.status)
+                for k, v in r.getheaders():
+                    if k.lower() not in ("connection", "transfer-encoding", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                c.close()
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = forward
+
+        self.proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+        self.host = "127.0.0.1:%d" % self.proxy.server_address[1]
+        threading.Thread(target=self.proxy.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.proxy.shutdown()
+        self.proxy.server_close()
+
+
+def test_basic_challenge_on_catalog_keeps_bearer_elsewhere(e, pki, packages):
+    """One endpoint asking for Basic (Harbor's catalog) gets the password;
+    tag lists, manifests and blobs keep using scoped Bearer tokens."""
+    ts, reg = token_setup(e, pki)
+    e.docker_config({"auths": {reg.host: {"auth": auth_b64()}}})
+    m = e.mount(reg.host, tok_opts(pki))
+    os.makedirs(os.path.join(m, "charts"))
+    assert cp(packages[PKG], os.path.join(m, "charts/")).returncode == 0
+    px = HarborLikeProxy(reg, ts, pki)
+    e.servers.append(px)
+    e.docker_config({"auths": {px.host: {"auth": auth_b64()}}})
+    m = e.mount(px.host, tok_opts(pki))
+    assert os.listdir(m) == ["charts"]
+    repo = os.path.join(m, REPO)
+    assert sorted(os.listdir(repo)) == ["0.1.0", PKG + ".tgz"]
+    with open(os.path.join(repo, "0.1.0", "Chart.yaml")) as f:
+        assert "name: helm-oci-test" in f.read()
+    with open(os.path.join(repo, PKG + ".tgz"), "rb") as f:
+        assert f.read() == open(packages[PKG], "rb").read()
+    assert ("/v2/_catalog", "Basic") in px.seen, px.seen
+    others = [(path, how) for path, how in px.seen if path != "/v2/_catalog"]
+    assert [x for x in others if "/manifests/" in x[0]], px.seen
+    assert [x for x in others if "/blobs/" in x[0]], px.seen
+    assert all(how != "Basic" for _, how in others), others
+    assert all(how == "Bearer" for path, how in others
+               if "/manifests/" in path or "/blobs/" in path), others
+
+
+def test_insufficient_scope_catalog_is_asked_once(e, pki, packages):
+    """A 401 error="insufficient_scope" for a token that was asked for that very
+    scope (Docker Hub's catalog) is final: no second token, no second request."""
+    ts, reg = token_setup(e, pki)
+    e.docker_config({"auths": {reg.host: {"auth": auth_b64()}}})
+    m = e.mount(reg.host, tok_opts(pki))
+    os.makedirs(os.path.join(m, "charts"))
+    assert cp(packages[PKG], os.path.join(m, "charts/")).returncode == 0
+    ts.deny.add("registry:catalog:*")
+    del ts.requests[:]
+    px = RegistryProxy(reg.host)
+    e.servers.append(px)
+    e.docker_config({"auths": {px.host: {"auth": auth_b64()}}})
+    p, mnt, _, log = run_foreground(e, px.host, tok_opts(pki), debug=False)
+    try:
+        os.listdir(mnt)
+        os.listdir(mnt)
+        assert px.count("/v2/_catalog") == 1, px.requests()
+        assert ts.scopes().count("registry:catalog:*") == 1, ts.requests
+        # Repositories stay readable: the refusal was the catalog's only.
+        assert sorted(os.listdir(os.path.join(mnt, REPO))) == ["0.1.0", PKG + ".tgz"]
+    finally:
+        out = stop_foreground(p, mnt, log)
+    lines = [ln for ln in out.splitlines() if "_catalog" in ln]
+    assert len(lines) == 1 and "insufficient_scope" in lines[0], out

@@ -38,7 +38,9 @@ static void check_challenge(const char *v, const struct oci_client *c)
 	if (ch.scheme != AUTH_BEARER && starts_bearer(v))
 		abort();
 	if (ch.realm) {
-		(void)http_same_host(c, ch.realm);
+		/* Where a secret may go: one origin test, symmetric. */
+		if (http_same_origin(c, ch.realm) != http_origin_eq(ch.realm, c->base))
+			abort();
 		if (http_resolve(c, PAGE, ch.realm, false, &s) == 0)
 			free(s);
 	}
