@@ -29,6 +29,16 @@
  * then follow the default again. */
 #define AUTH_SCOPES_KEPT 64
 
+/* A set of credentials: immutable once made, shared by reference, so a
+ * token fetch in flight keeps the set it started with while
+ * oci_client_set_creds swaps in another. */
+struct auth_creds {
+	atomic_int refs;
+	char *username; /* Basic, or NULL */
+	char *password;
+	char *identity_token; /* an OAuth2 refresh token, or NULL */
+};
+
 struct auth_scope {
 	struct auth_scope *next;
 	char *key;   /* the request's scope; "" for none */
@@ -73,6 +83,77 @@ static void scope_free(struct auth_scope *e)
 	free(e);
 }
 
+static void creds_put(struct auth_creds *cr)
+{
+	if (!cr || atomic_fetch_sub(&cr->refs, 1) != 1)
+		return;
+	free(cr->username);
+	auth_free_secret(cr->password);
+	auth_free_secret(cr->identity_token);
+	free(cr);
+}
+
+static int creds_new(const char *username, const char *password,
+		     const char *identity_token, struct auth_creds **out)
+{
+	struct auth_creds *cr = calloc(1, sizeof(*cr));
+
+	if (!cr)
+		return -ENOMEM;
+	atomic_init(&cr->refs, 1);
+	cr->username = username ? strdup(username) : NULL;
+	cr->password = password ? strdup(password) : NULL;
+	cr->identity_token = identity_token ? strdup(identity_token) : NULL;
+	if ((username && !cr->username) || (password && !cr->password) ||
+	    (identity_token && !cr->identity_token)) {
+		creds_put(cr);
+		return -ENOMEM;
+	}
+	*out = cr;
+	return 0;
+}
+
+/* The credentials in force, with a reference, and their generation. */
+static struct auth_creds *creds_get(struct oci_client *c, unsigned *gen)
+{
+	struct auth_creds *cr;
+
+	pthread_mutex_lock(&c->auth_lock);
+	cr = c->creds;
+	atomic_fetch_add(&cr->refs, 1);
+	if (gen)
+		*gen = c->creds_gen;
+	pthread_mutex_unlock(&c->auth_lock);
+	return cr;
+}
+
+int auth_creds_init(struct oci_client *c, const char *username, const char *password,
+		    const char *identity_token)
+{
+	return creds_new(username, password, identity_token, &c->creds);
+}
+
+int oci_client_set_creds(struct oci_client *c, const char *username, const char *password,
+			 const char *identity_token)
+{
+	struct auth_creds *cr, *old;
+	struct auth_scope *e;
+	int ret = creds_new(username, password, identity_token, &cr);
+
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&c->auth_lock);
+	old = c->creds;
+	c->creds = cr;
+	c->creds_gen++;
+	/* A token says what the old credentials were granted. */
+	for (e = c->scopes; e; e = e->next)
+		scope_forget_token(e);
+	pthread_mutex_unlock(&c->auth_lock);
+	creds_put(old);
+	return 0;
+}
+
 void auth_free(struct oci_client *c)
 {
 	struct auth_scope *e, *next;
@@ -85,6 +166,8 @@ void auth_free(struct oci_client *c)
 	free(c->auth_realm);
 	free(c->auth_service);
 	c->auth_realm = c->auth_service = NULL;
+	creds_put(c->creds);
+	c->creds = NULL;
 }
 
 /* ---- WWW-Authenticate -------------------------------------------------- */
@@ -284,11 +367,11 @@ static char *base64(const char *s)
 	return out;
 }
 
-static char *basic_header(const struct oci_client *c)
+static char *basic_header(const struct auth_creds *cr)
 {
 	char *pair = NULL, *b64, *hdr = NULL;
 
-	if (asprintf(&pair, "%s:%s", c->username, c->password ? c->password : "") < 0)
+	if (asprintf(&pair, "%s:%s", cr->username, cr->password ? cr->password : "") < 0)
 		return NULL;
 	b64 = base64(pair);
 	auth_free_secret(pair);
@@ -314,9 +397,11 @@ static char *bearer_header(const char *token)
 struct token_req {
 	const char *realm; /* as the challenge gave it */
 	const char *service;
-	const char *asked; /* space-separated scopes, or NULL */
-	const char *key;   /* the request's scope; "" for none */
-	const char *where; /* the realm as it may be logged */
+	const char *asked;		/* space-separated scopes, or NULL */
+	const char *key;		/* the request's scope; "" for none */
+	const char *where;		/* the realm as it may be logged */
+	const struct auth_creds *creds; /* what the fetch may send */
+	unsigned gen;			/* their generation (store_token) */
 };
 
 /* The entry of key, or NULL; lock held. */
@@ -404,7 +489,8 @@ static void store_token(struct oci_client *c, const struct token_req *tr,
 	char *tok = strdup(value), *asked = strdup(tr->asked ? tr->asked : "");
 
 	pthread_mutex_lock(&c->auth_lock);
-	e = tok && asked ? scope_get_locked(c, tr->key) : NULL;
+	/* Credentials swapped during the fetch: this token is the old ones'. */
+	e = tok && asked && tr->gen == c->creds_gen ? scope_get_locked(c, tr->key) : NULL;
 	if (e && !set_copy(&e->realm, tr->realm) && !set_copy(&e->service, tr->service)) {
 		scope_forget_token(e);
 		e->scheme = AUTH_BEARER;
@@ -508,12 +594,12 @@ static bool secret_ok(struct oci_client *c, const char *url, const char *where)
 
 /* The OAuth2 form for an identity token (distribution's token spec):
  * several scopes go space-separated into one scope field. */
-static char *refresh_form(const struct oci_client *c, const char *service,
+static char *refresh_form(const struct auth_creds *cr, const char *service,
 			  const char *scopes)
 {
 	char *svc = http_escape(service ? service : "");
 	char *scp = http_escape(scopes ? scopes : "");
-	char *tok = http_escape(c->identity_token);
+	char *tok = http_escape(cr->identity_token);
 	char *form = NULL;
 
 	if (svc && scp && tok &&
@@ -568,7 +654,7 @@ static int post_token(struct oci_client *c, const char *url, const struct token_
 {
 	struct http_req rq = HTTP_REQ_INIT;
 	struct http_resp rs = {0};
-	char *form = refresh_form(c, tr->service, tr->asked);
+	char *form = refresh_form(tr->creds, tr->service, tr->asked);
 	int ret;
 
 	if (!form)
@@ -608,7 +694,8 @@ static int fetch_token(struct oci_client *c, const char *realm, const char *serv
 {
 	struct http_req rq = HTTP_REQ_INIT;
 	struct http_resp rs = {0};
-	struct token_req tr = {realm, service, asked, key, NULL};
+	struct token_req tr = {realm, service, asked, key, NULL, NULL, 0};
+	struct auth_creds *cr;
 	char *url = NULL, *basic = NULL, where[256];
 	int ret;
 
@@ -619,16 +706,19 @@ static int fetch_token(struct oci_client *c, const char *realm, const char *serv
 	}
 	http_log_path(c, url, where, sizeof(where));
 	tr.where = where;
-	if (c->identity_token && secret_ok(c, url, where)) {
+	tr.creds = cr = creds_get(c, &tr.gen);
+	if (cr->identity_token && secret_ok(c, url, where)) {
 		ret = post_token(c, url, &tr, hdr, why, why_len);
 		if (ret != -ENOENT)
 			goto out;
 	}
 	free(url);
 	url = token_url(realm, service, asked);
-	if (!url)
-		return -ENOMEM;
-	if (c->username && secret_ok(c, url, where) && !(basic = basic_header(c))) {
+	if (!url) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (cr->username && secret_ok(c, url, where) && !(basic = basic_header(cr))) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -651,6 +741,7 @@ out:
 	http_resp_clear(&rs);
 	auth_free_secret(basic);
 	free(url);
+	creds_put(cr);
 	return ret;
 }
 
@@ -672,8 +763,8 @@ int auth_header(struct oci_client *c, const char *scope, char **hdr, char *why,
 	scheme = e ? e->scheme : c->auth_scheme;
 	r = e ? e->realm : c->auth_realm;
 	sv = e ? e->service : c->auth_service;
-	if (scheme == AUTH_BASIC && c->username) {
-		*hdr = basic_header(c);
+	if (scheme == AUTH_BASIC && c->creds->username) {
+		*hdr = basic_header(c->creds);
 		ret = *hdr ? 0 : -ENOMEM;
 	} else if (scheme == AUTH_BEARER && e && e->token && e->expires > now_s()) {
 		*hdr = bearer_header(e->token);
@@ -703,9 +794,11 @@ static int challenge_basic(struct oci_client *c, const char *scope, bool sent, c
 {
 	const char *key = scope ? scope : "";
 	struct auth_scope *e;
+	bool has_user;
 	int was, ret;
 
 	pthread_mutex_lock(&c->auth_lock);
+	has_user = c->creds->username != NULL;
 	e = scope_find_locked(c, key);
 	was = e ? e->scheme : c->auth_scheme;
 	ret = scope_set_locked(c, key, AUTH_BASIC, NULL, NULL);
@@ -714,7 +807,7 @@ static int challenge_basic(struct oci_client *c, const char *scope, bool sent, c
 	pthread_mutex_unlock(&c->auth_lock);
 	if (ret) {
 		snprintf(why, why_len, "out of memory");
-	} else if (!c->username) {
+	} else if (!has_user) {
 		snprintf(why, why_len, "401: the registry wants credentials");
 		ret = -EACCES;
 	} else if (sent && was == AUTH_BASIC) {

@@ -105,9 +105,8 @@ int oci_client_new(const struct oci_client_opts *opts, struct oci_client **out)
 	c->ca_file = dup_opt(opts->ca_file, &fail);
 	c->cert_file = dup_opt(opts->cert_file, &fail);
 	c->key_file = dup_opt(opts->key_file, &fail);
-	c->username = dup_opt(opts->username, &fail);
-	c->password = dup_opt(opts->password, &fail);
-	c->identity_token = dup_opt(opts->identity_token, &fail);
+	if (auth_creds_init(c, opts->username, opts->password, opts->identity_token))
+		fail = true;
 	if (asprintf(&c->base, "%s://%s", c->plain_http ? "http" : "https",
 		     opts->registry) < 0) {
 		c->base = NULL;
@@ -158,9 +157,6 @@ void oci_client_free(struct oci_client *c)
 	free(c->ca_file);
 	free(c->cert_file);
 	free(c->key_file);
-	free(c->username);
-	auth_free_secret(c->password);
-	auth_free_secret(c->identity_token);
 	free(c->certs_d_ca);
 	free(c);
 }

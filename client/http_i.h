@@ -23,6 +23,7 @@
 #define HTTP_POOL_MAX 16
 
 struct auth_scope;
+struct auth_creds;
 
 struct oci_client {
 	char *registry;
@@ -32,10 +33,11 @@ struct oci_client {
 	char *ca_file;
 	char *cert_file;
 	char *key_file;
-	char *username;
-	char *password;
-	char *identity_token; /* OAuth2 refresh token; never logged */
-	char *certs_d_ca;     /* certs.d/<host>/ca.crt, or NULL */
+	/* Basic credentials or an identity token (auth.c): swapped whole by
+	 * oci_client_set_creds under auth_lock; never logged. */
+	struct auth_creds *creds;
+	unsigned creds_gen; /* bumped at each swap: older tokens are not kept */
+	char *certs_d_ca;   /* certs.d/<host>/ca.crt, or NULL */
 	long connect_timeout;
 	long low_speed_time;
 
@@ -171,6 +173,9 @@ int auth_header(struct oci_client *c, const char *scope, char **hdr, char *why,
 int auth_challenge(struct oci_client *c, const char *www_auth, const char *scope,
 		   bool sent_credentials, char *why, size_t why_len) WUR;
 void auth_free(struct oci_client *c);
+/* Set c's first credentials (at creation): 0 or -ENOMEM. */
+int auth_creds_init(struct oci_client *c, const char *username, const char *password,
+		    const char *identity_token) WUR;
 /* Append the registry and the scope to why: the one line a refused
  * request logs says who refused what (never with a secret). */
 void auth_denied_cause(const struct oci_client *c, const char *scope, char *why,

@@ -76,6 +76,11 @@ struct oci_fetched {
 /* Create a client; copies every string in opts. */
 int oci_client_new(const struct oci_client_opts *opts, struct oci_client **out) WUR;
 void oci_client_free(struct oci_client *c);
+/* Replace c's credentials (NULLs: anonymous), as when they were read again
+ * (SIGHUP): requests from now on use them, and tokens got with the old
+ * ones are forgotten. Thread-safe. 0 or -ENOMEM (the old ones stay). */
+int oci_client_set_creds(struct oci_client *c, const char *username, const char *password,
+			 const char *identity_token) WUR;
 /* "https://host:port" (no trailing slash), for messages and xattrs. */
 const char *oci_client_base_url(const struct oci_client *c);
 

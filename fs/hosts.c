@@ -151,8 +151,10 @@ void hosts_free(struct hosts *h)
 	free(h);
 }
 
-int hosts_connect(const struct oci_client_opts *co, bool offline, struct oci_client **out)
+int hosts_connect(const struct oci_client_opts *co, bool offline,
+		  const char *creds_source, struct oci_client **out)
 {
+	bool creds = co->username || co->identity_token;
 	int ret = oci_client_new(co, out);
 
 	if (ret) {
@@ -161,15 +163,21 @@ int hosts_connect(const struct oci_client_opts *co, bool offline, struct oci_cli
 		return ret;
 	}
 	ret = offline ? 0 : oci_ping(*out);
-	if (ret == -EACCES) {
-		log_warn(
-		    "chartfs: %s refused %s: what needs credentials fails with EACCES",
-		    oci_client_base_url(*out),
-		    co->username || co->identity_token ? "the credentials"
-						       : "anonymous access");
+	if (ret == -EACCES && creds) {
+		log_err("chartfs: %s refused the credentials from %s: correct them there "
+			"(helm registry login %s)",
+			oci_client_base_url(*out), creds_source ? creds_source : "?",
+			co->registry);
+	} else if (ret == -EACCES) {
+		log_warn("chartfs: %s refused anonymous access: what needs credentials "
+			 "fails with EACCES",
+			 oci_client_base_url(*out));
 		ret = 0;
 	}
-	if (ret) {
+	if (ret == -EACCES) {
+		oci_client_free(*out);
+		*out = NULL;
+	} else if (ret) {
 		log_err("chartfs: %s does not answer as an OCI registry: %s",
 			oci_client_base_url(*out), strerror(-ret));
 		oci_client_free(*out);
@@ -201,7 +209,7 @@ static int site_setup(struct hosts *h, struct site *s)
 	co.username = cr.username;
 	co.password = cr.password;
 	co.identity_token = cr.identity_token;
-	ret = hosts_connect(&co, h->o.model.offline, &s->client);
+	ret = hosts_connect(&co, h->o.model.offline, cr.source, &s->client);
 	if (ret) {
 		/* Said why above; lookups get ENOENT until the retry. */
 		if (ret != -ENOMEM)
@@ -333,6 +341,50 @@ uint64_t hosts_requests(struct hosts *h)
 			n += oci_client_requests(s->client);
 	pthread_mutex_unlock(&h->lock);
 	return n;
+}
+
+/* Look up host's credentials again and give them to its client. */
+static void reload_one(struct hosts *h, const char *host, struct oci_client *client)
+{
+	struct oci_creds cr = {0};
+	int ret = oci_creds_lookup(host, h->o.registry_config, &cr);
+
+	if (ret == -ENOENT)
+		ret = 0;
+	if (!ret)
+		ret = oci_client_set_creds(client, cr.username, cr.password,
+					   cr.identity_token);
+	if (ret)
+		log_warn("chartfs: %s: cannot read its credentials again: %s", host,
+			 strerror(-ret));
+	else
+		log_notice("chartfs: %s: credentials %s%s", host,
+			   cr.source[0] ? "from " : "(none: anonymous)", cr.source);
+	oci_creds_clear(&cr);
+}
+
+void hosts_reload_creds(struct hosts *h)
+{
+	struct strv names = {0};
+	struct oci_client **clients = NULL;
+	struct site *s;
+	size_t i, n = 0;
+
+	/* Credential helpers take time: none runs under the lock. Clients
+	 * live as long as h, so they outlive the lock. */
+	pthread_mutex_lock(&h->lock);
+	for (s = h->sites; s; s = s->next)
+		n += s->state == SITE_READY;
+	clients = calloc(n ? n : 1, sizeof(*clients));
+	n = 0;
+	for (s = h->sites; clients && s; s = s->next)
+		if (s->state == SITE_READY && strv_push(&names, s->name) == 0)
+			clients[n++] = s->client;
+	pthread_mutex_unlock(&h->lock);
+	for (i = 0; i < n; i++)
+		reload_one(h, names.v[i], clients[i]);
+	free(clients);
+	strv_free(&names);
 }
 
 void hosts_forget_soon(struct hosts *h)

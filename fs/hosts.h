@@ -43,12 +43,14 @@ struct hosts_opts {
 };
 
 /* Make the client for one registry (co) and check that it answers as one
- * (GET /v2/; not when offline). A challenge is an answer: public
- * repositories may still be readable, the rest is EACCES. On failure *out
- * is NULL and one log line names the registry and the cause. Used for the
- * one-registry mount too. */
+ * (GET /v2/; not when offline). Anonymous, a challenge is an answer:
+ * public repositories may still be readable, the rest is EACCES. With
+ * credentials (from creds_source, for the log line), a refusal is -EACCES:
+ * they are wrong, and a mount that looked empty would hide it. On failure
+ * *out is NULL and one log line names the registry and the cause. Used for
+ * the one-registry mount too. */
 int hosts_connect(const struct oci_client_opts *co, bool offline,
-		  struct oci_client **out) WUR;
+		  const char *creds_source, struct oci_client **out) WUR;
 
 /* Copies what it needs of o; the cache is shared by every host. */
 int hosts_new(const struct hosts_opts *o, struct blobcache *bc, struct hosts **out) WUR;
@@ -67,5 +69,8 @@ uint64_t hosts_requests(struct hosts *h);
 
 /* Async-signal-safe: every model forgets its names at its next use (SIGHUP). */
 void hosts_forget_soon(struct hosts *h);
+/* Read every ready host's credentials again (SIGHUP, from a thread that
+ * may block: credential helpers run here). */
+void hosts_reload_creds(struct hosts *h);
 
 #endif

@@ -5,7 +5,9 @@
 #include <fuse_lowlevel.h>
 #include <grp.h>
 #include <limits.h>
+#include <semaphore.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -349,6 +351,11 @@ static struct model *hup_model;
 static struct hosts *hup_hosts;
 static struct chartfs_ll *hup_ll;
 
+/* SIGHUP reads the credentials again too: not in the handler (files,
+ * credential helpers), but in the reloader thread, which it wakes. */
+static sem_t hup_sem;
+static atomic_bool hup_stop;
+
 static void on_sighup(int sig)
 {
 	(void)sig;
@@ -358,6 +365,67 @@ static void on_sighup(int sig)
 		hosts_forget_soon(hup_hosts);
 	if (hup_ll)
 		chartfs_ll_forget_listings(hup_ll);
+	sem_post(&hup_sem);
+}
+
+struct reloader {
+	const struct options *o;
+	const char *host; /* a one-registry mount's, or NULL */
+	struct chartfs *c;
+	pthread_t thread;
+	bool started;
+};
+
+/* One registry's credentials, read again as at the start. */
+static void reload_registry_creds(const struct reloader *r)
+{
+	struct oci_creds creds = {0};
+	int ret = find_creds(r->o, r->host, &creds);
+
+	if (!ret)
+		ret = oci_client_set_creds(r->c->client, creds.username, creds.password,
+					   creds.identity_token);
+	if (ret)
+		log_warn("chartfs: SIGHUP: cannot read the credentials for %s again: %s",
+			 r->host, strerror(-ret));
+	else
+		log_notice("chartfs: SIGHUP: credentials for %s %s%s", r->host,
+			   creds.source[0] ? "from " : "(none: anonymous)", creds.source);
+	oci_creds_clear(&creds);
+}
+
+static void *reloader_main(void *arg)
+{
+	struct reloader *r = arg;
+
+	for (;;) {
+		while (sem_wait(&hup_sem) != 0 && errno == EINTR)
+			;
+		if (atomic_load(&hup_stop))
+			return NULL;
+		if (r->c->hosts)
+			hosts_reload_creds(r->c->hosts);
+		else if (r->c->client && !r->o->offline)
+			reload_registry_creds(r);
+	}
+}
+
+static int reloader_start(struct reloader *r)
+{
+	if (sem_init(&hup_sem, 0, 0) != 0)
+		return -errno;
+	r->started = pthread_create(&r->thread, NULL, reloader_main, r) == 0;
+	return r->started ? 0 : -EAGAIN;
+}
+
+static void reloader_stop(struct reloader *r)
+{
+	if (!r->started)
+		return;
+	atomic_store(&hup_stop, true);
+	sem_post(&hup_sem);
+	pthread_join(r->thread, NULL);
+	r->started = false;
 }
 
 /* The client and model of a one-registry mount. The registry is pinged
@@ -380,7 +448,7 @@ static int setup_registry(const struct options *o, const char *host,
 	copts.username = creds.username;
 	copts.password = creds.password;
 	copts.identity_token = creds.identity_token;
-	err = hosts_connect(&copts, o->offline, &c->client);
+	err = hosts_connect(&copts, o->offline, creds.source, &c->client);
 	/* The client keeps its own copies: wipe ours now. */
 	oci_creds_clear(&creds);
 	return err ? err : model_new(mopts, c->client, c->bc, &c->model);
@@ -538,6 +606,7 @@ int main(int argc, char *argv[])
 	struct fuse_loop_config *lcfg = NULL;
 	struct chartfs_ll *ll = NULL;
 	struct fuse_session *se = NULL;
+	struct reloader reloader = {0};
 	char *host = NULL, *prefix = NULL, *fsname = NULL;
 	unsigned ttl = 30, parallel = 8, connect_timeout = 10, io_timeout = 30,
 		 prefetch = 0;
@@ -688,6 +757,9 @@ int main(int argc, char *argv[])
 	hup_model = c.model;
 	hup_hosts = c.hosts;
 	hup_ll = ll;
+	reloader = (struct reloader){.o = &o, .host = host, .c = &c};
+	if (reloader_start(&reloader) != 0)
+		goto out_signals;
 	{
 		struct sigaction sa = {.sa_handler = on_sighup};
 		sigemptyset(&sa.sa_mask);
@@ -714,6 +786,7 @@ int main(int argc, char *argv[])
 out_signals:
 	fuse_remove_signal_handlers(se);
 out:
+	reloader_stop(&reloader);
 	hup_ll = NULL;
 	chartfs_ll_free(ll);
 	fuse_loop_cfg_destroy(lcfg);
