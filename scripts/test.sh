@@ -51,6 +51,14 @@ else
 	echo "style: clang-format missing, skipped"
 fi
 
+# The C unit tests on their own, no registry needed (meson test).
+if meson test -C build --suite unit --print-errorlogs >"$results/meson-test.log" 2>&1; then
+	echo "meson test: $(grep -c ' OK ' "$results/meson-test.log") unit test programs ok"
+else
+	cat "$results/meson-test.log"
+	status=1
+fi
+
 run_pytest() { # label, build dir, pytest args...
 	local label=$1 build=$2 base=$results/$1
 	shift 2
