@@ -351,7 +351,7 @@ int main(void)
 	}
 
 	out = memfd_create("out", MFD_CLOEXEC);
-	ok(out >= 0 && oci_blob_get(c, repo, big.digest, out) == 0,
+	ok(out >= 0 && oci_blob_get(c, repo, big.digest, (uint64_t)big.size, out) == 0,
 	   "large blob streamed");
 	ok(digest_fd(out, got, &got_size) == 0 && !strcmp(got, big.digest) &&
 	       got_size == big.size,
@@ -360,7 +360,7 @@ int main(void)
 		close(out);
 	out = memfd_create("out", MFD_CLOEXEC);
 	ok(out >= 0 && write(out, "xy", 2) == 2 &&
-	       oci_blob_get(c, repo, cfg.digest, out) == 0,
+	       oci_blob_get(c, repo, cfg.digest, (uint64_t)cfg.size, out) == 0,
 	   "small blob streamed after existing bytes");
 	ok(digest_fd(out, got, &got_size) == 0 && got_size == cfg.size + 2,
 	   "written from the current offset");
@@ -368,7 +368,7 @@ int main(void)
 	       c, repo,
 	       "sha256:"
 	       "0000000000000000000000000000000000000000000000000000000000000000",
-	       out) == -ENOENT,
+	       10, out) == -ENOENT,
 	   "missing blob: ENOENT");
 	if (out >= 0)
 		close(out);
