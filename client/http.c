@@ -518,9 +518,11 @@ static void set_common(struct oci_client *c, CURL *h, const struct http_req *rq,
 
 	curl_easy_setopt(h, CURLOPT_URL, rq->url);
 	/* libcurl's own bounds: the call's last moment, and an answer that
-	 * declares a length no cap allows is refused before its body. */
+	 * declares a length no cap allows is refused before its body (a HEAD
+	 * declares the length of what it does not send). */
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)left_ms);
-	curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)most);
+	if (strcmp(rq->method, "HEAD"))
+		curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)most);
 	curl_easy_setopt(h, CURLOPT_MAXCONNECTS, (long)HTTP_HANDLE_CONNS);
 	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);

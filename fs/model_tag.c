@@ -444,9 +444,10 @@ static int fetch_blob(void *arg, int fd)
 }
 
 /* What a read gets when the cache cannot take the chart (a full disk, a
- * quota, a read-only cache directory): an I/O error, as from a dead
- * registry, not an errno read(2) is not expected to give. The failure was
- * logged where it happened, naming the cache directory and the reason. */
+ * quota, a read-only cache directory, no descriptor left in the daemon): an
+ * I/O error, as from a dead registry, not an errno read(2) is not expected to
+ * give (EMFILE would blame the caller). The failure was logged where it
+ * happened, naming the cache directory and the reason. */
 static int read_errno(int ret)
 {
 	switch (ret) {
@@ -454,6 +455,8 @@ static int read_errno(int ret)
 	case -EDQUOT:
 	case -EFBIG:
 	case -EROFS:
+	case -EMFILE: /* the daemon's descriptors, not the caller's */
+	case -ENFILE:
 		return -EIO;
 	default:
 		return ret;

@@ -309,3 +309,31 @@ def test_low_descriptor_limit_is_raised(registry, daemon):
         t.join(60)
     assert errors == []
     assert "EMFILE" not in d.log() and "Too many open files" not in d.log()
+
+
+def test_descriptor_shortage_is_eio_never_emfile(registry_factory, daemon):
+    # soft = hard = 40: nothing to raise. Each package held open holds one
+    # of the daemon's descriptors, so opens past the limit find none left:
+    # the caller gets EIO (the daemon's shortage, with a log line), never
+    # EMFILE (which would blame the caller's own table).
+    reg = registry_factory()
+    n = 48
+    for i in range(n):
+        reg.push_artifact("fd/c%d" % i, "0.1.0", [(_chart("c%d" % i, 100), HELM_CHART)],
+                          config=b'{"name":"c%d"}' % i, config_type=HELM_CONFIG)
+    d = daemon(reg.host, limit=(40, 40))
+    held, errs = [], []
+    try:
+        for i in range(n):
+            try:
+                held.append(open(d.path("fd/c%d" % i, "c%d-0.1.0.tgz" % i), "rb"))
+            except OSError as e:
+                errs.append(e.errno)
+        assert errs, "the limit was never reached: the test proves nothing"
+        assert set(errs) == {errno.EIO}, [errno.errorcode[e] for e in errs]
+    finally:
+        for f in held:
+            f.close()
+    assert "Too many open files" in d.log()
+    # Descriptors back: the same paths are served.
+    assert read(d.path("fd/c%d" % (n - 1), "c%d-0.1.0.tgz" % (n - 1)))[:2] == b"\x1f\x8b"

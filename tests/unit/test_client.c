@@ -358,6 +358,23 @@ int main(void)
 	   "streamed blob has the right sha256 and size");
 	if (out >= 0)
 		close(out);
+	/* A body longer than its descriptor: EIO, and not one byte past the
+	 * declared size is written (issue 14). */
+	out = memfd_create("out", MFD_CLOEXEC);
+	ok(out >= 0 &&
+	       oci_blob_get(c, repo, big.digest, (uint64_t)big.size - 1, out) == -EIO,
+	   "blob longer than its declared size: EIO");
+	ok(out >= 0 && lseek(out, 0, SEEK_END) <= (off_t)big.size - 1,
+	   "nothing past the declared size written (%lld bytes)",
+	   out >= 0 ? (long long)lseek(out, 0, SEEK_END) : -1LL);
+	if (out >= 0)
+		close(out);
+	out = memfd_create("out", MFD_CLOEXEC);
+	ok(out >= 0 && oci_blob_get(c, repo, cfg.digest, 0, out) == -EIO &&
+	       lseek(out, 0, SEEK_END) == 0,
+	   "a blob declared empty gets no byte");
+	if (out >= 0)
+		close(out);
 	out = memfd_create("out", MFD_CLOEXEC);
 	ok(out >= 0 && write(out, "xy", 2) == 2 &&
 	       oci_blob_get(c, repo, cfg.digest, (uint64_t)cfg.size, out) == 0,
