@@ -7,10 +7,11 @@ real mount:
     reader of a small chart past io_timeout plus its size at 64 KiB/s, and a
     larger chart on a slow (but not that slow) link still arrives;
   - a tag-list page cycle (A -> B -> A) ends the listing at once, with one
-    log line;
+    log line, and a listing of slow pages ends by its deadline (slow);
   - a stalled registry costs a repository `ls` one io_timeout, not two;
   - a chart layer declaring 2^50 bytes is no chart (no 1 PB package);
-  - a low soft descriptor limit is raised to the hard one at start.
+  - a low soft descriptor limit is raised to the hard one at start, and a
+    descriptor shortage inside the daemon is EIO, never EMFILE.
 """
 import errno
 import gzip
@@ -337,3 +338,22 @@ def test_descriptor_shortage_is_eio_never_emfile(registry_factory, daemon):
     assert "Too many open files" in d.log()
     # Descriptors back: the same paths are served.
     assert read(d.path("fd/c%d" % (n - 1), "c%d-0.1.0.tgz" % (n - 1)))[:2] == b"\x1f\x8b"
+
+
+@pytest.mark.slow
+def test_slow_pages_meet_the_listing_deadline(registry_factory, mount):
+    # 40 pages of one tag, each answered after 1 s: every page is within
+    # its own deadline, but the listing as a whole has io_timeout plus its
+    # bytes and one page cap (1 MiB) at 64 KiB/s, about 18 s, not 40.
+    reg = registry_factory()
+    for i in range(40):
+        reg.push_artifact("lim/many", "t%02d" % i)
+    with RegistryProxy(reg.host, page=1) as proxy:
+        m = mount(proxy.host, ttl=600, opts=("io_timeout=%d" % IO_TIMEOUT,))
+        assert "many" in ls(m.path("lim"))
+        proxy.stall("/v2/lim/many/tags/list", 1, times=None)
+        t = time.time()
+        expect_errno(errno.EIO, os.listdir, m.path("lim/many"))
+        took = time.time() - t
+        assert 15 < took < 25, took
+        assert proxy.count("/v2/lim/many/tags/list") < 30, proxy.requests()
