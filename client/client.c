@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "common/log.h"
 
@@ -60,6 +61,22 @@ static bool registry_valid(const char *r)
 	return true;
 }
 
+/* Idle handles to keep: HTTP_POOL_MAX, or fewer when the descriptor limit
+ * is low, so that idle connections (HTTP_HANDLE_CONNS each) never hold
+ * more than an eighth of the descriptors the daemon may open. */
+static size_t pool_size(void)
+{
+	struct rlimit rl;
+	rlim_t n;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return HTTP_POOL_MAX;
+	n = rl.rlim_cur / 8 / HTTP_HANDLE_CONNS;
+	if (n < 1)
+		return 1;
+	return n < HTTP_POOL_MAX ? (size_t)n : HTTP_POOL_MAX;
+}
+
 static char *dup_opt(const char *s, bool *fail)
 {
 	char *d;
@@ -97,6 +114,7 @@ int oci_client_new(const struct oci_client_opts *opts, struct oci_client **out)
 	pthread_mutex_init(&c->pool_lock, NULL);
 	pthread_mutex_init(&c->auth_lock, NULL);
 	atomic_init(&c->requests, 0);
+	c->pool_max = pool_size();
 	c->plain_http = opts->plain_http;
 	c->insecure = opts->insecure;
 	c->connect_timeout = opts->connect_timeout > 0 ? opts->connect_timeout : 10;
@@ -194,7 +212,7 @@ CURL *http_handle_get(struct oci_client *c)
 void http_handle_put(struct oci_client *c, CURL *h)
 {
 	pthread_mutex_lock(&c->pool_lock);
-	if (c->n_pool < HTTP_POOL_MAX) {
+	if (c->n_pool < c->pool_max) {
 		c->pool[c->n_pool++] = h;
 		h = NULL;
 	}

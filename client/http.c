@@ -16,24 +16,75 @@
 
 #include "common/log.h"
 
+/* An error answer is read for its message only: the rest is dropped. */
 #define ERR_BODY_MAX (64u * 1024)
+/* A 2xx answer kept in memory (tag lists, catalog pages) unless the request
+ * names its own cap (manifests: OCI_MANIFEST_MAX; tokens: auth.c). */
 #define DEFAULT_BODY_MAX (1u * 1024 * 1024)
 #define MAX_RETRIES 3
-/* A stalled registry costs low_speed_time per attempt: retry that once, so
- * a FUSE call fails within twice the limit instead of four times. */
-#define MAX_TIMEOUT_RETRIES 1
 #define RETRY_AFTER_CAP_MS 5000
+
+/* The deadlines of one call (CLOCK_MONOTONIC ms), shared by its attempts,
+ * its 401 round and the token requests made on its behalf. */
+struct deadline {
+	int64_t start;
+	int64_t answer; /* an answer must begin: io_timeout + the known size */
+	int64_t hard;	/* the call ends: io_timeout + the largest body it may get */
+};
+
+/* The deadline a call in progress on this thread gives the calls it makes
+ * itself (a token request inside a 401 round), or 0. */
+static _Thread_local int64_t call_until;
 
 /* State of one transfer attempt, shared with the curl callbacks. */
 struct xfer {
+	struct oci_client *c;
 	const struct http_req *rq;
 	struct http_resp *rs;
+	const struct deadline *dl;
 	size_t body_cap;
 	uint64_t in_pos;
-	int err; /* set by a callback that aborted the transfer */
+	uint64_t out_pos;  /* bytes of a 2xx body written into out_fd */
+	bool err_body_cut; /* an error body reached ERR_BODY_MAX: not a failure */
+	int err;	   /* set by a callback that aborted the transfer */
 	const char *err_cause;
 	char err_buf[288]; /* err_cause when it is formatted */
 };
+
+int64_t http_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t http_carry_ms(uint64_t bytes)
+{
+	/* Past 2^40 bytes (eight months at the rate) nothing changes. */
+	if (bytes > (1ull << 40))
+		bytes = 1ull << 40;
+	return (int64_t)(bytes * 1000 / HTTP_MIN_RATE);
+}
+
+/* What the request itself says it carries: the blob it downloads, the
+ * body it uploads. */
+static uint64_t known_size(const struct http_req *rq)
+{
+	if (rq->out_fd >= 0)
+		return rq->out_size;
+	if (rq->in_fd >= 0)
+		return rq->in_len;
+	return rq->body_len;
+}
+
+/* The most a 2xx answer to rq may hold. */
+static uint64_t ok_cap(const struct http_req *rq)
+{
+	if (rq->out_fd >= 0)
+		return rq->out_size;
+	return rq->max_body ? rq->max_body : DEFAULT_BODY_MAX;
+}
 
 void http_resp_clear(struct http_resp *rs)
 {
@@ -260,6 +311,18 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 	char *nb;
 
 	if (ok && x->rq->out_fd >= 0) {
+		/* Not one byte past the descriptor's size reaches the file:
+		 * a registry cannot fill the disk with an endless body. */
+		if (len > x->rq->out_size - x->out_pos) {
+			snprintf(x->err_buf, sizeof(x->err_buf),
+				 "body longer than the %" PRIu64
+				 " bytes its descriptor declares",
+				 x->rq->out_size);
+			x->err_cause = x->err_buf;
+			x->err = -EIO;
+			return 0;
+		}
+		x->out_pos += len;
 		x->err = write_all(x->rq->out_fd, p, len);
 		if (x->err) {
 			/* Where and why: a long name is cut short so that
@@ -274,18 +337,21 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 		}
 		return len;
 	}
-	limit =
-	    ok ? (x->rq->max_body ? x->rq->max_body : DEFAULT_BODY_MAX) : ERR_BODY_MAX;
+	limit = ok ? (size_t)ok_cap(x->rq) : ERR_BODY_MAX;
 	if (rs->body.len + len > limit) {
 		if (ok) {
 			x->err = -EIO;
-			x->err_cause = "response body too large";
+			snprintf(x->err_buf, sizeof(x->err_buf),
+				 "answer larger than its cap of %zu bytes", limit);
+			x->err_cause = x->err_buf;
 			return 0;
 		}
-		/* An error body is only read for its message: keep the start. */
+		/* An error body is only read for its message: keep the start
+		 * and end the transfer (perform_once knows it is no failure). */
 		len = limit - rs->body.len;
+		x->err_body_cut = true;
 		if (!len)
-			return size * n;
+			return 0;
 	}
 	if (rs->body.len + len + 1 > x->body_cap) {
 		size_t cap = x->body_cap ? x->body_cap : 4096;
@@ -303,7 +369,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 	memcpy(rs->body.data + rs->body.len, p, len);
 	rs->body.len += len;
 	rs->body.data[rs->body.len] = '\0';
-	return size * n;
+	return x->err_body_cut ? 0 : size * n;
 }
 
 static size_t on_read(char *p, size_t size, size_t n, void *ud)
@@ -399,21 +465,65 @@ static int build_headers(const struct http_req *rq, const char *auth,
 	return 0;
 }
 
+/* When the answer in flight must be whole: io_timeout from the call's
+ * start plus what it may carry at HTTP_MIN_RATE, what it may carry being
+ * the request's own size or the answer's, its declared length when it has
+ * one under its cap. */
+static int64_t body_deadline(const struct xfer *x, curl_off_t dltotal)
+{
+	bool ok = x->rs->status >= 200 && x->rs->status < 300;
+	uint64_t carry = known_size(x->rq), cap = ok ? ok_cap(x->rq) : ERR_BODY_MAX;
+	int64_t t;
+
+	if (dltotal > 0 && (uint64_t)dltotal < cap)
+		cap = (uint64_t)dltotal;
+	if (cap > carry)
+		carry = cap;
+	t = x->dl->start + (int64_t)x->c->low_speed_time * 1000 + http_carry_ms(carry);
+	return t < x->dl->hard ? t : x->dl->hard;
+}
+
 /* curl calls this about once a second and on every chunk: a cancelled
- * client aborts the transfer (CURLE_ABORTED_BY_CALLBACK). */
+ * client aborts the transfer (CURLE_ABORTED_BY_CALLBACK), and so does a
+ * call past its deadline, so a server trickling just above the low-speed
+ * limit cannot hold a reader for long. */
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 		       curl_off_t ultotal, curl_off_t ulnow)
 {
-	(void)dltotal;
+	struct xfer *x = arg;
+	int64_t limit;
+
 	(void)dlnow;
 	(void)ultotal;
 	(void)ulnow;
-	return atomic_load(&((struct oci_client *)arg)->cancelled) ? 1 : 0;
+	if (atomic_load(&x->c->cancelled))
+		return 1;
+	limit = x->rs->status ? body_deadline(x, dltotal) : x->dl->answer;
+	if (http_now_ms() < limit)
+		return 0;
+	snprintf(x->err_buf, sizeof(x->err_buf),
+		 "no whole answer within %.1f s (io_timeout %ld s, and the size "
+		 "at %u KiB/s)",
+		 (double)(limit - x->dl->start) / 1000.0, x->c->low_speed_time,
+		 HTTP_MIN_RATE / 1024);
+	x->err_cause = x->err_buf;
+	x->err = -EIO;
+	return 1;
 }
 
-static void set_common(struct oci_client *c, CURL *h, const struct http_req *rq)
+static void set_common(struct oci_client *c, CURL *h, const struct http_req *rq,
+		       struct xfer *x, int64_t left_ms)
 {
+	uint64_t most = ok_cap(rq) > ERR_BODY_MAX ? ok_cap(rq) : ERR_BODY_MAX;
+
 	curl_easy_setopt(h, CURLOPT_URL, rq->url);
+	/* libcurl's own bounds: the call's last moment, and an answer that
+	 * declares a length no cap allows is refused before its body (a HEAD
+	 * declares the length of what it does not send). */
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)left_ms);
+	if (strcmp(rq->method, "HEAD"))
+		curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)most);
+	curl_easy_setopt(h, CURLOPT_MAXCONNECTS, (long)HTTP_HANDLE_CONNS);
 	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -422,7 +532,7 @@ static void set_common(struct oci_client *c, CURL *h, const struct http_req *rq)
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->low_speed_time);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "chartfs/" CHARTFS_VERSION);
 #if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -488,10 +598,11 @@ static bool curl_transient(CURLcode rc)
 /* One exchange. 0 when an HTTP answer arrived (any status); else -errno
  * with the cause in rs->... via cause. */
 static int perform_once(struct oci_client *c, const struct http_req *rq,
-			struct http_resp *rs, const char *auth, CURLcode *rc_out,
-			char *cause, size_t cause_len)
+			struct http_resp *rs, const struct deadline *dl, const char *auth,
+			CURLcode *rc_out, char *cause, size_t cause_len)
 {
-	struct xfer x = {.rq = rq, .rs = rs};
+	struct xfer x = {.c = c, .rq = rq, .rs = rs, .dl = dl};
+	int64_t left = dl->hard - http_now_ms();
 	char errbuf[CURL_ERROR_SIZE] = "", where[256];
 	struct curl_slist *hdrs = NULL;
 	curl_off_t up = 0, down = 0, us = 0;
@@ -500,13 +611,19 @@ static int perform_once(struct oci_client *c, const struct http_req *rq,
 	int ret;
 
 	http_resp_clear(rs);
+	if (left <= 0) {
+		*rc_out = CURLE_OPERATION_TIMEDOUT;
+		snprintf(cause, cause_len, "no time left of the call's %.1f s",
+			 (double)(dl->hard - dl->start) / 1000.0);
+		return -EIO;
+	}
 	h = http_handle_get(c);
 	if (!h)
 		goto nomem;
 	ret = build_headers(rq, auth, &hdrs);
 	if (ret)
 		goto nomem;
-	set_common(c, h, rq);
+	set_common(c, h, rq, &x, left);
 	set_method(h, rq, &x);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -532,6 +649,8 @@ static int perform_once(struct oci_client *c, const struct http_req *rq,
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	http_handle_put(c, h);
 	curl_slist_free_all(hdrs);
+	if (rc == CURLE_WRITE_ERROR && x.err_body_cut && !x.err)
+		rc = CURLE_OK;
 	*rc_out = rc;
 	if (x.err) {
 		snprintf(cause, cause_len, "%s", x.err_cause);
@@ -573,12 +692,13 @@ static void sleep_ms(long ms)
 		;
 }
 
-/* perform_once with retries on what may pass: 408, 429, 5xx, timeouts and
- * connection failures. A PATCH is never repeated: the registry may already
- * hold part of the chunk. */
+/* perform_once with retries on what may pass: 408, 429, 5xx and
+ * connection failures, while the call's deadline leaves time. A timeout is
+ * not retried: it spent the time the call had. A PATCH is never repeated:
+ * the registry may already hold part of the chunk. */
 static int perform_retry(struct oci_client *c, const struct http_req *rq,
-			 struct http_resp *rs, const char *auth, char *cause,
-			 size_t cause_len)
+			 struct http_resp *rs, const struct deadline *dl,
+			 const char *auth, char *cause, size_t cause_len)
 {
 	off_t start = rq->out_fd >= 0 ? lseek(rq->out_fd, 0, SEEK_CUR) : -1;
 	bool retryable = strcmp(rq->method, "PATCH") != 0;
@@ -591,21 +711,22 @@ static int perform_retry(struct oci_client *c, const struct http_req *rq,
 			snprintf(cause, cause_len, "the mount is going away");
 			return -ECANCELED;
 		}
-		ret = perform_once(c, rq, rs, auth, &rc, cause, cause_len);
+		ret = perform_once(c, rq, rs, dl, auth, &rc, cause, cause_len);
 		if (ret && !(ret == -EIO && curl_transient(rc)))
 			return ret;
 		if (!ret && rs->status != 408 && rs->status != 429 && rs->status < 500)
 			return 0;
 		if (!retryable || attempt == MAX_RETRIES || !rewind_out(rq, start))
 			return ret;
-		if (ret && rc == CURLE_OPERATION_TIMEDOUT &&
-		    attempt == MAX_TIMEOUT_RETRIES)
+		if (ret && rc == CURLE_OPERATION_TIMEDOUT)
 			return ret;
 		ms = 100L << attempt;
 		if (!ret && rs->retry_after > 0)
 			ms = rs->retry_after >= RETRY_AFTER_CAP_MS / 1000
 				 ? RETRY_AFTER_CAP_MS
 				 : rs->retry_after * 1000;
+		if (http_now_ms() + ms >= dl->answer)
+			return ret;
 		sleep_ms(ms);
 	}
 }
@@ -672,14 +793,42 @@ static bool is_quiet(unsigned quiet, int err)
 	       (err == -EINVAL && (quiet & HTTP_QUIET_EINVAL));
 }
 
+/* The deadlines of a call starting now, within those of the call or the
+ * listing it is made for. */
+static void deadline_init(const struct oci_client *c, const struct http_req *rq,
+			  struct deadline *dl)
+{
+	int64_t io = (int64_t)c->low_speed_time * 1000, outer = call_until;
+	uint64_t known = known_size(rq), most = ok_cap(rq);
+
+	if (most < ERR_BODY_MAX)
+		most = ERR_BODY_MAX;
+	if (most < known)
+		most = known;
+	dl->start = http_now_ms();
+	dl->answer = dl->start + io + http_carry_ms(known);
+	dl->hard = dl->start + io + http_carry_ms(most);
+	if (rq->until_ms && (!outer || rq->until_ms < outer))
+		outer = rq->until_ms;
+	if (outer && outer < dl->answer)
+		dl->answer = outer;
+	if (outer && outer < dl->hard)
+		dl->hard = outer;
+}
+
 int http_request(struct oci_client *c, const struct http_req *rq, struct http_resp *rs)
 {
 	bool own = !rq->no_auth && http_same_origin(c, rq->url);
 	char cause[320] = "", msg[200], where[256];
+	int64_t saved = call_until;
+	struct deadline dl;
 	char *auth = NULL;
 	int round, ret;
 
 	memset(rs, 0, sizeof(*rs));
+	deadline_init(c, rq, &dl);
+	/* A token request on this call's behalf must leave it time. */
+	call_until = dl.answer;
 	for (round = 0;; round++) {
 		bool sent;
 		if (own) {
@@ -688,8 +837,8 @@ int http_request(struct oci_client *c, const struct http_req *rq, struct http_re
 				goto out;
 		}
 		sent = auth != NULL;
-		ret = perform_retry(c, rq, rs, auth ? auth : rq->authorization, cause,
-				    sizeof(cause));
+		ret = perform_retry(c, rq, rs, &dl, auth ? auth : rq->authorization,
+				    cause, sizeof(cause));
 		auth_free_secret(auth);
 		auth = NULL;
 		if (ret || rs->status != 401 || !own || round == 1)
@@ -709,6 +858,7 @@ int http_request(struct oci_client *c, const struct http_req *rq, struct http_re
 		snprintf(cause, sizeof(cause), "%ld%s%s%s%s", rs->status,
 			 rs->errcode[0] ? " " : "", rs->errcode, msg[0] ? ": " : "", msg);
 out:
+	call_until = saved;
 	if (ret == -EACCES && own)
 		auth_denied_cause(c, rq->scope, cause, sizeof(cause));
 	if (ret) {

@@ -21,6 +21,14 @@
 #include "client/oci.h"
 
 #define HTTP_POOL_MAX 16
+/* Live connections one pooled handle keeps (the registry, and the object
+ * store a blob redirects to): with HTTP_POOL_MAX handles, at most 32 idle
+ * descriptors. */
+#define HTTP_HANDLE_CONNS 2
+/* The slowest average rate a transfer may keep: every call ends by
+ * io_timeout plus what it may carry (its declared size, or its body cap) at
+ * this rate, across its retries and token requests. */
+#define HTTP_MIN_RATE (64u * 1024)
 
 struct auth_scope;
 struct auth_creds;
@@ -50,6 +58,7 @@ struct oci_client {
 	pthread_mutex_t pool_lock;
 	CURL *pool[HTTP_POOL_MAX];
 	size_t n_pool;
+	size_t pool_max; /* HTTP_POOL_MAX, less under a low descriptor limit */
 
 	/* Auth state (auth.c). The default for a scope not challenged yet:
 	 * what the registry's root (/v2/) asked for, or the last Bearer realm.
@@ -96,6 +105,12 @@ struct http_req {
 	size_t max_body;
 	bool follow; /* follow redirects (GET/HEAD only) */
 	unsigned quiet;
+	/* With out_fd: the exact size the descriptor declares. A body one
+	 * byte longer is -EIO and nothing past out_size is ever written. */
+	uint64_t out_size;
+	/* CLOCK_MONOTONIC ms by which the call must end whatever it carries
+	 * (a listing's deadline), or 0. */
+	int64_t until_ms;
 };
 
 struct http_resp {
@@ -120,6 +135,10 @@ void http_handle_put(struct oci_client *c, CURL *h);
 
 int http_request(struct oci_client *c, const struct http_req *rq,
 		 struct http_resp *rs) WUR;
+/* CLOCK_MONOTONIC milliseconds, for deadlines. */
+int64_t http_now_ms(void);
+/* How long bytes take at HTTP_MIN_RATE, in ms (saturating). */
+int64_t http_carry_ms(uint64_t bytes);
 void http_resp_clear(struct http_resp *rs);
 
 /* An empty request: no body, no output fd. */

@@ -219,11 +219,18 @@ const struct oci_descriptor *oci_manifest_chart_layer(const struct oci_manifest 
 	size_t i;
 
 	if (!m || m->is_index || !m->has_config ||
-	    strcmp(m->config.media_type, HELM_MT_CONFIG))
+	    strcmp(m->config.media_type, HELM_MT_CONFIG) ||
+	    m->config.size > OCI_CHART_CONFIG_MAX)
 		return NULL;
 	for (i = 0; i < m->n_layers; i++) {
+		/* A size no chart can have makes the manifest a broken one. */
+		if (!strcmp(m->layers[i].media_type, HELM_MT_PROV) &&
+		    m->layers[i].size > OCI_PROV_LAYER_MAX)
+			return NULL;
 		if (!is_chart_type(m->layers[i].media_type))
 			continue;
+		if (m->layers[i].size > OCI_CHART_LAYER_MAX)
+			return NULL;
 		/* Two chart layers: which one helm would take is undefined. */
 		if (found)
 			return NULL;

@@ -45,8 +45,18 @@ int oci_manifest_parse(const char *body, size_t len, const char *content_type,
 		       struct oci_manifest **out) WUR;
 void oci_manifest_free(struct oci_manifest *m);
 
+/* The largest sizes a chart's descriptors may declare: the chart layer as
+ * helm's limit on a whole chart (100 MiB; the cache refuses more anyway),
+ * a provenance file as a push through the mount takes it (1 MiB), the
+ * config as a manifest (OCI_MANIFEST_MAX). A manifest declaring more can
+ * never be served: it is not a chart (no 1 PB package in `ls -l`). */
+#define OCI_CHART_LAYER_MAX (100ll * 1024 * 1024)
+#define OCI_PROV_LAYER_MAX (1ll * 1024 * 1024)
+#define OCI_CHART_CONFIG_MAX (4ll * 1024 * 1024)
+
 /* The chart layer of a Helm chart manifest (config type helm, exactly one
- * chart content layer, not foreign), or NULL if this is not a chart. */
+ * chart content layer, not foreign, every size within the bounds above),
+ * or NULL if this is not a chart. */
 const struct oci_descriptor *oci_manifest_chart_layer(const struct oci_manifest *m);
 /* The provenance layer of a chart, or NULL. */
 const struct oci_descriptor *oci_manifest_prov_layer(const struct oci_manifest *m);

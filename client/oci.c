@@ -18,8 +18,12 @@
 
 /* Chunk of a large upload, and the largest monolithic PUT. */
 #define UPLOAD_CHUNK (8ull * 1024 * 1024)
-/* Pages of a listing before giving up on a registry that loops. */
+/* Pages of a listing before giving up on a registry that pages forever. */
 #define PAGES_MAX 10000
+/* All pages of one listing together: past this, the listing is -EIO. */
+#define LISTING_MAX (32u * 1024 * 1024)
+/* A listing's page, in memory (DEFAULT_BODY_MAX in http.c). */
+#define LISTING_PAGE_MAX (1u * 1024 * 1024)
 
 static const char accept_manifests[] =
     OCI_MT_MANIFEST ", " OCI_MT_INDEX ", " OCI_MT_DOCKER_MANIFEST ", " OCI_MT_DOCKER_LIST
@@ -125,18 +129,48 @@ out:
 	return ret;
 }
 
+static bool seen_before(const struct strv *seen, const char *url)
+{
+	size_t i;
+
+	for (i = 0; i < seen->n; i++)
+		if (!strcmp(seen->v[i], url))
+			return true;
+	return false;
+}
+
+/* Why a listing ends before its last page, or NULL to go on: a page asked
+ * for before (a Link cycle, A -> B -> A), too many pages, too many bytes. */
+static const char *listing_end(const struct strv *seen, const char *next, size_t bytes)
+{
+	if (seen_before(seen, next))
+		return "its Link goes back to a page already read";
+	if (seen->n >= PAGES_MAX)
+		return "more than 10000 pages (PAGES_MAX)";
+	if (bytes > LISTING_MAX)
+		return "larger than its cap of 32 MiB (LISTING_MAX)";
+	return NULL;
+}
+
 /* GET url and every page its Link headers name. url is consumed; *rs
- * holds the failed answer on error. */
+ * holds the failed answer on error. The listing is one transfer as far as
+ * time goes: it ends by io_timeout plus what it has carried and its next
+ * page's cap at HTTP_MIN_RATE. A page asked for twice ends it with what it
+ * has gathered (one log line); so do PAGES_MAX pages; LISTING_MAX bytes
+ * are -EIO. */
 static int list_paged(struct oci_client *c, char *url, const char *scope, const char *key,
 		      unsigned quiet, bool (*valid)(const char *), struct strv *out,
 		      struct http_resp *rs)
 {
-	struct strv names = {0};
+	struct strv names = {0}, seen = {0};
+	int64_t start = http_now_ms(), io = (int64_t)c->low_speed_time * 1000;
+	const char *why = NULL;
 	char *next = NULL, where[256];
-	int ret = 0, pages;
+	size_t bytes = 0;
+	int ret = 0;
 
 	memset(rs, 0, sizeof(*rs));
-	for (pages = 0; url && pages < PAGES_MAX; pages++) {
+	while (url) {
 		struct http_req rq = HTTP_REQ_INIT;
 		rq.method = "GET";
 		rq.url = url;
@@ -144,12 +178,17 @@ static int list_paged(struct oci_client *c, char *url, const char *scope, const 
 		rq.accept = "application/json";
 		rq.quiet = quiet;
 		rq.follow = true;
+		rq.max_body = LISTING_PAGE_MAX;
+		rq.until_ms = start + io + http_carry_ms(bytes + LISTING_PAGE_MAX);
 		http_resp_clear(rs);
-		ret = http_request(c, &rq, rs);
+		ret = strv_push(&seen, url);
+		if (!ret)
+			ret = http_request(c, &rq, rs);
 		if (!ret)
 			ret = parse_names(c, url, rs, key, valid, &names);
 		if (ret || !rs->link_next)
 			break;
+		bytes += rs->body.len;
 		ret = http_resolve(c, url, rs->link_next, true, &next);
 		if (ret) {
 			http_log_path(c, url, where, sizeof(where));
@@ -158,16 +197,23 @@ static int list_paged(struct oci_client *c, char *url, const char *scope, const 
 			ret = -EIO;
 			break;
 		}
-		/* A registry that links a page to itself would loop forever. */
-		if (!strcmp(next, url)) {
-			free(next);
-			next = NULL;
-		}
 		free(url);
 		url = next;
 		next = NULL;
+		why = listing_end(&seen, url, bytes);
+		if (why)
+			break;
+	}
+	if (why) {
+		http_log_path(c, url, where, sizeof(where));
+		log_warn(
+		    "client: GET %s: listing ended after %zu pages and %zu names: %s",
+		    where, seen.n, names.n, why);
+		if (bytes > LISTING_MAX)
+			ret = -EIO;
 	}
 	free(url);
+	strv_free(&seen);
 	if (ret) {
 		strv_free(&names);
 		return ret;
@@ -465,7 +511,8 @@ int oci_manifest_delete(struct oci_client *c, const char *repo, const char *ref)
 /* ---- blobs ------------------------------------------------------------- */
 
 static int blob_req(struct oci_client *c, const char *method, const char *repo,
-		    const char *digest, int fd, const char *where, unsigned quiet)
+		    const char *digest, uint64_t size, int fd, const char *where,
+		    unsigned quiet)
 {
 	struct http_req rq = HTTP_REQ_INIT;
 	struct http_resp rs = {0};
@@ -483,6 +530,7 @@ static int blob_req(struct oci_client *c, const char *method, const char *repo,
 		rq.url = url;
 		rq.scope = scope;
 		rq.out_fd = fd;
+		rq.out_size = size;
 		rq.out_name = where;
 		rq.follow = true;
 		rq.quiet = quiet;
@@ -494,22 +542,23 @@ static int blob_req(struct oci_client *c, const char *method, const char *repo,
 	return ret;
 }
 
-int oci_blob_get_into(struct oci_client *c, const char *repo, const char *digest, int fd,
-		      const char *where)
+int oci_blob_get_into(struct oci_client *c, const char *repo, const char *digest,
+		      uint64_t size, int fd, const char *where)
 {
 	if (fd < 0)
 		return -EBADF;
-	return blob_req(c, "GET", repo, digest, fd, where, 0);
+	return blob_req(c, "GET", repo, digest, size, fd, where, 0);
 }
 
-int oci_blob_get(struct oci_client *c, const char *repo, const char *digest, int fd)
+int oci_blob_get(struct oci_client *c, const char *repo, const char *digest,
+		 uint64_t size, int fd)
 {
-	return oci_blob_get_into(c, repo, digest, fd, NULL);
+	return oci_blob_get_into(c, repo, digest, size, fd, NULL);
 }
 
 int oci_blob_exists(struct oci_client *c, const char *repo, const char *digest)
 {
-	return blob_req(c, "HEAD", repo, digest, -1, NULL, HTTP_QUIET_ENOENT);
+	return blob_req(c, "HEAD", repo, digest, 0, -1, NULL, HTTP_QUIET_ENOENT);
 }
 
 /* One upload step against *loc; on success *loc becomes the next

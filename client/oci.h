@@ -16,6 +16,15 @@
  * - Nothing here knows about FUSE or the cache; blobs are streamed to a file
  *   descriptor the caller provides.
  * - Credentials never appear in logs.
+ * - Time: every call ends by io_timeout (the low_speed_time option) plus
+ *   what it may carry at HTTP_MIN_RATE (64 KiB/s): a blob's declared size,
+ *   an upload's length, or the cap of the answer (OCI_MANIFEST_MAX, 1 MiB
+ *   for a listing page or a token, 64 KiB for an error), counted from the
+ *   call's start across its retries and token requests; until an answer
+ *   begins, only io_timeout plus the known size counts, so a stalled
+ *   registry costs one io_timeout per call. A listing is one call: it ends
+ *   by io_timeout plus what its pages carried (and one more page's cap) at
+ *   that rate.
  */
 #ifndef CHARTFS_OCI_H
 #define CHARTFS_OCI_H
@@ -112,16 +121,18 @@ void oci_fetched_clear(struct oci_fetched *f);
 int oci_manifest_head(struct oci_client *c, const char *repo, const char *ref,
 		      char digest[DIGEST_STR_MAX]) WUR;
 
-/* Stream a blob into fd (written from its current offset, following
- * redirects without forwarding credentials). Does not verify the digest:
- * the cache does, as it writes. */
-int oci_blob_get(struct oci_client *c, const char *repo, const char *digest, int fd) WUR;
+/* Stream a blob of the declared size into fd (written from its current
+ * offset, following redirects without forwarding credentials). A body
+ * longer than size is -EIO and nothing past size is written. Does not
+ * verify the digest: the cache does, as it writes. */
+int oci_blob_get(struct oci_client *c, const char *repo, const char *digest,
+		 uint64_t size, int fd) WUR;
 /* The same, where naming fd (e.g. "the cache /var/cache/chartfs") in the
  * one log line of a failed write into it, which gives the reason too:
  * "client: GET <path>: cannot write the blob into <where>: No space left on
  * device". That failure is the write's -errno (-ENOSPC), as it is. */
-int oci_blob_get_into(struct oci_client *c, const char *repo, const char *digest, int fd,
-		      const char *where) WUR;
+int oci_blob_get_into(struct oci_client *c, const char *repo, const char *digest,
+		      uint64_t size, int fd, const char *where) WUR;
 
 /* HEAD a blob: 0 if present, -ENOENT if not. */
 int oci_blob_exists(struct oci_client *c, const char *repo, const char *digest) WUR;

@@ -20,6 +20,7 @@
 
 #include "client/creds.h"
 #include "common/digest.h"
+#include "common/fdlimit.h"
 #include "common/log.h"
 #include "fs/ll.h"
 
@@ -652,6 +653,8 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	chartfs_log_set_level(fopts.debug ? LOG_DEBUG : LOG_NOTICE);
+	/* Before the client sizes its connection pool by the limit. */
+	fdlimit_raise();
 	if (o.registry && split_registry(o.registry, &o, &host, &prefix) != 0)
 		goto out;
 	if (o.ttl && parse_uint("ttl", o.ttl, 86400 * 365, &ttl) != 0)

@@ -432,6 +432,7 @@ struct fetch_arg {
 	struct oci_client *client;
 	const char *repo;
 	const char *digest;
+	uint64_t size;	   /* the descriptor's: the download stops there */
 	const char *where; /* fd, for the log line of a failed write */
 };
 
@@ -439,13 +440,14 @@ static int fetch_blob(void *arg, int fd)
 {
 	struct fetch_arg *a = arg;
 
-	return oci_blob_get_into(a->client, a->repo, a->digest, fd, a->where);
+	return oci_blob_get_into(a->client, a->repo, a->digest, a->size, fd, a->where);
 }
 
 /* What a read gets when the cache cannot take the chart (a full disk, a
- * quota, a read-only cache directory): an I/O error, as from a dead
- * registry, not an errno read(2) is not expected to give. The failure was
- * logged where it happened, naming the cache directory and the reason. */
+ * quota, a read-only cache directory, no descriptor left in the daemon): an
+ * I/O error, as from a dead registry, not an errno read(2) is not expected to
+ * give (EMFILE would blame the caller). The failure was logged where it
+ * happened, naming the cache directory and the reason. */
 static int read_errno(int ret)
 {
 	switch (ret) {
@@ -453,6 +455,8 @@ static int read_errno(int ret)
 	case -EDQUOT:
 	case -EFBIG:
 	case -EROFS:
+	case -EMFILE: /* the daemon's descriptors, not the caller's */
+	case -ENFILE:
 		return -EIO;
 	default:
 		return ret;
@@ -492,7 +496,8 @@ int model_tag_blob(struct model *m, struct ns_node *node, struct model_tag *t,
 		free(name);
 		return -ENOMEM;
 	}
-	a = (struct fetch_arg){m->client, name, t->chart->digest, where};
+	a = (struct fetch_arg){m->client, name, t->chart->digest,
+			       (uint64_t)t->chart->size, where};
 	ret = blobcache_get(m->bc, t->chart->digest, t->chart->size,
 			    m->offline ? NULL : fetch_blob, &a, buf, sizeof(buf));
 	if (ret == -ENOENT && m->offline) {

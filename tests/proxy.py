@@ -43,14 +43,16 @@ class Fault:
     is not None), "cut" (forward but close the connection after `after`
     bytes of the body), "flip" (forward with the body byte at offset
     `after` inverted; None: the middle one), "reply" (answer `status` with
-    `body` and `headers`, never asking the registry). `times` is how many
-    requests it hits (None: every one)."""
+    `body` and `headers`, never asking the registry), "extend" (forward
+    without Content-Length, then `extra` zero bytes past the body; None:
+    without end), "trickle" (forward the body at `rate` bytes a second).
+    `times` is how many requests it hits (None: every one)."""
 
     def __init__(self, kind, pattern, times=1, method=None, status=500, headers=None,
-                 seconds=0.0, after=0, body=b""):
+                 seconds=0.0, after=0, body=b"", extra=None, rate=None):
         self.kind, self.pattern, self.times, self.method = kind, re.compile(pattern), times, method
         self.status, self.headers, self.seconds, self.after = status, headers or {}, seconds, after
-        self.body = body
+        self.body, self.extra, self.rate = body, extra, rate
         self.hits = 0
 
     def take(self, method, path):
@@ -116,6 +118,17 @@ class RegistryProxy:
         """Forward, with the body byte at `offset` (None: the middle one)
         inverted: same length, same headers (Docker-Content-Digest too)."""
         self._add(Fault("flip", pattern, times, method, after=offset))
+
+    def extend(self, pattern, extra=None, times=1, method=None):
+        """Forward, chunked (no Content-Length), and go on past the body
+        with `extra` zero bytes (None: until the client hangs up): a body
+        longer than its descriptor says."""
+        self._add(Fault("extend", pattern, times, method, extra=extra))
+
+    def trickle(self, pattern, rate, times=1, method=None):
+        """Forward with the body sent at `rate` bytes a second (in tenths),
+        the headers at once: a server just above a low-speed limit."""
+        self._add(Fault("trickle", pattern, times, method, rate=rate))
 
     def reply(self, pattern, body, status=200, times=None, method=None, headers=None,
               content_type="application/json"):
@@ -191,7 +204,8 @@ class RegistryProxy:
         if self.page and h.command == "GET" and (path == "/v2/_catalog"
                                                  or path.endswith("/tags/list")):
             return self._paginate(h)
-        self._forward(h, fault if fault and fault.kind in ("cut", "flip", "stall") else None)
+        self._forward(h, fault if fault and fault.kind in ("cut", "flip", "stall", "extend",
+                                                           "trickle") else None)
 
     @staticmethod
     def _reply(h, status, body, headers=None, content_type="application/json"):
@@ -310,14 +324,17 @@ class RegistryProxy:
             flip_at = fault.after
             if flip_at is None:
                 flip_at = int(length) // 2 if length else 0
+        has_body = h.command != "HEAD" and r.status not in (204, 304) and r.status >= 200
+        extend = kind == "extend" and has_body
+        if extend:
+            length = None
         for k, v in r.getheaders():
-            if k.lower() in HOP_BY_HOP:
+            if k.lower() in HOP_BY_HOP or (extend and k.lower() == "content-length"):
                 continue
             if k.lower() == "location":
                 # In case the registry was configured with its own host name.
                 v = v.replace("//" + self.upstream + "/", "//" + self.host + "/")
             h.send_header(k, v)
-        has_body = h.command != "HEAD" and r.status not in (204, 304) and r.status >= 200
         chunked_out = has_body and length is None
         if chunked_out:
             h.send_header("Transfer-Encoding", "chunked")
@@ -345,7 +362,31 @@ class RegistryProxy:
                 h.wfile.flush()
                 time.sleep(fault.seconds)
                 stall_after = None
-            h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked_out else data)
+            if kind == "trickle":
+                self._trickle(h, data, fault.rate, chunked_out)
+            else:
+                h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked_out else data)
             sent += len(data)
+        if extend:
+            self._zeros(h, fault.extra)
         if chunked_out:
             h.wfile.write(b"0\r\n\r\n")
+
+    @staticmethod
+    def _trickle(h, data, rate, chunked):
+        step = max(1, rate // 10)
+        for i in range(0, len(data), step):
+            piece = data[i:i + step]
+            h.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            h.wfile.flush()
+            time.sleep(0.1)
+
+    @staticmethod
+    def _zeros(h, extra):
+        """`extra` zero bytes (None: until the client hangs up), chunked."""
+        zeros = bytes(CHUNK)
+        while extra is None or extra > 0:
+            n = CHUNK if extra is None else min(CHUNK, extra)
+            h.wfile.write(b"%x\r\n%s\r\n" % (n, zeros[:n]))
+            if extra is not None:
+                extra -= n

@@ -15,8 +15,23 @@ static void link_is(const char *v, const char *want)
 	free(got);
 }
 
+/* The time a size takes at HTTP_MIN_RATE, which deadlines add to
+ * io_timeout (issue 14). */
+static void test_carry(void)
+{
+	ok(http_carry_ms(0) == 0, "nothing to carry: no time");
+	ok(http_carry_ms(HTTP_MIN_RATE) == 1000, "64 KiB: one second");
+	ok(http_carry_ms(100ull << 20) == 1600 * 1000,
+	   "a 100 MiB chart: 1600 s (%lld ms)", (long long)http_carry_ms(100ull << 20));
+	ok(http_carry_ms(1ull << 50) == http_carry_ms(1ull << 40) &&
+	       http_carry_ms(UINT64_MAX) == http_carry_ms(1ull << 40) &&
+	       http_carry_ms(1ull << 40) > 0,
+	   "absurd sizes saturate instead of overflowing");
+}
+
 int main(void)
 {
+	test_carry();
 	link_is("</v2/_catalog?last=b&n=2>; rel=\"next\"", "/v2/_catalog?last=b&n=2");
 	link_is("</v2/x/tags/list?last=1>; rel=next", "/v2/x/tags/list?last=1");
 	link_is("</a>; rel=\"prev\", </b>; rel=\"next\"", "/b");

@@ -274,6 +274,28 @@ static void test_chart_rules(void)
 	}
 }
 
+/* Sizes no chart can have (issue 14): the manifest is not a chart. */
+static void test_absurd_sizes(void)
+{
+	ok(chart_with(HELM_CONFIG, DESC(HELM_MT_CHART, D2, 104857600)),
+	   "a chart layer of exactly OCI_CHART_LAYER_MAX is a chart");
+	ok(!chart_with(HELM_CONFIG, DESC(HELM_MT_CHART, D2, 104857601)),
+	   "a chart layer one byte over OCI_CHART_LAYER_MAX: not a chart");
+	ok(!chart_with(HELM_CONFIG, DESC(HELM_MT_CHART, D2, 1125899906842624)),
+	   "a chart layer of 2^50 bytes: not a chart");
+	ok(!chart_with(HELM_CONFIG, DESC(HELM_MT_CHART_LEGACY, D2, 1125899906842624)),
+	   "a legacy chart layer of 2^50 bytes: not a chart");
+	ok(chart_with(HELM_CONFIG, CHART_LAYER "," DESC(HELM_MT_PROV, D3, 1048576)),
+	   "a provenance file of 1 MiB is a chart's");
+	ok(!chart_with(HELM_CONFIG, CHART_LAYER "," DESC(HELM_MT_PROV, D3, 1048577)),
+	   "a provenance file over OCI_PROV_LAYER_MAX: not a chart");
+	ok(!chart_with(DESC(HELM_MT_CONFIG, D1, 1125899906842624), CHART_LAYER),
+	   "a config of 2^50 bytes: not a chart");
+	ok(chart_with(HELM_CONFIG,
+		      CHART_LAYER "," DESC("application/x-other", D3, 1125899906842624)),
+	   "an unknown layer's size is not the chart's business");
+}
+
 static void test_names(void)
 {
 	char long_tag[200], long_repo[300];
@@ -333,6 +355,7 @@ int main(void)
 	test_docker_and_index();
 	test_bad();
 	test_chart_rules();
+	test_absurd_sizes();
 	test_names();
 	return tap_done();
 }
