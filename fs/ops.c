@@ -387,6 +387,13 @@ int chartfs_open(const char *path, struct fuse_file_info *fi)
 	}
 	if (!ret && fd < 0)
 		ret = -errno;
+	/* The daemon's shortage, not the caller's: EMFILE would send them
+	 * looking at their own descriptors. */
+	if (ret == -EMFILE || ret == -ENFILE) {
+		log_warn("fs: open %s: the daemon is out of file descriptors: %s", path,
+			 strerror(-ret));
+		ret = -EIO;
+	}
 	model_tag_put(m, t);
 	if (ret)
 		return ret;
