@@ -68,8 +68,22 @@ int blobcache_put(struct blobcache *bc, const char *digest, const void *data,
 int blobcache_tree(struct blobcache *bc, const char *digest, char *path,
 		   size_t pathlen) WUR;
 
+/* What max_bytes counts for each file, directory and link of the store
+ * (blobs, and every entry of a tree): its size rounded up to a
+ * BLOBCACHE_BLOCK, at least one, never less than the blocks it takes, plus
+ * BLOBCACHE_ENTRY_COST for its inode and name. A chart of 20,000 empty
+ * files counts 20,000 * 4.5 KiB (90 MB), what it costs a file system. */
+#define BLOBCACHE_BLOCK 4096
+#define BLOBCACHE_ENTRY_COST 512
+
+struct stat;
+
+/* The bytes one entry of the store counts (the rule above). */
+uint64_t blobcache_cost(const struct stat *st);
+
 /* Bound the store to max_bytes (0: unbounded, the default): after new
- * content, least recently used blobs and trees are removed (cache/evict.c). */
+ * content, least recently used blobs and trees are removed (cache/evict.c),
+ * each counted by blobcache_cost. */
 void blobcache_set_max(struct blobcache *bc, uint64_t max_bytes);
 /* Mark digest's blob and tree as used now (for the eviction order). */
 void blobcache_touch(struct blobcache *bc, const char *digest);

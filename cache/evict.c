@@ -92,14 +92,30 @@ struct entry {
 	bool tree;
 };
 
+uint64_t blobcache_cost(const struct stat *st)
+{
+	uint64_t size = st->st_size > 0 ? (uint64_t)st->st_size : 0;
+	uint64_t blocks = (uint64_t)st->st_blocks * 512;
+	uint64_t rounded =
+	    (size + BLOBCACHE_BLOCK - 1) / BLOBCACHE_BLOCK * BLOBCACHE_BLOCK;
+
+	/* An empty file takes an inode and a name, and file systems give
+	 * each a block or more: 100,000 of them count as much as they cost,
+	 * not as nothing. */
+	if (rounded < BLOBCACHE_BLOCK)
+		rounded = BLOBCACHE_BLOCK;
+	return (blocks > rounded ? blocks : rounded) + BLOBCACHE_ENTRY_COST;
+}
+
 static _Thread_local uint64_t tree_bytes;
 
 static int add_size(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)path;
-	(void)flag;
 	(void)ftw;
-	tree_bytes += (uint64_t)st->st_blocks * 512;
+	/* FTW_NS: no stat to count, and the entry is counted as one block. */
+	tree_bytes +=
+	    flag == FTW_NS ? BLOBCACHE_BLOCK + BLOBCACHE_ENTRY_COST : blobcache_cost(st);
 	return 0;
 }
 
@@ -142,7 +158,7 @@ static int scan(const char *dir, const char *kind, struct entry **v, size_t *n,
 			nftw(e->path, add_size, 16, FTW_PHYS);
 			e->size = tree_bytes;
 		} else {
-			e->size = (uint64_t)st.st_blocks * 512;
+			e->size = blobcache_cost(&st);
 		}
 	}
 	closedir(d);
@@ -215,7 +231,7 @@ void blobcache_evict(struct blobcache *bc, const char *keep)
 		nftw(keep, add_size, 16, FTW_PHYS);
 		added = tree_bytes;
 	} else {
-		added = (uint64_t)st.st_blocks * 512;
+		added = blobcache_cost(&st);
 	}
 	pthread_mutex_lock(&bc->evict_lock);
 	/* Scanning walks every tree: do it only when the running estimate says

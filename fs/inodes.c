@@ -22,6 +22,8 @@ struct inodes {
 	struct inodes_node *root;
 	struct inodes_node listed; /* directories whose listing follows the ttl */
 	struct inodes_node all;	   /* every node but the root, replaced ones too */
+	struct inodes_node kept;   /* nodes keeping a listing, oldest first */
+	size_t kept_bytes;	   /* what their listings hold */
 
 	pthread_t sweeper;
 	bool sweeping, stop;
@@ -141,6 +143,134 @@ static void grow_locked(struct inodes *t)
 	free(ob);
 }
 
+/* ---- listings ----------------------------------------------------------- */
+
+struct inodes_listing *inodes_listing_new(void)
+{
+	struct inodes_listing *l = calloc(1, sizeof(*l));
+
+	if (l)
+		atomic_init(&l->refs, 1);
+	return l;
+}
+
+int inodes_listing_add(void *buf, const char *name, const struct stat *st, int life)
+{
+	struct inodes_listing *l = buf;
+	size_t len = strlen(name) + 1;
+	struct inodes_dent *d;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct inodes_dent *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	if (l->names_cap - l->names_len < len) {
+		size_t cap = l->names_cap ? l->names_cap * 2 : 1024;
+		char *names;
+
+		while (cap - l->names_len < len)
+			cap *= 2;
+		names = realloc(l->names, cap);
+		if (!names)
+			return -ENOMEM;
+		l->names = names;
+		l->names_cap = cap;
+	}
+	d = &l->v[l->n++];
+	d->name = l->names_len;
+	memcpy(l->names + l->names_len, name, len);
+	l->names_len += len;
+	if (st)
+		d->st = *st;
+	else
+		d->st = (struct stat){.st_mode = S_IFDIR};
+	d->life = life;
+	return 0;
+}
+
+void inodes_listing_put(struct inodes_listing *l)
+{
+	if (!l || atomic_fetch_sub(&l->refs, 1) != 1)
+		return;
+	free(l->v);
+	free(l->names);
+	free(l);
+}
+
+static size_t listing_bytes(const struct inodes_listing *l)
+{
+	return sizeof(*l) + l->cap * sizeof(*l->v) + l->names_cap;
+}
+
+/* n keeps its listing no more; the reference goes to *put (dropped by the
+ * caller once the lock is released: freeing 100,000 entries takes a while). */
+static void unkeep_locked(struct inodes *t, struct inodes_node *n,
+			  struct inodes_listing **put)
+{
+	*put = n->kept;
+	if (!n->kept)
+		return;
+	t->kept_bytes -= listing_bytes(n->kept);
+	n->kept = NULL;
+	n->knext->kprev = n->kprev;
+	n->kprev->knext = n->knext;
+	n->knext = n->kprev = NULL;
+}
+
+struct inodes_listing *inodes_listing_get(struct inodes *t, struct inodes_node *dir)
+{
+	struct inodes_listing *l;
+
+	pthread_mutex_lock(&t->lock);
+	l = dir->kept;
+	if (l)
+		atomic_fetch_add(&l->refs, 1);
+	pthread_mutex_unlock(&t->lock);
+	return l;
+}
+
+void inodes_listing_keep(struct inodes *t, struct inodes_node *dir,
+			 struct inodes_listing *l)
+{
+	struct inodes_listing *old, *extra[8];
+	size_t i, n = 0;
+
+	atomic_fetch_add(&l->refs, 1);
+	pthread_mutex_lock(&t->lock);
+	unkeep_locked(t, dir, &old);
+	dir->kept = l;
+	t->kept_bytes += listing_bytes(l);
+	dir->knext = &t->kept;
+	dir->kprev = t->kept.kprev;
+	t->kept.kprev->knext = dir;
+	t->kept.kprev = dir;
+	/* Over the bound: the oldest go (a pass that still needed one gathers
+	 * it again), never the one just kept. */
+	while (t->kept_bytes > INODES_LISTINGS_MAX && t->kept.knext != dir && n < 8)
+		unkeep_locked(t, t->kept.knext, &extra[n++]);
+	pthread_mutex_unlock(&t->lock);
+	inodes_listing_put(old);
+	for (i = 0; i < n; i++)
+		inodes_listing_put(extra[i]);
+}
+
+void inodes_listing_done(struct inodes *t, struct inodes_node *dir,
+			 struct inodes_listing *l)
+{
+	struct inodes_listing *old = NULL;
+
+	pthread_mutex_lock(&t->lock);
+	if (dir->kept == l)
+		unkeep_locked(t, dir, &old);
+	pthread_mutex_unlock(&t->lock);
+	inodes_listing_put(old);
+}
+
 /*
  * The node for path with one more kernel reference, made if needed. The
  * attributes st are the path's now: a known path whose inode number changed
@@ -212,6 +342,8 @@ bool inodes_known(struct inodes *t, const char *path)
 /* Drop count kernel references; the last one frees the node. */
 void inodes_forget(struct inodes *t, struct inodes_node *n, uint64_t count)
 {
+	struct inodes_listing *kept;
+
 	pthread_mutex_lock(&t->lock);
 	n->nlookup = count < n->nlookup ? n->nlookup - count : 0;
 	if (n->nlookup || n == t->root) {
@@ -220,9 +352,11 @@ void inodes_forget(struct inodes *t, struct inodes_node *n, uint64_t count)
 	}
 	unhash_locked(t, n);
 	unlist_locked(n);
+	unkeep_locked(t, n, &kept);
 	n->anext->aprev = n->aprev;
 	n->aprev->anext = n->anext;
 	pthread_mutex_unlock(&t->lock);
+	inodes_listing_put(kept);
 	free(n);
 }
 
@@ -235,12 +369,11 @@ void inodes_forget(struct inodes *t, struct inodes_node *n, uint64_t count)
  */
 void inodes_inval_dirs(struct inodes *t, const char *path)
 {
+	struct inodes_listing *puts[64];
 	fuse_ino_t inos[64];
-	size_t i, n = 0, len = strlen(path);
+	size_t i, n = 0, nputs = 0, len = strlen(path);
 	struct inodes_node *d;
 
-	if (!t->cache_listings)
-		return; /* listings that follow the ttl are not cached */
 	pthread_mutex_lock(&t->lock);
 	while (len > 0 && n < 64) {
 		while (len > 0 && path[len - 1] != '/')
@@ -248,6 +381,7 @@ void inodes_inval_dirs(struct inodes *t, const char *path)
 		if (len > 1)
 			len--; /* "/a/b/" -> "/a/b" */
 		if (len <= 1) {
+			unkeep_locked(t, t->root, &puts[nputs++]);
 			inos[n++] = FUSE_ROOT_ID;
 			break;
 		}
@@ -255,12 +389,17 @@ void inodes_inval_dirs(struct inodes *t, const char *path)
 			if (!strncmp(d->path, path, len) && !d->path[len])
 				break;
 		if (d) {
+			/* A listing kept for a pass is gathered again. */
+			unkeep_locked(t, d, &puts[nputs++]);
 			unlist_locked(d);
 			inos[n++] = inodes_id(t, d);
 		}
 	}
 	pthread_mutex_unlock(&t->lock);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < nputs; i++)
+		inodes_listing_put(puts[i]);
+	/* Listings that follow the ttl are not cached by the kernel. */
+	for (i = 0; t->cache_listings && i < n; i++)
 		fuse_lowlevel_notify_inval_inode(t->se, inos[i], 0, 0);
 }
 
@@ -295,6 +434,7 @@ static void *sweep(void *arg)
 {
 	struct inodes *t = arg;
 	struct pollfd pfd = {.fd = t->wake[0], .events = POLLIN};
+	struct inodes_listing *puts[64];
 	fuse_ino_t batch[64];
 	struct timespec now;
 	char drain[64];
@@ -322,14 +462,17 @@ static void *sweep(void *arg)
 					continue;
 				}
 				unlist_locked(d);
+				unkeep_locked(t, d, &puts[n]);
 				batch[n++] = inodes_id(t, d);
 			}
 			/* Outside the lock: the kernel may call back with requests
 			 * that need it. A node forgotten meanwhile only makes the
 			 * kernel answer ENOENT. */
 			pthread_mutex_unlock(&t->lock);
-			for (i = 0; i < n; i++)
+			for (i = 0; i < n; i++) {
+				inodes_listing_put(puts[i]);
 				fuse_lowlevel_notify_inval_inode(t->se, batch[i], 0, 0);
+			}
 			pthread_mutex_lock(&t->lock);
 		} while (n == 64 && !t->stop);
 		if (t->stop)
@@ -367,6 +510,7 @@ int inodes_new(double ttl, struct inodes **out)
 	t->wake[0] = t->wake[1] = -1;
 	t->listed.lnext = t->listed.lprev = &t->listed;
 	t->all.anext = t->all.aprev = &t->all;
+	t->kept.knext = t->kept.kprev = &t->kept;
 	t->nbuckets = 1024;
 	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
 	t->root = calloc(1, sizeof(*t->root) + 2);
@@ -413,6 +557,12 @@ void inodes_free(struct inodes *t)
 		pthread_join(t->sweeper, NULL);
 	}
 	/* The kernel sends no FORGET once the mount is gone. */
+	while (t->kept.knext && t->kept.knext != &t->kept) {
+		struct inodes_listing *l;
+
+		unkeep_locked(t, t->kept.knext, &l);
+		inodes_listing_put(l);
+	}
 	while (t->all.anext && t->all.anext != &t->all) {
 		struct inodes_node *n = t->all.anext;
 

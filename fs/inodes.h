@@ -13,6 +13,14 @@
  * - Threads: every function is thread-safe; one lock guards the table, the
  *   ring of listed directories and the ring of all nodes, and is never held
  *   while calling the kernel (invalidations are sent after it is dropped).
+ * - A directory's listing is gathered once per listing pass (fs/ll.c) and
+ *   kept on its node, served by offset to the reads that follow: an
+ *   immutable snapshot, shared by counted references, so concurrent readers
+ *   at different offsets each read a whole listing even while another pass
+ *   swaps in a new one. A kept listing is dropped at the end of its pass, at
+ *   FORGET, when the directory may have changed (inodes_inval_dirs, the
+ *   sweeper), and, oldest first, when the kept ones pass
+ *   INODES_LISTINGS_MAX bytes.
  * - Errors: 0 or -errno; inodes_ref gives NULL when out of memory.
  */
 #ifndef CHARTFS_INODES_H
@@ -21,6 +29,27 @@
 #include <stdatomic.h>
 
 #include "fs/chartfs_i.h"
+
+/* What the listings kept between the reads of their passes may hold in
+ * all, in bytes (about 160 bytes an entry: 400,000 entries). The newest
+ * is kept whatever its size. */
+#define INODES_LISTINGS_MAX (64u << 20)
+
+/* One entry of a listing: its name is at names + name. */
+struct inodes_dent {
+	struct stat st; /* st_ino set before the listing is kept (fs/ll.c) */
+	size_t name;
+	int life; /* CHARTFS_FILL_NAME_ONLY or an enum chartfs_life */
+};
+
+/* A directory's listing, immutable once kept (inodes_listing_keep). */
+struct inodes_listing {
+	atomic_uint refs; /* private */
+	size_t n, cap;
+	struct inodes_dent *v;
+	char *names;
+	size_t names_len, names_cap;
+};
 
 struct inodes_node {
 	struct inodes_node *hnext;	   /* private: hash chain, while hashed */
@@ -31,6 +60,8 @@ struct inodes_node {
 	struct timespec listed_at;	   /* private: listing given to the kernel */
 	ino_t st_ino;			   /* the inode number stat(2) shows */
 	enum chartfs_life life;		   /* how long the kernel trusts it */
+	struct inodes_node *knext, *kprev; /* private: the kept ring */
+	struct inodes_listing *kept;	   /* private: its listing, between reads */
 	atomic_size_t nlisted; /* entries of its last whole listing (fs/ll.c) */
 	char path[];	       /* "/" for the root */
 };
@@ -67,6 +98,25 @@ void inodes_listed(struct inodes *t, struct inodes_node *dir);
 void inodes_inval_dirs(struct inodes *t, const char *path);
 /* Async-signal-safe: drop every cached listing at once (SIGHUP). */
 void inodes_forget_listings(struct inodes *t);
+
+/* An empty listing with one reference, or NULL when out of memory. */
+struct inodes_listing *inodes_listing_new(void);
+/* Append an entry (a chartfs_fill_fn: buf is the listing); st NULL is a
+ * directory known by name only ("." and ".."). */
+int inodes_listing_add(void *buf, const char *name, const struct stat *st, int life);
+/* Drop a reference; the last one frees the listing. NULL is fine. */
+void inodes_listing_put(struct inodes_listing *l);
+/* dir's kept listing with a reference for the caller, or NULL. */
+struct inodes_listing *inodes_listing_get(struct inodes *t, struct inodes_node *dir);
+/* Keep l (complete: no entry is added after) as dir's listing for the
+ * reads that follow, in place of the one kept before; the table takes its
+ * own reference. */
+void inodes_listing_keep(struct inodes *t, struct inodes_node *dir,
+			 struct inodes_listing *l);
+/* The pass that read l reached its end: dir keeps l no more (a listing
+ * swapped in meanwhile stays). */
+void inodes_listing_done(struct inodes *t, struct inodes_node *dir,
+			 struct inodes_listing *l);
 
 /* A stable inode number from the string a then b (FNV-1a): the same across
  * mounts and daemons. Never 0 (none) or 1 (the root). */

@@ -167,144 +167,159 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	ll_reply_attr(req, ll_req_node(req, ino));
 }
 
-/* A directory listing, gathered whole for each READDIR (no handle keeps
- * it: the kernel caches listings itself). */
-struct dent {
-	char *name;
-	struct stat st;
-	int life; /* CHARTFS_FILL_NAME_ONLY or an enum chartfs_life */
-};
-
-struct listing {
-	struct dent *v;
-	size_t n, cap;
-};
-
-static int gather(void *buf, const char *name, const struct stat *st, int life)
-{
-	struct listing *l = buf;
-	struct dent *d;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct dent *v = realloc(l->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
-	d = &l->v[l->n];
-	d->name = strdup(name);
-	if (!d->name)
-		return -ENOMEM;
-	if (st)
-		d->st = *st;
-	else
-		d->st = (struct stat){.st_mode = S_IFDIR};
-	d->life = life;
-	l->n++;
-	return 0;
-}
-
-static void listing_free(struct listing *l)
-{
-	size_t i;
-
-	for (i = 0; i < l->n; i++)
-		free(l->v[i].name);
-	free(l->v);
-}
-
 /* The inode number of an entry the listing left without one. */
-static ino_t dent_ino(const struct inodes_node *dir, const struct dent *d)
+static ino_t dent_ino(const struct inodes_node *dir, const char *name)
 {
 	char *path;
 	ino_t ino;
 
-	if (d->st.st_ino)
-		return d->st.st_ino;
-	if (!strcmp(d->name, "."))
+	if (!strcmp(name, "."))
 		return dir->st_ino;
-	if (inodes_join(dir->path, d->name, &path))
+	if (inodes_join(dir->path, name, &path))
 		return 2;
 	ino = inodes_path_ino(path);
 	free(path);
 	return ino;
 }
 
+/* dir's listing, gathered now, with every inode number set. */
+static int gather(const struct inodes_node *dir, struct inodes_listing **out)
+{
+	struct inodes_listing *l = inodes_listing_new();
+	size_t i;
+	int ret;
+
+	if (!l)
+		return -ENOMEM;
+	ret = chartfs_readdir(dir->path, l, inodes_listing_add);
+	for (i = 0; !ret && i < l->n; i++)
+		if (!l->v[i].st.st_ino)
+			l->v[i].st.st_ino = dent_ino(dir, l->names + l->v[i].name);
+	if (ret)
+		inodes_listing_put(l);
+	else
+		*out = l;
+	return ret;
+}
+
+/*
+ * The listing a read at off serves, with a reference: gathered once per
+ * listing pass and kept on the node for the reads that follow (the kernel
+ * reads a large directory in chunks of a few dozen entries; gathering it
+ * for each chunk made a listing quadratic). A pass starts at offset 0,
+ * where a listing that follows the ttl is gathered anew; a chart's
+ * directories never change, so theirs is reused. A later offset whose
+ * listing is gone (ended, evicted, invalidated) gathers it again.
+ */
+static int pass_listing(struct chartfs_ll *ll, struct inodes_node *dir, off_t off,
+			struct inodes_listing **out)
+{
+	bool frozen = dir->life == CHARTFS_LIFE_FROZEN || dir->life == CHARTFS_LIFE_TAG;
+	struct inodes_listing *l = NULL;
+	int ret;
+
+	if (off > 0 || frozen)
+		l = inodes_listing_get(ll->inodes, dir);
+	if (l) {
+		*out = l;
+		return 0;
+	}
+	ret = gather(dir, &l);
+	if (ret)
+		return ret;
+	inodes_listing_keep(ll->inodes, dir, l);
+	atomic_store(&dir->nlisted, l->n);
+	*out = l;
+	return 0;
+}
+
+/* Entry i of l into buf (room bytes): its length, past room when it did not
+ * fit. With plus, the entry's node gets a reference, put in *ref. */
+static size_t add_entry(fuse_req_t req, struct inodes_node *dir,
+			const struct inodes_listing *l, size_t i, bool plus, char *buf,
+			size_t room, struct inodes_node **ref, int *err)
+{
+	struct chartfs_ll *ll = fuse_req_userdata(req);
+	const struct inodes_dent *d = &l->v[i];
+	const char *name = l->names + d->name;
+	struct fuse_entry_param e = {.attr = d->st};
+	char *path;
+	size_t len;
+
+	*ref = NULL;
+	if (!plus)
+		return fuse_add_direntry(req, buf, room, name, &d->st, (off_t)i + 1);
+	/* Attributes only where they are complete; ino 0 tells the kernel to
+	 * make no inode of the entry. */
+	if (d->life != CHARTFS_FILL_NAME_ONLY) {
+		*err = inodes_join(dir->path, name, &path);
+		if (*err)
+			return 0;
+		*ref = inodes_ref(ll->inodes, path, &e.attr, (enum chartfs_life)d->life);
+		free(path);
+		if (!*ref) {
+			*err = -ENOMEM;
+			return 0;
+		}
+		e.ino = inodes_id(ll->inodes, *ref);
+		e.entry_timeout = e.attr_timeout =
+		    ll_timeout(ll, (enum chartfs_life)d->life);
+	}
+	len = fuse_add_direntry_plus(req, buf, room, name, &e, (off_t)i + 1);
+	if (*ref && len > room) {
+		inodes_forget(ll->inodes, *ref, 1);
+		*ref = NULL;
+	}
+	return len;
+}
+
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
 	struct chartfs_ll *ll = fuse_req_userdata(req);
 	struct inodes_node *dir = inodes_get(ll->inodes, ino);
-	struct listing l = {0};
+	struct inodes_listing *l = NULL;
 	struct inodes_node **refs = NULL;
-	size_t i, used = 0, nrefs = 0;
-	char *buf = NULL, *path = NULL;
-	int ret;
+	size_t i, used = 0, nrefs = 0, len;
+	char *buf = NULL;
+	int ret = 0;
 
 	/* The kernel asks once more past the end of every listing, to learn
-	 * it is the end. A chart's directory never changes: answer that from
-	 * the count instead of reading the directory again. */
-	if (off > 0 &&
-	    (dir->life == CHARTFS_LIFE_FROZEN || dir->life == CHARTFS_LIFE_TAG) &&
-	    atomic_load(&dir->nlisted) && (size_t)off >= atomic_load(&dir->nlisted)) {
+	 * it is the end; the pass's listing is gone by then (below): answer
+	 * from its count instead of gathering it again. */
+	if (off > 0 && atomic_load(&dir->nlisted) &&
+	    (size_t)off >= atomic_load(&dir->nlisted) &&
+	    !(l = inodes_listing_get(ll->inodes, dir))) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	ret = chartfs_readdir(dir->path, &l, gather);
+	if (!l)
+		ret = pass_listing(ll, dir, off, &l);
 	if (ret)
 		goto out;
 	buf = malloc(size);
-	refs = calloc(l.n ? l.n : 1, sizeof(*refs));
-	if (!buf || !refs) {
+	/* At most one entry per 24 bytes (a name's header) fits. */
+	refs = plus ? calloc(size / 24 + 1, sizeof(*refs)) : NULL;
+	if (!buf || (plus && !refs)) {
 		ret = -ENOMEM;
 		goto out;
 	}
-	for (i = off < 0 ? 0 : (size_t)off; i < l.n; i++) {
-		struct dent *d = &l.v[i];
-		size_t room = size - used, len;
+	for (i = off < 0 ? 0 : (size_t)off; i < l->n; i++) {
+		struct inodes_node *n;
 
-		d->st.st_ino = dent_ino(dir, d);
-		if (!plus) {
-			len = fuse_add_direntry(req, buf + used, room, d->name, &d->st,
-						(off_t)i + 1);
-		} else {
-			struct fuse_entry_param e = {.attr = d->st};
-			struct inodes_node *n = NULL;
-
-			/* Attributes only where they are complete; ino 0 tells
-			 * the kernel to make no inode of the entry. */
-			if (d->life != CHARTFS_FILL_NAME_ONLY) {
-				ret = inodes_join(dir->path, d->name, &path);
-				if (ret)
-					goto out;
-				n = inodes_ref(ll->inodes, path, &e.attr,
-					       (enum chartfs_life)d->life);
-				free(path);
-				path = NULL;
-				if (!n) {
-					ret = -ENOMEM;
-					goto out;
-				}
-				e.ino = inodes_id(ll->inodes, n);
-				e.entry_timeout = e.attr_timeout =
-				    ll_timeout(ll, (enum chartfs_life)d->life);
-			}
-			len = fuse_add_direntry_plus(req, buf + used, room, d->name, &e,
-						     (off_t)i + 1);
-			if (n && len > room)
-				inodes_forget(ll->inodes, n, 1);
-			else if (n)
-				refs[nrefs++] = n;
-		}
-		if (len > room)
+		len = add_entry(req, dir, l, i, plus, buf + used, size - used, &n, &ret);
+		if (ret)
+			goto out;
+		if (len > size - used)
 			break;
+		if (n)
+			refs[nrefs++] = n;
 		used += len;
 	}
+	/* The pass has its last entry: its listing is kept no more. */
+	if (i >= l->n)
+		inodes_listing_done(ll->inodes, dir, l);
 	if (off <= 0)
 		inodes_listed(ll->inodes, dir);
-	atomic_store(&dir->nlisted, l.n);
 	if (fuse_reply_buf(req, buf, used) != 0)
 		for (i = 0; i < nrefs; i++)
 			inodes_forget(ll->inodes, refs[i], 1);
@@ -315,9 +330,9 @@ out:
 			inodes_forget(ll->inodes, refs[i], 1);
 		fuse_reply_err(req, -ret);
 	}
+	inodes_listing_put(l);
 	free(refs);
 	free(buf);
-	listing_free(&l);
 }
 
 static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

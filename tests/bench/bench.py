@@ -17,6 +17,9 @@ mount and an empty cache):
   peak RSS, 1000 -  vs  the daemon's VmHWM after browsing 1000 charts (20 repositories ×
                  50 versions, generated in Python and pushed by API each run): a cold
                  `grep -r` of them all and an `ls -l` of each repository; target ≤ 30 MB
+  ls 50,000      `ls` of a chart directory of 50,000 empty files untarred on local disk
+                 vs  `ls` of it on a new mount sharing the warm cache dir (the chart is
+                 generated in Python and pushed by API); `--only big-ls` runs this row alone
 Uses hyperfine when it is installed, else its own timing loop.
 """
 import argparse
@@ -51,6 +54,9 @@ RSS_NS = "bench/rss"
 RSS_REPOS = 20
 RSS_TAGS = 50
 RSS_CREATED = "2024-01-01T00:00:00Z"
+# The large-directory row: one chart of BIG_FILES empty templates.
+BIG_NS = "bench/big"
+BIG_FILES = 50000
 
 
 def sh(cmd, env=None, check=True):
@@ -136,6 +142,23 @@ def small_chart(name, version, n):
             info = tarfile.TarInfo("%s/%s" % (name, path))
             info.size, info.mode, info.mtime = len(data), 0o644, 1704067200
             tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0), meta
+
+
+def big_chart(n):
+    """(.tgz bytes, Chart.yaml metadata) of a chart of n empty templates."""
+    meta = {"name": "big", "version": "1.0.0", "description": "Large directory",
+            "apiVersion": "v2"}
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        data = b"apiVersion: v2\nname: big\nversion: 1.0.0\ndescription: Large directory\n"
+        info = tarfile.TarInfo("big/Chart.yaml")
+        info.size, info.mode, info.mtime = len(data), 0o644, 1704067200
+        tar.addfile(info, io.BytesIO(data))
+        for i in range(n):
+            info = tarfile.TarInfo("big/templates/f%06d.yaml" % i)
+            info.mode, info.mtime = 0o644, 1704067200
+            tar.addfile(info)
     return gzip.compress(raw.getvalue(), mtime=0), meta
 
 
@@ -232,6 +255,27 @@ class Bench:
         return median_seconds(cmd, prepare, runs or self.runs, env or self.env)
 
 
+def big_ls_row(b, reg, runs):
+    """`ls` of a 50,000-entry chart directory: local untarred copy vs a new
+    mount sharing the warm cache dir (the kernel keeps a chart's listings, so
+    each run mounts afresh; the chart is unpacked before the first)."""
+    tgz, meta = big_chart(BIG_FILES)
+    push_small_chart(reg, BIG_NS + "/big", "1.0.0", tgz, meta)
+    local = os.path.join(b.work, "big-local")
+    os.makedirs(local)
+    with tarfile.open(fileobj=io.BytesIO(tgz), mode="r:gz") as tar:
+        tar.extractall(local)
+    base = b.time("ls %s >/dev/null" % shlex.quote(os.path.join(local, "big", "templates")))
+    tag = os.path.join(b.mnt, BIG_NS, "big", "1.0.0")
+    unpack = "cat %s >/dev/null" % shlex.quote(os.path.join(tag, "Chart.yaml"))
+    sh(b.fresh_mount_cmd(reg.host) + " && " + unpack, b.env)
+    ours = b.time("ls %s >/dev/null" % shlex.quote(os.path.join(tag, "templates")),
+                  b.remount_cmd(reg.host) + " && " + unpack, runs)
+    sh(b.unmount_cmd(), b.env)
+    return ("`ls` of a %d-entry chart directory" % BIG_FILES, "ls of it on local disk",
+            base, ours)
+
+
 def fmt_s(s):
     return "%.3f s" % s if s >= 0.1 else "%.1f ms" % (s * 1000)
 
@@ -241,8 +285,11 @@ def main():
     ap.add_argument("--runs", type=int, default=5, help="runs per measurement (median)")
     ap.add_argument("--cold-runs", type=int, default=3, help="runs of the slow cold ones")
     ap.add_argument("--build", default=os.environ.get("CHARTFS_BUILD", "build"))
+    ap.add_argument("--only", choices=["big-ls"], help="run one row alone")
     a = ap.parse_args()
     build = a.build if os.path.isabs(a.build) else os.path.join(ROOT, a.build)
+    if a.only:
+        return only(a, build)
 
     work = tempfile.mkdtemp(prefix="chartfs-bench-")
     helm = Helm(os.path.join(TOOLS, "helm4"), os.path.join(work, "helm"))
@@ -314,6 +361,8 @@ def main():
                                      shlex.quote(os.path.join(b.mnt, "pushed-by-chartfs"))))
         rows.append(("`cp` of one chart into the mount", "helm push of it", base, ours))
 
+        rows.append(big_ls_row(b, reg, a.runs))
+
         # peak RSS of a daemon that did a cold grep and the 200-tag listing
         sh(b.fresh_mount_cmd(reg.host), b.env)
         sh(grep, b.env, check=False)
@@ -373,6 +422,22 @@ def main():
           "| - | - | %.1f MiB | - |" % (N_CHARTS, N_TAGS, hwm / 1024.0))
     print("| daemon peak RSS (VmHWM) after browsing %d charts | - | - | %.1f MiB | ≤ 30 MB |"
           % (n_rss, hwm_rss / 1024.0))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def only(a, build):
+    """One row alone (--only), printed as a row of the table."""
+    work = tempfile.mkdtemp(prefix="chartfs-bench-")
+    reg = Registry(os.path.join(work, "registry"))
+    b = Bench(build, a.runs, work)
+    try:
+        what, how, base, ours = big_ls_row(b, reg, a.runs)
+    finally:
+        sh(b.unmount_cmd(), b.env, check=False)
+        reg.stop()
+    print("| measure | baseline | baseline time | chartfs | ratio |")
+    print("|---|---|---:|---:|---:|")
+    print("| %s | %s | %s | %s | %.2f× |" % (what, how, fmt_s(base), fmt_s(ours), ours / base))
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -3,7 +3,7 @@
 # runs tests/bench/bench.py, which starts its own registry, pushes 50 charts
 # with helm (generated once into .tools/bench-corpus) and 1000 small ones by
 # API (for the RSS row), and prints a Markdown table.
-#   tests/bench/bench.sh [--runs N] [--cold-runs N]
+#   tests/bench/bench.sh [--runs N] [--cold-runs N] [--only big-ls]
 # BUILD_DIR=dir benchmarks another build directory (see scripts/build.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -275,6 +275,67 @@ static void test_store(void)
 	blobcache_free(bc);
 }
 
+/* What cache_max counts: each entry its size rounded up to a block, at
+ * least one, plus its inode; a chart of empty files is no longer free. */
+static void test_accounting(void)
+{
+	char cache[256], path[256], p1[4200], p2[4200], d1[DIGEST_STR_MAX],
+	    d2[DIGEST_STR_MAX];
+	struct ent *e = calloc(301, sizeof(*e));
+	char *names = malloc(300 * 32);
+	struct timespec old[2] = {{.tv_sec = 1000}, {.tv_sec = 1000}};
+	struct blobcache *bc = NULL;
+	struct buf b1, b2;
+	struct stat st;
+	int fd, i;
+
+	snprintf(path, sizeof(path), "%s/sized", work);
+	fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		abort();
+	ok(blobcache_cost(&st) == BLOBCACHE_BLOCK + BLOBCACHE_ENTRY_COST,
+	   "an empty file counts one block and its inode");
+	if (ftruncate(fd, 5000) < 0 || fstat(fd, &st) < 0)
+		abort();
+	close(fd);
+	ok(blobcache_cost(&st) >= 2 * BLOBCACHE_BLOCK + BLOBCACHE_ENTRY_COST,
+	   "5000 bytes count two blocks");
+	if (stat(work, &st) < 0)
+		abort();
+	ok(blobcache_cost(&st) >= BLOBCACHE_BLOCK + BLOBCACHE_ENTRY_COST,
+	   "a directory counts at least one block");
+
+	/* A chart of 300 empty files counts 1.35 MB: past a bound of 1 MiB,
+	 * it evicts the older chart (never itself). */
+	snprintf(cache, sizeof(cache), "%s/acct", work);
+	if (mkdir(cache, 0700) < 0 || blobcache_new(cache, &bc))
+		abort();
+	e[0] = (struct ent)CY;
+	e[1] = (struct ent){.name = "mychart/a.yaml", .data = "x"};
+	b1 = build(e, 2, TGZ);
+	for (i = 0; i < 300; i++) {
+		snprintf(names + i * 32, 32, "mychart/templates/f%03d", i);
+		e[i + 1] = (struct ent){.name = names + i * 32, .data = ""};
+	}
+	b2 = build(e, 301, TGZ);
+	digest_of(b1.p, b1.len, d1);
+	digest_of(b2.p, b2.len, d2);
+	blobcache_set_max(bc, 1 << 20);
+	ok(blobcache_put(bc, d1, b1.p, b1.len) == 0 &&
+	       blobcache_tree(bc, d1, p1, sizeof(p1)) == 0,
+	   "a small chart unpacked under a bound of 1 MiB");
+	utimensat(AT_FDCWD, p1, old, AT_SYMLINK_NOFOLLOW);
+	ok(blobcache_put(bc, d2, b2.p, b2.len) == 0 &&
+	       blobcache_tree(bc, d2, p2, sizeof(p2)) == 0 && lstat(p1, &st) < 0 &&
+	       errno == ENOENT && lstat(p2, &st) == 0,
+	   "300 empty files pass 1 MiB: the older tree evicted, the new one kept");
+	blobcache_free(bc);
+	free_buf(&b1);
+	free_buf(&b2);
+	free(names);
+	free(e);
+}
+
 int main(void)
 {
 	/* tmpfs where there is one: on ext4, making thousands of directories
@@ -287,6 +348,7 @@ int main(void)
 	test_paths();
 	test_dirs();
 	test_store();
+	test_accounting();
 	rm_rf(work);
 	return tap_done();
 }
