@@ -81,6 +81,9 @@ struct stat;
 /* The bytes one entry of the store counts (the rule above). */
 uint64_t blobcache_cost(const struct stat *st);
 
+/* -o cache_max when not given: 1 GiB. */
+#define BLOBCACHE_MAX_DEFAULT (1ull << 30)
+
 /* Bound the store to max_bytes (0: unbounded, the default): after new
  * content, least recently used blobs and trees are removed (cache/evict.c),
  * each counted by blobcache_cost. */

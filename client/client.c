@@ -117,8 +117,10 @@ int oci_client_new(const struct oci_client_opts *opts, struct oci_client **out)
 	c->pool_max = pool_size();
 	c->plain_http = opts->plain_http;
 	c->insecure = opts->insecure;
-	c->connect_timeout = opts->connect_timeout > 0 ? opts->connect_timeout : 10;
-	c->low_speed_time = opts->low_speed_time > 0 ? opts->low_speed_time : 30;
+	c->connect_timeout = opts->connect_timeout > 0 ? opts->connect_timeout
+						       : OCI_CONNECT_TIMEOUT_DEFAULT;
+	c->low_speed_time =
+	    opts->low_speed_time > 0 ? opts->low_speed_time : OCI_IO_TIMEOUT_DEFAULT;
 	c->registry = dup_opt(opts->registry, &fail);
 	c->ca_file = dup_opt(opts->ca_file, &fail);
 	c->cert_file = dup_opt(opts->cert_file, &fail);

@@ -53,6 +53,10 @@
 
 struct oci_client;
 
+/* -o connect_timeout and -o io_timeout when not given (seconds). */
+#define OCI_CONNECT_TIMEOUT_DEFAULT 10
+#define OCI_IO_TIMEOUT_DEFAULT 30
+
 struct oci_client_opts {
 	const char *registry;  /* "host[:port]", no scheme, no path */
 	bool plain_http;       /* http:// instead of https:// */
@@ -65,8 +69,8 @@ struct oci_client_opts {
 	/* An OAuth2 refresh token (docker's "identitytoken"), POSTed to a
 	 * bearer realm; or NULL. Never logged. */
 	const char *identity_token;
-	long connect_timeout; /* seconds; 0 = default 10 */
-	long low_speed_time;  /* seconds below 1 KiB/s before EIO; 0 = default 30 */
+	long connect_timeout; /* seconds; 0: OCI_CONNECT_TIMEOUT_DEFAULT */
+	long low_speed_time;  /* seconds below 1 KiB/s before EIO; 0: the default */
 };
 
 struct oci_buf {

@@ -85,6 +85,9 @@ static const struct fuse_opt chartfs_opts[] = {
 	FUSE_OPT_END,
 };
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 /* One line per option: the man page test reads these. */
 static const char *const help_lines[] = {
 	"    -o plain_http          talk HTTP instead of HTTPS",
@@ -98,11 +101,11 @@ static const char *const help_lines[] = {
 	"    -o password_file=FILE  the password, from a file only its owner can read",
 	"    -o cache_dir=DIR       blob cache (default ${XDG_CACHE_HOME:-~/.cache}/chartfs)",
 	"    -o cache_max=SIZE      evict least recently used charts beyond SIZE (default 1G; K/M/G; 0: no bound)",
-	"    -o ttl=SECONDS         trust tag lists and tag digests this long (default 30)",
-	"    -o parallel=N          manifests fetched at once when listing (default 8)",
+	"    -o ttl=SECONDS         trust tag lists and tag digests this long (default " STR(MODEL_TTL_DEFAULT) ")",
+	"    -o parallel=N          manifests fetched at once when listing (default " STR(MODEL_PARALLEL_DEFAULT) ")",
 	"    -o prefetch=N          warm N repositories of a listed namespace in the background (default 0)",
-	"    -o connect_timeout=S   give up connecting after S seconds (default 10)",
-	"    -o io_timeout=S        give up when under 1 KiB/s for S seconds (default 30)",
+	"    -o connect_timeout=S   give up connecting after S seconds (default " STR(OCI_CONNECT_TIMEOUT_DEFAULT) ")",
+	"    -o io_timeout=S        give up when under 1 KiB/s for S seconds (default " STR(OCI_IO_TIMEOUT_DEFAULT) ")",
 	"    -o immutable           refuse to replace an existing tag (EEXIST)",
 	"    -o show_signatures     list sha256-<digest>.sig/.att/.sbom tags too",
 	"    -o offline             serve only what the cache holds; never ask the registry",
@@ -596,229 +599,287 @@ static int check_mountpoint(const char *mnt)
 	return ret;
 }
 
-int main(int argc, char *argv[])
-{
-	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct fuse_cmdline_opts fopts = {0};
-	struct options o = {0};
-	struct chartfs c = {0};
-	struct oci_client_opts copts = {0};
-	struct model_opts mopts = {0};
-	struct fuse_loop_config *lcfg = NULL;
-	struct chartfs_ll *ll = NULL;
-	struct fuse_session *se = NULL;
-	struct reloader reloader = {0};
-	char *host = NULL, *prefix = NULL, *fsname = NULL;
-	unsigned ttl = 30, parallel = 8, connect_timeout = 10, io_timeout = 30,
-		 prefetch = 0;
-	uint64_t cache_max = 1ull << 30;
-	int ret = 1;
+/* Everything one run of chartfs holds, from parsing to the end. */
+struct run {
+	struct fuse_args args;
+	struct fuse_cmdline_opts fopts;
+	struct options o;
+	struct chartfs c;
+	struct chartfs_ll *ll;
+	struct fuse_loop_config *lcfg;
+	struct reloader reloader;
+	char *host, *prefix, *fsname;
+	/* The numbers the options give, each default written once, here. */
+	unsigned ttl, parallel, connect_timeout, io_timeout, prefetch;
+	uint64_t cache_max;
+};
 
-	fuse_set_log_func(fuse_log_adapter);
-	if (fuse_opt_parse(&args, &o, chartfs_opts, opt_proc) != 0)
-		goto out;
+/* Numeric options, after fuse_parse_cmdline: 0, or -EINVAL (said). */
+static int parse_numbers(struct run *r)
+{
+	struct options *o = &r->o;
+
+	r->ttl = MODEL_TTL_DEFAULT;
+	r->parallel = MODEL_PARALLEL_DEFAULT;
+	r->connect_timeout = OCI_CONNECT_TIMEOUT_DEFAULT;
+	r->io_timeout = OCI_IO_TIMEOUT_DEFAULT;
+	r->prefetch = 0;
+	r->cache_max = BLOBCACHE_MAX_DEFAULT;
+	if ((o->ttl && parse_uint("ttl", o->ttl, 86400 * 365, &r->ttl)) ||
+	    (o->parallel && parse_uint("parallel", o->parallel, 64, &r->parallel)) ||
+	    (o->prefetch && parse_uint("prefetch", o->prefetch, 100000, &r->prefetch)) ||
+	    (o->connect_timeout && parse_uint("connect_timeout", o->connect_timeout, 3600,
+					      &r->connect_timeout)) ||
+	    (o->io_timeout &&
+	     parse_uint("io_timeout", o->io_timeout, 3600, &r->io_timeout)) ||
+	    (o->cache_max && parse_size("cache_max", o->cache_max, &r->cache_max)))
+		return -EINVAL;
+	return 0;
+}
+
+/* The command line: 0 to go on, 1 when done (--help, --version), or
+ * -errno (said). */
+static int parse_args(struct run *r, const char *prog)
+{
+	struct options *o = &r->o;
+
+	if (fuse_opt_parse(&r->args, o, chartfs_opts, opt_proc) != 0)
+		return -EINVAL;
 	/* One bare argument: the mount point of an every-registry mount. So is
 	 * the source "none" (fstab needs one) or "oci://". */
-	if (o.registry && !o.mountpoint) {
-		o.mountpoint = o.registry;
-		o.registry = NULL;
-	} else if (o.registry &&
-		   (!strcmp(o.registry, "none") || !strcmp(o.registry, "oci://"))) {
-		free(o.registry);
-		o.registry = NULL;
+	if (o->registry && !o->mountpoint) {
+		o->mountpoint = o->registry;
+		o->registry = NULL;
+	} else if (o->registry &&
+		   (!strcmp(o->registry, "none") || !strcmp(o->registry, "oci://"))) {
+		free(o->registry);
+		o->registry = NULL;
 	}
-	if (o.mountpoint && fuse_opt_add_arg(&args, o.mountpoint) != 0)
-		goto out;
-	if (fuse_parse_cmdline(&args, &fopts) != 0)
-		goto out;
-	if (fopts.show_help) {
-		usage(argv[0]);
+	if ((o->mountpoint && fuse_opt_add_arg(&r->args, o->mountpoint) != 0) ||
+	    fuse_parse_cmdline(&r->args, &r->fopts) != 0)
+		return -EINVAL;
+	if (r->fopts.show_help) {
+		usage(prog);
 		fuse_cmdline_help();
 		fuse_lowlevel_help();
-		ret = 0;
-		goto out;
+		return 1;
 	}
-	if (fopts.show_version) {
+	if (r->fopts.show_version) {
 		printf("chartfs version %s\n", CHARTFS_VERSION);
 		printf("FUSE library version %s\n", fuse_pkgversion());
+		/* It runs fusermount3, which writes straight to our stdout. */
+		fflush(stdout);
 		fuse_lowlevel_version();
-		ret = 0;
-		goto out;
+		return 1;
 	}
-	if (!fopts.mountpoint) {
+	if (!r->fopts.mountpoint) {
 		fprintf(stderr,
 			"usage: %s [options] [REGISTRY[/PREFIX]] MOUNTPOINT\n"
 			"       %s --help\n",
-			argv[0], argv[0]);
-		goto out;
+			prog, prog);
+		return -EINVAL;
 	}
-	chartfs_log_set_level(fopts.debug ? LOG_DEBUG : LOG_NOTICE);
-	/* Before the client sizes its connection pool by the limit. */
-	fdlimit_raise();
-	if (o.registry && split_registry(o.registry, &o, &host, &prefix) != 0)
-		goto out;
-	if (o.ttl && parse_uint("ttl", o.ttl, 86400 * 365, &ttl) != 0)
-		goto out;
-	if (o.parallel && parse_uint("parallel", o.parallel, 64, &parallel) != 0)
-		goto out;
-	if (o.prefetch && parse_uint("prefetch", o.prefetch, 100000, &prefetch) != 0)
-		goto out;
-	if (o.connect_timeout &&
-	    parse_uint("connect_timeout", o.connect_timeout, 3600, &connect_timeout) != 0)
-		goto out;
-	if (o.io_timeout &&
-	    parse_uint("io_timeout", o.io_timeout, 3600, &io_timeout) != 0)
-		goto out;
-	if (o.cache_max && parse_size("cache_max", o.cache_max, &cache_max) != 0)
-		goto out;
-	if (setup_log(&o, fopts.foreground) != 0)
-		goto out;
-	if (o.write_group && parse_write_group(o.write_group, &c.write_gid) != 0)
-		goto out;
-	c.write_group = o.write_group != NULL;
+	chartfs_log_set_level(r->fopts.debug ? LOG_DEBUG : LOG_NOTICE);
+	if ((o->registry && split_registry(o->registry, o, &r->host, &r->prefix) != 0) ||
+	    parse_numbers(r) != 0 || setup_log(o, r->fopts.foreground) != 0 ||
+	    (o->write_group && parse_write_group(o->write_group, &r->c.write_gid) != 0))
+		return -EINVAL;
+	r->c.write_group = o->write_group != NULL;
+	return 0;
+}
 
-	/* The session first: libfuse refuses an unknown option here, before a
-	 * cache directory is made or the registry is asked anything. */
-	c.ttl = ttl;
-	c.immutable = o.immutable;
+/* The FUSE session, made first: libfuse refuses an unknown option here,
+ * before a cache directory is made or the registry is asked anything. */
+static int build_session(struct run *r)
+{
+	struct chartfs *c = &r->c;
+
+	c->ttl = r->ttl;
+	c->immutable = r->o.immutable;
 	/* Offline, nothing could be pushed: the mount is read-only. */
-	c.read_only = o.ro || o.offline;
-	/* "ro" was taken out of the arguments to see it: the kernel needs it too. */
-	if (c.read_only && fuse_opt_add_arg(&args, "-oro") != 0)
-		goto out;
-	/* Access times mean nothing here, and without noatime the kernel
+	c->read_only = r->o.ro || r->o.offline;
+	pthread_mutex_init(&c->up_lock, NULL);
+	c->uid = getuid();
+	c->gid = getgid();
+	/* "ro" was taken out of the arguments to see it: the kernel needs it
+	 * too. Access times mean nothing here, and without noatime the kernel
 	 * drops a file's cached attributes after every read, which costs a
 	 * GETATTR round trip per file read (a third of a warm grep's). */
-	if (fuse_opt_add_arg(&args, "-onoatime") != 0)
-		goto out;
-	pthread_mutex_init(&c.up_lock, NULL);
-	c.uid = getuid();
-	c.gid = getgid();
-	if (asprintf(&fsname, "-ofsname=%s%s%s,subtype=chartfs", host ? host : "chartfs",
-		     prefix ? "/" : "", prefix ? prefix : "") < 0 ||
-	    fuse_opt_add_arg(&args, fsname) != 0)
-		goto out;
-	if (chartfs_ll_new(&c, &args, &ll) != 0 ||
-	    check_mountpoint(fopts.mountpoint) != 0)
-		goto out;
+	if ((c->read_only && fuse_opt_add_arg(&r->args, "-oro") != 0) ||
+	    fuse_opt_add_arg(&r->args, "-onoatime") != 0)
+		return -ENOMEM;
+	if (asprintf(&r->fsname, "-ofsname=%s%s%s,subtype=chartfs",
+		     r->host ? r->host : "chartfs", r->prefix ? "/" : "",
+		     r->prefix ? r->prefix : "") < 0) {
+		r->fsname = NULL;
+		return -ENOMEM;
+	}
+	if (fuse_opt_add_arg(&r->args, r->fsname) != 0)
+		return -ENOMEM;
+	if (chartfs_ll_new(c, &r->args, &r->ll) != 0)
+		return -EINVAL;
+	return check_mountpoint(r->fopts.mountpoint);
+}
 
-	c.cache_dir = o.cache_dir ? strdup(o.cache_dir) : default_cache_dir();
-	if (!c.cache_dir || mkdir_p(c.cache_dir) != 0) {
+/* The cache directory, then the registry (or every registry) behind it. */
+static int build_registry(struct run *r)
+{
+	struct chartfs *c = &r->c;
+	const struct options *o = &r->o;
+	struct oci_client_opts copts = {
+	    .plain_http = o->plain_http,
+	    .insecure = o->insecure,
+	    .ca_file = o->ca_file,
+	    .cert_file = o->cert_file,
+	    .key_file = o->key_file,
+	    .connect_timeout = (long)r->connect_timeout,
+	    .low_speed_time = (long)r->io_timeout,
+	};
+	struct model_opts mopts = {.prefix = r->prefix,
+				   .ttl = r->ttl,
+				   .parallel = r->parallel,
+				   .show_signatures = o->show_signatures,
+				   .offline = o->offline,
+				   .prefetch = r->prefetch};
+
+	c->cache_dir = o->cache_dir ? strdup(o->cache_dir) : default_cache_dir();
+	if (!c->cache_dir || mkdir_p(c->cache_dir) != 0) {
 		fprintf(stderr, "chartfs: cannot create cache directory %s: %s\n",
-			c.cache_dir ? c.cache_dir : "?", strerror(errno));
-		goto out;
+			c->cache_dir ? c->cache_dir : "?", strerror(errno));
+		return -EIO;
 	}
 	if (digest_init() != 0) {
 		fprintf(stderr,
 			"chartfs: OpenSSL offers no sha256, which every digest needs\n");
-		goto out;
+		return -EIO;
 	}
-	if (blobcache_new(c.cache_dir, &c.bc) != 0) {
-		fprintf(stderr, "chartfs: cannot open cache directory %s\n", c.cache_dir);
-		goto out;
+	if (blobcache_new(c->cache_dir, &c->bc) != 0) {
+		fprintf(stderr, "chartfs: cannot open cache directory %s\n",
+			c->cache_dir);
+		return -EIO;
 	}
-	blobcache_set_max(c.bc, cache_max);
-
-	copts = (struct oci_client_opts){
-	    .plain_http = o.plain_http,
-	    .insecure = o.insecure,
-	    .ca_file = o.ca_file,
-	    .cert_file = o.cert_file,
-	    .key_file = o.key_file,
-	    .connect_timeout = (long)connect_timeout,
-	    .low_speed_time = (long)io_timeout,
-	};
-	mopts = (struct model_opts){.prefix = prefix,
-				    .ttl = ttl,
-				    .parallel = parallel,
-				    .show_signatures = o.show_signatures,
-				    .offline = o.offline,
-				    .prefetch = prefetch};
-	if (o.insecure)
+	blobcache_set_max(c->bc, r->cache_max);
+	if (o->insecure)
 		log_warn("chartfs: -o insecure: the registry's TLS certificate is not "
 			 "verified");
-	if (host ? setup_registry(&o, host, copts, &mopts, &c) != 0
-		 : setup_hosts(&o, &copts, &mopts, &c) != 0)
-		goto out;
-	c.start = time(NULL);
-	se = chartfs_ll_session(ll);
+	if (r->host ? setup_registry(o, r->host, copts, &mopts, c) != 0
+		    : setup_hosts(o, &copts, &mopts, c) != 0)
+		return -EIO;
+	c->start = time(NULL);
+	return 0;
+}
+
+/* The session loop, in as many threads as the FUSE options say. */
+static int loop(struct run *r, struct fuse_session *se)
+{
+	const struct fuse_cmdline_opts *f = &r->fopts;
+
+	if (f->singlethread)
+		return fuse_session_loop(se);
+	r->lcfg = fuse_loop_cfg_create();
+	if (!r->lcfg)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(r->lcfg, (unsigned)f->clone_fd);
+	if (f->max_idle_threads <= 100000)
+		fuse_loop_cfg_set_idle_threads(r->lcfg, f->max_idle_threads);
+	/* Unset, libfuse 3.14 reports UINT_MAX and warns if passed on. */
+	if (f->max_threads && f->max_threads <= 100000)
+		fuse_loop_cfg_set_max_threads(r->lcfg, f->max_threads);
+	return fuse_session_loop_mt(se, r->lcfg);
+}
+
+/* Mount, detach, and serve until unmounted: the exit status. */
+static int serve(struct run *r)
+{
+	struct fuse_session *se = chartfs_ll_session(r->ll);
+	struct sigaction sa = {.sa_handler = on_sighup};
+	int ret;
+
 	/* Mount first, then detach: the command returns with the mount ready. */
-	if (chartfs_ll_mount(ll, fopts.mountpoint) != 0)
-		goto out;
+	if (chartfs_ll_mount(r->ll, r->fopts.mountpoint) != 0)
+		return 1;
 	if (warn_no_syslog)
 		fprintf(stderr,
 			"chartfs: no syslog here (/dev/log): what the daemon logs "
 			"is lost; use -o log_file=FILE or -f\n");
-	if (fuse_daemonize(fopts.foreground) != 0)
-		goto out;
-	if (!fopts.foreground)
+	if (fuse_daemonize(r->fopts.foreground) != 0)
+		return 1;
+	if (!r->fopts.foreground)
 		chartfs_log_detach();
-	if (chartfs_ll_start(ll) != 0 || fuse_set_signal_handlers(se) != 0)
-		goto out;
-	/* libfuse ends the session on SIGHUP; here it means "forget names",
-	 * like a daemon re-reading its state. */
-	hup_model = c.model;
-	hup_hosts = c.hosts;
-	hup_ll = ll;
-	reloader = (struct reloader){.o = &o, .host = host, .c = &c};
-	if (reloader_start(&reloader) != 0)
-		goto out_signals;
-	{
-		struct sigaction sa = {.sa_handler = on_sighup};
+	if (chartfs_ll_start(r->ll) != 0 || fuse_set_signal_handlers(se) != 0)
+		return 1;
+	/* libfuse ends the session on SIGHUP; here it means "forget names and
+	 * read the credentials again", like a daemon re-reading its state. */
+	hup_model = r->c.model;
+	hup_hosts = r->c.hosts;
+	hup_ll = r->ll;
+	r->reloader = (struct reloader){.o = &r->o, .host = r->host, .c = &r->c};
+	ret = reloader_start(&r->reloader);
+	if (!ret) {
 		sigemptyset(&sa.sa_mask);
 		sigaction(SIGHUP, &sa, NULL);
+		log_info("chartfs: %s mounted on %s",
+			 r->c.client ? oci_client_base_url(r->c.client)
+				     : "every registry",
+			 r->fopts.mountpoint);
+		ret = loop(r, se);
 	}
-	log_info("chartfs: %s mounted on %s",
-		 c.client ? oci_client_base_url(c.client) : "every registry",
-		 fopts.mountpoint);
-	if (fopts.singlethread) {
-		ret = fuse_session_loop(se);
-	} else {
-		lcfg = fuse_loop_cfg_create();
-		if (!lcfg)
-			goto out_signals;
-		fuse_loop_cfg_set_clone_fd(lcfg, (unsigned)fopts.clone_fd);
-		if (fopts.max_idle_threads <= 100000)
-			fuse_loop_cfg_set_idle_threads(lcfg, fopts.max_idle_threads);
-		/* Unset, libfuse 3.14 reports UINT_MAX and warns if passed on. */
-		if (fopts.max_threads && fopts.max_threads <= 100000)
-			fuse_loop_cfg_set_max_threads(lcfg, fopts.max_threads);
-		ret = fuse_session_loop_mt(se, lcfg);
-	}
-	ret = ret ? 1 : 0;
-out_signals:
 	fuse_remove_signal_handlers(se);
-out:
-	reloader_stop(&reloader);
+	return ret ? 1 : 0;
+}
+
+static void options_free(struct options *o)
+{
+	char **owned[] = {
+	    &o->registry,  &o->mountpoint,	&o->plain_http_hosts, &o->cache_dir,
+	    &o->ttl,	   &o->parallel,	&o->prefetch,	      &o->connect_timeout,
+	    &o->cache_max, &o->io_timeout,	&o->ca_file,	      &o->cert_file,
+	    &o->key_file,  &o->registry_config, &o->username,	      &o->password_file,
+	    &o->log_file,  &o->write_group};
+	size_t i;
+
+	for (i = 0; i < sizeof(owned) / sizeof(owned[0]); i++) {
+		free(*owned[i]);
+		*owned[i] = NULL;
+	}
+}
+
+static void run_free(struct run *r)
+{
+	reloader_stop(&r->reloader);
 	hup_ll = NULL;
-	chartfs_ll_free(ll);
-	fuse_loop_cfg_destroy(lcfg);
-	hosts_free(c.hosts);
-	chartfs_upload_free_all(&c);
-	model_free(c.model);
-	oci_client_free(c.client);
-	blobcache_free(c.bc);
-	free(c.cache_dir);
-	free(fsname);
-	free(fopts.mountpoint);
-	free(o.registry);
-	free(o.mountpoint);
-	free(o.plain_http_hosts);
-	free(o.cache_dir);
-	free(o.ttl);
-	free(o.parallel);
-	free(o.prefetch);
-	free(o.connect_timeout);
-	free(o.cache_max);
-	free(o.io_timeout);
-	free(o.ca_file);
-	free(o.cert_file);
-	free(o.key_file);
-	free(o.registry_config);
-	free(o.username);
-	free(o.password_file);
-	free(o.log_file);
-	free(o.write_group);
-	fuse_opt_free_args(&args);
+	chartfs_ll_free(r->ll);
+	fuse_loop_cfg_destroy(r->lcfg);
+	hosts_free(r->c.hosts);
+	chartfs_upload_free_all(&r->c);
+	model_free(r->c.model);
+	oci_client_free(r->c.client);
+	blobcache_free(r->c.bc);
+	free(r->c.cache_dir);
+	free(r->fsname);
+	free(r->fopts.mountpoint);
+	options_free(&r->o);
+	fuse_opt_free_args(&r->args);
+}
+
+int main(int argc, char *argv[])
+{
+	struct run r = {.args = FUSE_ARGS_INIT(argc, argv)};
+	int ret;
+
+	fuse_set_log_func(fuse_log_adapter);
+	ret = parse_args(&r, argv[0]);
+	if (ret == 0) {
+		/* Before the client sizes its connection pool by the limit. */
+		fdlimit_raise();
+		ret = build_session(&r);
+	}
+	if (ret == 0)
+		ret = build_registry(&r);
+	if (ret == 0)
+		ret = serve(&r);
+	else
+		ret = ret == 1 ? 0 : 1;
+	run_free(&r);
 	return ret;
 }

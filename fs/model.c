@@ -26,7 +26,7 @@ int model_new(const struct model_opts *o, struct oci_client *client, struct blob
 	m->client = client;
 	m->bc = bc;
 	m->ttl = o->ttl;
-	m->parallel = o->parallel ? o->parallel : 8;
+	m->parallel = o->parallel ? o->parallel : MODEL_PARALLEL_DEFAULT;
 	m->show_signatures = o->show_signatures;
 	m->offline = o->offline;
 	m->prefetch = o->prefetch;

@@ -58,6 +58,10 @@ struct model_entry {
 };
 typedef int (*model_fill_fn)(void *arg, const struct model_entry *e);
 
+/* -o ttl and -o parallel when not given. */
+#define MODEL_TTL_DEFAULT 30
+#define MODEL_PARALLEL_DEFAULT 8
+
 struct model_opts {
 	const char *prefix;   /* repository prefix scoping the mount, or NULL */
 	unsigned ttl;	      /* seconds names are trusted */
