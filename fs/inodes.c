@@ -264,6 +264,126 @@ void inodes_inval_dirs(struct inodes *t, const char *path)
 		fuse_lowlevel_notify_inval_inode(t->se, inos[i], 0, 0);
 }
 
+/* One kernel entry to drop: name in directory parent. */
+struct inval_entry {
+	fuse_ino_t parent;
+	char *name;
+};
+
+/* How many components path has below the first dlen bytes of dir (its
+ * prefix; 0 bytes for the root), or 0 if it is not below it. */
+static unsigned depth_below(const char *dir, size_t dlen, const char *path)
+{
+	unsigned depth = 0;
+
+	if (strncmp(path, dir, dlen) != 0 || path[dlen] != '/' || !path[dlen + 1])
+		return 0;
+	for (path += dlen; *path; path++)
+		depth += *path == '/';
+	return depth;
+}
+
+/* The hashed node of the first len bytes of path; lock held. */
+static struct inodes_node *find_n_locked(struct inodes *t, const char *path, size_t len)
+{
+	struct inodes_node *d;
+
+	if (len == 0 || (len == 1 && path[0] == '/'))
+		return t->root;
+	for (d = t->buckets[bucket_n(t, path, len)]; d; d = d->hnext)
+		if (!strncmp(d->path, path, len) && !d->path[len])
+			return d;
+	return NULL;
+}
+
+/* Collect the entries below the first dlen bytes of dir (at most depth
+ * components down) whose names follow the registry, and unlist the cached
+ * listings among them into dirs (at most *ndirs); lock held. */
+static size_t collect_below_locked(struct inodes *t, const char *dir, size_t dlen,
+				   unsigned depth, struct inval_entry **out,
+				   fuse_ino_t *dirs, size_t *ndirs)
+{
+	size_t n = 0, cap = 0, maxdirs = *ndirs;
+	struct inodes_node *e, *parent;
+	struct inval_entry *v = NULL, *nv;
+	const char *slash;
+	unsigned d;
+
+	*ndirs = 0;
+	for (e = t->all.anext; e && e != &t->all; e = e->anext) {
+		d = depth_below(dir, dlen, e->path);
+		if (!e->hashed || d == 0 || d > depth ||
+		    (e->life != CHARTFS_LIFE_NAME && e->life != CHARTFS_LIFE_TAG))
+			continue;
+		if (e->lnext && *ndirs < maxdirs) {
+			unlist_locked(e);
+			dirs[(*ndirs)++] = inodes_id(t, e);
+		}
+		slash = strrchr(e->path, '/');
+		parent = find_n_locked(t, e->path, (size_t)(slash - e->path));
+		if (!parent)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv)
+				break;
+			v = nv;
+		}
+		v[n].name = strdup(slash + 1);
+		if (!v[n].name)
+			break;
+		v[n++].parent = inodes_id(t, parent);
+	}
+	*out = v;
+	return n;
+}
+
+/*
+ * This daemon changed what the registry holds below dir (a push, a delete):
+ * the kernel's entries there (tag directories, packages, repositories, at
+ * most depth components down) may name what was there before, whose inode
+ * numbers derive from the old digests, and would be trusted for the ttl.
+ * Drop them, and the cached listings among them, so that the next lookup
+ * asks. Not inside a request that holds a lock on one of those
+ * directories (an UNLINK holds its parent's): the kernel takes it to drop
+ * an entry.
+ */
+static void inval_below(struct inodes *t, const char *dir, size_t dlen, unsigned depth)
+{
+	struct inval_entry *v = NULL;
+	fuse_ino_t dirs[64];
+	size_t i, n, ndirs = 64;
+
+	if (!t->se)
+		return;
+	pthread_mutex_lock(&t->lock);
+	n = collect_below_locked(t, dir, dlen, depth, &v, dirs, &ndirs);
+	pthread_mutex_unlock(&t->lock);
+	/* A name the kernel no longer holds is answered ENOENT: nothing to do. */
+	for (i = 0; i < n; i++) {
+		(void)fuse_lowlevel_notify_inval_entry(t->se, v[i].parent, v[i].name,
+						       strlen(v[i].name));
+		free(v[i].name);
+	}
+	free(v);
+	if (t->cache_listings)
+		for (i = 0; i < ndirs; i++)
+			fuse_lowlevel_notify_inval_inode(t->se, dirs[i], 0, 0);
+}
+
+void inodes_inval_below(struct inodes *t, const char *dir, unsigned depth)
+{
+	inval_below(t, dir, strcmp(dir, "/") ? strlen(dir) : 0, depth);
+}
+
+void inodes_inval_beside(struct inodes *t, const char *path, unsigned depth)
+{
+	const char *slash = strrchr(path, '/');
+
+	inval_below(t, path, slash ? (size_t)(slash - path) : 0, depth);
+}
+
 /* A listing that follows the ttl went into the kernel's cache: the sweeper
  * drops it from there once it is older than the ttl. */
 void inodes_listed(struct inodes *t, struct inodes_node *dir)

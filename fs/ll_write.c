@@ -58,6 +58,11 @@ void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* A push adds a tag directory, maybe repositories above it. */
 	if (!ret && pushed)
 		inodes_inval_dirs(ll->inodes, path);
+	/* It may replace a tag the kernel holds under its old digest, in the
+	 * file's directory (the repository) or a kid (a namespace's). FLUSH
+	 * holds no directory lock: this goes before the reply close waits for. */
+	if (!ret && pushed)
+		inodes_inval_beside(ll->inodes, path, 2);
 	fuse_reply_err(req, -ret);
 }
 
@@ -101,26 +106,35 @@ void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	free(path);
 }
 
-/* Answer with what op says of parent/name. */
-static void reply_name_op(fuse_req_t req, fuse_ino_t parent, const char *name,
-			  int (*op)(const char *path))
+/* Answer with what op says of parent/name; its result (-errno). */
+static int reply_name_op(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 int (*op)(const char *path))
 {
 	char *path;
+	int ret;
 
 	if (!ll_child_path(req, parent, name, &path))
-		return;
-	fuse_reply_err(req, -op(path));
+		return -EINVAL;
+	ret = op(path);
+	fuse_reply_err(req, -ret);
 	free(path);
+	return ret;
 }
 
 void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	reply_name_op(req, parent, name, chartfs_unlink);
+	struct chartfs_ll *ll = fuse_req_userdata(req);
+
+	/* The deleted tag's directory, which the kernel may hold for the ttl.
+	 * After the reply: the UNLINK holds the lock of the directory that
+	 * dropping an entry in it takes. */
+	if (reply_name_op(req, parent, name, chartfs_unlink) == 0)
+		inodes_inval_below(ll->inodes, inodes_get(ll->inodes, parent)->path, 1);
 }
 
 void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	reply_name_op(req, parent, name, chartfs_rmdir);
+	(void)reply_name_op(req, parent, name, chartfs_rmdir);
 }
 
 void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
