@@ -161,8 +161,8 @@ static void catalog_lead(struct model *m, unsigned gen)
 	strv_free(&names);
 }
 
-/* Refresh the catalog if stale (single-flight); an expired one is served
- * at once and refreshed in the background. */
+/* Refresh the catalog if stale (single-flight); an expired one is
+ * refreshed in the background, and served while that takes long. */
 static void refresh_catalog(struct model *m)
 {
 	unsigned gen;

@@ -5,12 +5,11 @@
  * cache: it refreshes the catalog, tag lists and tag->manifest mappings when
  * they are older than the ttl, and fetches and unpacks charts on demand.
  * Everything addressed by digest is immutable and kept; only names follow
- * the ttl. A name that expired is served at once while one background
- * refresh per name asks the registry (stale-while-revalidate); its answer
- * replaces it. A name never fetched, or forgotten (SIGHUP, a push or
- * delete through the mount), waits for the registry. A refresh that fails
- * with a network error keeps serving what was known (stale-if-error) and
- * logs once.
+ * the ttl. A name that expired is refreshed by one background request per
+ * name; unless the answer comes within a short wait, the previous one is
+ * served until it does (stale-while-revalidate). A name never fetched, or forgotten
+ * (SIGHUP, a push or delete through the mount), waits for the registry. A refresh that
+ * fails with a network error keeps serving what was known (stale-if-error) and logs once.
  *
  * Contract:
  * - Threads: all functions are thread-safe. One model lock guards the tree

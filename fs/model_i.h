@@ -117,7 +117,7 @@ void model_repo_free(struct repo *r);
 /* Replace the repo's tag table with these (sorted) names; lock held. */
 int model_apply_tags_locked(struct repo *r, const struct strv *tags) WUR;
 /* Refresh node's tag listing when stale (single-flight); an expired one is
- * served at once and refreshed in the background. */
+ * refreshed in the background, and served while that takes long. */
 int model_refresh_tags(struct model *m, struct ns_node *node) WUR;
 /* Fetch the manifests of every listed tag that is not fresh, in parallel;
  * with serve_expired, expired ones are left to a background refresh. */

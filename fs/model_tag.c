@@ -229,8 +229,9 @@ static int tags_lead(struct model *m, struct ns_node *node, struct repo *r, unsi
 }
 
 /* Refresh the tag listing of node when stale (single-flight). A listing
- * that expired is served at once, and one background refresh asks again;
- * one never made or forgotten waits for the registry. */
+ * that expired is refreshed in the background and served as it is if the
+ * answer does not come within a short wait; one never made or forgotten
+ * waits for the registry. */
 int model_refresh_tags(struct model *m, struct ns_node *node)
 {
 	struct repo *r;
