@@ -27,6 +27,16 @@ struct inodes {
 	bool sweeping, stop;
 	int wake[2]; /* a pipe that wakes the sweeper */
 	volatile sig_atomic_t forget_listings;
+
+	/* Entries to drop after a push or delete (inodes_inval_beside), sent
+	 * by their own thread: the kernel takes directory locks to drop an
+	 * entry, which a request waiting for this daemon may hold. Under lock;
+	 * iq_cond says a job came or was done. */
+	pthread_t invalidator;
+	bool invalidating;
+	pthread_cond_t iq_cond;
+	struct inval_job *iq_head, *iq_tail;
+	uint64_t iq_queued, iq_done;
 };
 
 #define FNV_BASIS 1469598103934665603ull
@@ -264,6 +274,19 @@ void inodes_inval_dirs(struct inodes *t, const char *path)
 		fuse_lowlevel_notify_inval_inode(t->se, inos[i], 0, 0);
 }
 
+/* How long a push waits for the kernel to drop its entries before its
+ * FLUSH is answered anyway (a request holding a lock the kernel needs for
+ * that waits for a daemon thread); the entries go as soon as it can. */
+#define INVAL_WAIT_SECONDS 2
+
+/* A directory whose entries to drop (inodes_inval_beside). */
+struct inval_job {
+	struct inval_job *next;
+	size_t dlen;
+	unsigned depth;
+	char dir[];
+};
+
 /* One kernel entry to drop: name in directory parent. */
 struct inval_entry {
 	fuse_ino_t parent;
@@ -345,9 +368,8 @@ static size_t collect_below_locked(struct inodes *t, const char *dir, size_t dle
  * most depth components down) may name what was there before, whose inode
  * numbers derive from the old digests, and would be trusted for the ttl.
  * Drop them, and the cached listings among them, so that the next lookup
- * asks. Not inside a request that holds a lock on one of those
- * directories (an UNLINK holds its parent's): the kernel takes it to drop
- * an entry.
+ * asks. The kernel takes each directory's lock to drop an entry: this runs
+ * on the invalidator thread, never on one that answers requests.
  */
 static void inval_below(struct inodes *t, const char *dir, size_t dlen, unsigned depth)
 {
@@ -372,16 +394,80 @@ static void inval_below(struct inodes *t, const char *dir, size_t dlen, unsigned
 			fuse_lowlevel_notify_inval_inode(t->se, dirs[i], 0, 0);
 }
 
-void inodes_inval_below(struct inodes *t, const char *dir, unsigned depth)
+/* Run the jobs of inodes_inval_beside, one at a time, until inodes_free. */
+static void *invalidator(void *arg)
 {
-	inval_below(t, dir, strcmp(dir, "/") ? strlen(dir) : 0, depth);
+	struct inodes *t = arg;
+	struct inval_job *job;
+
+	pthread_mutex_lock(&t->lock);
+	for (;;) {
+		while (!t->stop && !t->iq_head)
+			pthread_cond_wait(&t->iq_cond, &t->lock);
+		job = t->iq_head;
+		if (!job)
+			break;
+		t->iq_head = job->next;
+		if (!t->iq_head)
+			t->iq_tail = NULL;
+		pthread_mutex_unlock(&t->lock);
+		inval_below(t, job->dir, job->dlen, job->depth);
+		free(job);
+		pthread_mutex_lock(&t->lock);
+		t->iq_done++;
+		pthread_cond_broadcast(&t->iq_cond);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
 }
 
-void inodes_inval_beside(struct inodes *t, const char *path, unsigned depth)
+/* Queue the entries below the first dlen bytes of dir for the invalidator
+ * and, with wait, wait for it (at most INVAL_WAIT_SECONDS). */
+static void queue_inval(struct inodes *t, const char *dir, size_t dlen, unsigned depth,
+			bool wait)
+{
+	struct inval_job *job = malloc(sizeof(*job) + dlen + 1);
+	struct timespec until;
+	uint64_t ticket;
+
+	if (!job || !t->se) {
+		free(job);
+		return;
+	}
+	memcpy(job->dir, dir, dlen);
+	job->dir[dlen] = '\0';
+	job->dlen = dlen;
+	job->depth = depth;
+	job->next = NULL;
+	pthread_mutex_lock(&t->lock);
+	if (!t->invalidating) {
+		if (pthread_create(&t->invalidator, NULL, invalidator, t) != 0) {
+			pthread_mutex_unlock(&t->lock);
+			free(job);
+			return; /* the ttl still applies */
+		}
+		t->invalidating = true;
+	}
+	if (t->iq_tail)
+		t->iq_tail->next = job;
+	else
+		t->iq_head = job;
+	t->iq_tail = job;
+	ticket = ++t->iq_queued;
+	pthread_cond_broadcast(&t->iq_cond);
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += INVAL_WAIT_SECONDS;
+	while (wait && t->iq_done < ticket)
+		if (pthread_cond_timedwait(&t->iq_cond, &t->lock, &until) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void inodes_inval_beside(struct inodes *t, const char *path, unsigned depth, bool wait)
 {
 	const char *slash = strrchr(path, '/');
 
-	inval_below(t, path, slash ? (size_t)(slash - path) : 0, depth);
+	queue_inval(t, path, slash ? (size_t)(slash - path) : 0, depth, wait);
 }
 
 /* A listing that follows the ttl went into the kernel's cache: the sweeper
@@ -478,12 +564,18 @@ void inodes_forget_listings(struct inodes *t)
 int inodes_new(double ttl, struct inodes **out)
 {
 	struct inodes *t = calloc(1, sizeof(*t));
+	pthread_condattr_t ca;
 	int ret = -ENOMEM;
 
 	if (!t)
 		return -ENOMEM;
 	t->ttl = ttl;
 	pthread_mutex_init(&t->lock, NULL);
+	/* Pushes wait for the invalidator with a deadline on this clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->iq_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	t->wake[0] = t->wake[1] = -1;
 	t->listed.lnext = t->listed.lprev = &t->listed;
 	t->all.anext = t->all.aprev = &t->all;
@@ -523,15 +615,25 @@ int inodes_start(struct inodes *t, struct fuse_session *se)
 
 void inodes_free(struct inodes *t)
 {
+	struct inval_job *job;
+
 	if (!t)
 		return;
+	pthread_mutex_lock(&t->lock);
+	t->stop = true;
+	pthread_cond_broadcast(&t->iq_cond);
+	pthread_mutex_unlock(&t->lock);
 	if (t->sweeping) {
-		pthread_mutex_lock(&t->lock);
-		t->stop = true;
-		pthread_mutex_unlock(&t->lock);
 		(void)!write(t->wake[1], "s", 1);
 		pthread_join(t->sweeper, NULL);
 	}
+	if (t->invalidating)
+		pthread_join(t->invalidator, NULL);
+	while ((job = t->iq_head)) {
+		t->iq_head = job->next;
+		free(job);
+	}
+	pthread_cond_destroy(&t->iq_cond);
 	/* The kernel sends no FORGET once the mount is gone. */
 	while (t->all.anext && t->all.anext != &t->all) {
 		struct inodes_node *n = t->all.anext;

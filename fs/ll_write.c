@@ -59,10 +59,10 @@ void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!ret && pushed)
 		inodes_inval_dirs(ll->inodes, path);
 	/* It may replace a tag the kernel holds under its old digest, in the
-	 * file's directory (the repository) or a kid (a namespace's). FLUSH
-	 * holds no directory lock: this goes before the reply close waits for. */
+	 * file's directory (the repository) or a kid (a namespace's): dropped
+	 * before the reply close(2) waits for. */
 	if (!ret && pushed)
-		inodes_inval_beside(ll->inodes, path, 2);
+		inodes_inval_beside(ll->inodes, path, 2, true);
 	fuse_reply_err(req, -ret);
 }
 
@@ -106,35 +106,39 @@ void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	free(path);
 }
 
-/* Answer with what op says of parent/name; its result (-errno). */
-static int reply_name_op(fuse_req_t req, fuse_ino_t parent, const char *name,
-			 int (*op)(const char *path))
+/* Answer with what op says of parent/name. */
+static void reply_name_op(fuse_req_t req, fuse_ino_t parent, const char *name,
+			  int (*op)(const char *path))
 {
 	char *path;
-	int ret;
 
 	if (!ll_child_path(req, parent, name, &path))
-		return -EINVAL;
-	ret = op(path);
-	fuse_reply_err(req, -ret);
+		return;
+	fuse_reply_err(req, -op(path));
 	free(path);
-	return ret;
 }
 
 void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct chartfs_ll *ll = fuse_req_userdata(req);
+	char *path;
+	int ret;
 
-	/* The deleted tag's directory, which the kernel may hold for the ttl.
-	 * After the reply: the UNLINK holds the lock of the directory that
-	 * dropping an entry in it takes. */
-	if (reply_name_op(req, parent, name, chartfs_unlink) == 0)
-		inodes_inval_below(ll->inodes, inodes_get(ll->inodes, parent)->path, 1);
+	if (!ll_child_path(req, parent, name, &path))
+		return;
+	ret = chartfs_unlink(path);
+	/* The deleted tag's directory, which the kernel may hold for the ttl:
+	 * dropped once this UNLINK, which holds the directory's lock, is
+	 * answered (no wait here). */
+	if (!ret)
+		inodes_inval_beside(ll->inodes, path, 1, false);
+	fuse_reply_err(req, -ret);
+	free(path);
 }
 
 void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	(void)reply_name_op(req, parent, name, chartfs_rmdir);
+	reply_name_op(req, parent, name, chartfs_rmdir);
 }
 
 void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
