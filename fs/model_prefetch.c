@@ -188,7 +188,7 @@ static bool *refresh_flag(struct model *m, enum model_refresh_kind kind,
 static void job_free_locked(struct model *m, struct refresh_job *job)
 {
 	*refresh_flag(m, job->kind, job->node, job->t) = false;
-	pthread_cond_broadcast(&m->cond); /* model_revalidate_wait_locked */
+	pthread_cond_broadcast(&m->cond); /* model_revalidate_locked waits */
 	if (job->t)
 		model_tag_unref_locked(job->t);
 	free(job);
