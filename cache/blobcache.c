@@ -67,26 +67,31 @@ static bool locked_kind(const char *name)
 	return false;
 }
 
-/* Is the locked kind of entry name (in tmp/, dfd) held by no daemon? Then
- * *fd keeps the lock while the caller removes it. */
-static bool unheld(int dfd, const char *name, int *fd)
+enum tmp_state { TMP_UNKNOWN, TMP_HELD, TMP_FREE };
+
+/* Does a daemon hold entry name (in tmp/, dfd), of a locked kind? When no
+ * one does (TMP_FREE), *fd keeps the lock while the caller removes it.
+ * TMP_UNKNOWN: it cannot be told (no flock there): the age rule decides. */
+static enum tmp_state tmp_holder(int dfd, const char *name, int *fd)
 {
 	*fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (*fd < 0)
-		return false;
+		return TMP_UNKNOWN;
 	if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
-		return true;
+		return TMP_FREE;
 	close(*fd);
 	*fd = -1;
-	return false;
+	return errno == EWOULDBLOCK ? TMP_HELD : TMP_UNKNOWN;
 }
 
-/* Remove the leftovers in tmp/: entries no running daemon holds, and old
- * ones of the kinds that are not locked (another daemon's fresh ones stay). */
+/* Remove the leftovers in tmp/: entries of the locked kinds no running
+ * daemon holds, and old ones no lock tells about (another daemon's fresh
+ * ones stay). */
 static void clean_tmp(const char *dir)
 {
 	char path[PATH_LEN];
 	time_t old = time(NULL) - STALE_TMP_SECONDS;
+	enum tmp_state state;
 	struct dirent *de;
 	struct stat st;
 	size_t removed = 0;
@@ -103,9 +108,10 @@ static void clean_tmp(const char *dir)
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		fd = -1;
-		if (!(locked_kind(de->d_name) && !S_ISLNK(st.st_mode) &&
-		      unheld(dirfd(d), de->d_name, &fd)) &&
-		    st.st_mtime >= old)
+		state = locked_kind(de->d_name) && !S_ISLNK(st.st_mode)
+			    ? tmp_holder(dirfd(d), de->d_name, &fd)
+			    : TMP_UNKNOWN;
+		if (state == TMP_HELD || (state == TMP_UNKNOWN && st.st_mtime >= old))
 			continue;
 		snprintf(path, sizeof(path), "%s/tmp/%s", dir, de->d_name);
 		if (S_ISDIR(st.st_mode) ? blobcache_rm_tree(path) == 0

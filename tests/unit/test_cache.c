@@ -493,6 +493,7 @@ static void test_stale_tmp(void)
 		abort();
 	utimensat(w, "stale/tmp/tree-old", old, 0);
 	utimensat(w, "stale/tmp/blob-old", old, 0);
+	utimensat(w, "stale/tmp/blob-new", old, 0); /* held: kept, however old */
 	utimensat(w, "stale/tmp/link-old", old, AT_SYMLINK_NOFOLLOW);
 	ok(blobcache_new(cache, &bc) == 0, "reopen the cache");
 	blobcache_free(bc);
