@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,9 +34,11 @@
 #include "common/digest.h"
 #include "common/log.h"
 
-/* Temp entries older than this are leftovers of a killed daemon; younger
- * ones may belong to another daemon sharing the cache. */
+/* Temp entries of the kinds no daemon locks (see clean_tmp) older than this
+ * are leftovers of a killed daemon; younger ones may be another daemon's. */
 #define STALE_TMP_SECONDS (24 * 3600)
+/* Fresh temp names tried when daemons starting meanwhile take them away. */
+#define TMP_TRIES 3
 #define PATH_LEN 4096
 
 /* One fetch or unpack in progress; followers wait for the leader. */
@@ -48,13 +51,51 @@ struct flight {
 	int ret;
 };
 
-/* Remove old leftovers in tmp/ (another daemon's fresh ones stay). */
+/* Temp entries a daemon holds a lock on (flock) for as long as it has them
+ * open (tmp_file, tmp_dir): one that no one holds is a leftover of a
+ * killed daemon, whatever its age, since daemons sharing the cache dir
+ * hold theirs. Other entries (meta, evict, pending provenance) keep the
+ * age rule. */
+static bool locked_kind(const char *name)
+{
+	static const char *const kinds[] = {"blob-", "put-", "spool-", "tree-"};
+	size_t i;
+
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (!strncmp(name, kinds[i], strlen(kinds[i])))
+			return true;
+	return false;
+}
+
+enum tmp_state { TMP_UNKNOWN, TMP_HELD, TMP_FREE };
+
+/* Does a daemon hold entry name (in tmp/, dfd), of a locked kind? When no
+ * one does (TMP_FREE), *fd keeps the lock while the caller removes it.
+ * TMP_UNKNOWN: it cannot be told (no flock there): the age rule decides. */
+static enum tmp_state tmp_holder(int dfd, const char *name, int *fd)
+{
+	*fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (*fd < 0)
+		return TMP_UNKNOWN;
+	if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
+		return TMP_FREE;
+	close(*fd);
+	*fd = -1;
+	return errno == EWOULDBLOCK ? TMP_HELD : TMP_UNKNOWN;
+}
+
+/* Remove the leftovers in tmp/: entries of the locked kinds no running
+ * daemon holds, and old ones no lock tells about (another daemon's fresh
+ * ones stay). */
 static void clean_tmp(const char *dir)
 {
 	char path[PATH_LEN];
 	time_t old = time(NULL) - STALE_TMP_SECONDS;
+	enum tmp_state state;
 	struct dirent *de;
 	struct stat st;
+	size_t removed = 0;
+	int fd;
 	DIR *d;
 
 	snprintf(path, sizeof(path), "%s/tmp", dir);
@@ -64,16 +105,41 @@ static void clean_tmp(const char *dir)
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    st.st_mtime >= old)
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		fd = -1;
+		state = locked_kind(de->d_name) && !S_ISLNK(st.st_mode)
+			    ? tmp_holder(dirfd(d), de->d_name, &fd)
+			    : TMP_UNKNOWN;
+		if (state == TMP_HELD || (state == TMP_UNKNOWN && st.st_mtime >= old))
 			continue;
 		snprintf(path, sizeof(path), "%s/tmp/%s", dir, de->d_name);
-		if (S_ISDIR(st.st_mode))
-			blobcache_rm_tree(path);
-		else
-			unlinkat(dirfd(d), de->d_name, 0);
+		if (S_ISDIR(st.st_mode) ? blobcache_rm_tree(path) == 0
+					: unlinkat(dirfd(d), de->d_name, 0) == 0)
+			removed++;
+		if (fd >= 0)
+			close(fd);
 	}
 	closedir(d);
+	if (removed)
+		log_info("cache: removed %zu leftovers of stopped daemons from %s/tmp",
+			 removed, dir);
+}
+
+/* Lock a fresh temp entry for as long as fd is open (see clean_tmp).
+ * -ENOENT when a daemon starting meanwhile removed it before the lock was
+ * taken: the caller makes another. Without flock (some network
+ * filesystems) the age rule alone applies. */
+static int hold_tmp(int fd)
+{
+	struct stat st;
+
+	while (flock(fd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return 0;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	return st.st_nlink == 0 ? -ENOENT : 0;
 }
 
 /* ---- the store ----------------------------------------------------------- */
@@ -326,14 +392,60 @@ static int commit(struct blobcache *bc, const char *tmp, int fd, const char *dig
 	return ret ? store_failed(bc, "store blob", digest, ret) : 0;
 }
 
+/* A new temp file tmp/<prefix>-XXXXXX, locked while its fd is open. */
 static int tmp_file(struct blobcache *bc, const char *prefix, char *path, size_t len)
 {
-	int fd;
+	int fd, ret, tries;
 
-	if ((size_t)snprintf(path, len, "%s/tmp/%s-XXXXXX", bc->dir, prefix) >= len)
-		return -ENAMETOOLONG;
-	fd = mkostemp(path, O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	for (tries = 0; tries < TMP_TRIES; tries++) {
+		if ((size_t)snprintf(path, len, "%s/tmp/%s-XXXXXX", bc->dir, prefix) >=
+		    len)
+			return -ENAMETOOLONG;
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		ret = hold_tmp(fd);
+		if (!ret)
+			return fd;
+		close(fd);
+		if (ret != -ENOENT) {
+			unlink(path);
+			return ret;
+		}
+	}
+	return -EAGAIN;
+}
+
+/* A new temp directory tmp/<prefix>-XXXXXX, opened (*dfd) and locked while
+ * *dfd is open. */
+static int tmp_dir(struct blobcache *bc, const char *prefix, char *path, size_t len,
+		   int *dfd)
+{
+	int ret, tries;
+
+	for (tries = 0; tries < TMP_TRIES; tries++) {
+		if ((size_t)snprintf(path, len, "%s/tmp/%s-XXXXXX", bc->dir, prefix) >=
+		    len)
+			return -ENAMETOOLONG;
+		if (!mkdtemp(path))
+			return -errno;
+		*dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (*dfd < 0) {
+			ret = -errno;
+			rmdir(path);
+			return ret;
+		}
+		ret = hold_tmp(*dfd);
+		if (!ret)
+			return 0;
+		close(*dfd);
+		*dfd = -1;
+		if (ret != -ENOENT) {
+			rmdir(path);
+			return ret;
+		}
+	}
+	return -EAGAIN;
 }
 
 /* The leader's part of blobcache_get: fetch into tmp/, verify, commit.
@@ -494,17 +606,10 @@ static int make_tree(struct blobcache *bc, const char *digest, const char *path)
 		logged = true;
 		goto out;
 	}
-	snprintf(tmp, sizeof(tmp), "%s/tmp/tree-XXXXXX", bc->dir);
-	if (!mkdtemp(tmp)) {
-		ret = -errno;
+	ret = tmp_dir(bc, "tree", tmp, sizeof(tmp), &dfd);
+	if (ret)
 		goto out;
-	}
 	made = true;
-	dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0) {
-		ret = -errno;
-		goto out;
-	}
 	ret = chart_unpack_fd(fd, dfd, digest);
 	if (ret) {
 		/* A refused chart is logged; the directory's failure (a

@@ -8,6 +8,11 @@
  *   trees/sha256/<hex>/     the chart of blob <hex>, its top folder stripped
  *   tmp/                    partial downloads, unpacks, and publish spools
  *
+ * A daemon holds an flock on each temp file and unpack directory of its own
+ * for as long as it has it open; blobcache_new removes those of tmp/ that
+ * no daemon holds (leftovers of a killed one, at once), and other temp
+ * entries after 24 hours.
+ *
  * Contract:
  * - Threads: every function is thread-safe. Fetches and unpacks are
  *   single-flight per digest: concurrent callers for the same cold digest
@@ -96,7 +101,9 @@ void blobcache_touch(struct blobcache *bc, const char *digest);
 void blobcache_stats(const struct blobcache *bc, uint64_t *hits, uint64_t *misses);
 
 /* Create an empty temp file under tmp/ for spooling writes; returns its fd
- * (>= 0) and its path, or -errno. The caller unlinks or adopts it. */
+ * (>= 0) and its path, or -errno. The caller unlinks or adopts it, and
+ * keeps fd open while it needs the file: once fd is closed, a daemon
+ * starting on this cache dir may remove it. */
 int blobcache_spool(struct blobcache *bc, char *path, size_t pathlen) WUR;
 
 /* Move a verified temp file into the store as blob digest (for publishes):

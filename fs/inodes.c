@@ -29,6 +29,16 @@ struct inodes {
 	bool sweeping, stop;
 	int wake[2]; /* a pipe that wakes the sweeper */
 	volatile sig_atomic_t forget_listings;
+
+	/* Entries to drop after a push or delete (inodes_inval_beside), sent
+	 * by their own thread: the kernel takes directory locks to drop an
+	 * entry, which a request waiting for this daemon may hold. Under lock;
+	 * iq_cond says a job came or was done. */
+	pthread_t invalidator;
+	bool invalidating;
+	pthread_cond_t iq_cond;
+	struct inval_job *iq_head, *iq_tail;
+	uint64_t iq_queued, iq_done;
 };
 
 #define FNV_BASIS 1469598103934665603ull
@@ -403,6 +413,202 @@ void inodes_inval_dirs(struct inodes *t, const char *path)
 		fuse_lowlevel_notify_inval_inode(t->se, inos[i], 0, 0);
 }
 
+/* How long a push waits for the kernel to drop its entries before its
+ * FLUSH is answered anyway (a request holding a lock the kernel needs for
+ * that waits for a daemon thread); the entries go as soon as it can. */
+#define INVAL_WAIT_SECONDS 2
+
+/* A directory whose entries to drop (inodes_inval_beside). */
+struct inval_job {
+	struct inval_job *next;
+	size_t dlen;
+	unsigned depth;
+	char dir[];
+};
+
+/* One kernel entry to drop: name in directory parent. */
+struct inval_entry {
+	fuse_ino_t parent;
+	char *name;
+};
+
+/* How many components path has below the first dlen bytes of dir (its
+ * prefix; 0 bytes for the root), or 0 if it is not below it. */
+static unsigned depth_below(const char *dir, size_t dlen, const char *path)
+{
+	unsigned depth = 0;
+
+	if (strncmp(path, dir, dlen) != 0 || path[dlen] != '/' || !path[dlen + 1])
+		return 0;
+	for (path += dlen; *path; path++)
+		depth += *path == '/';
+	return depth;
+}
+
+/* The hashed node of the first len bytes of path; lock held. */
+static struct inodes_node *find_n_locked(struct inodes *t, const char *path, size_t len)
+{
+	struct inodes_node *d;
+
+	if (len == 0 || (len == 1 && path[0] == '/'))
+		return t->root;
+	for (d = t->buckets[bucket_n(t, path, len)]; d; d = d->hnext)
+		if (!strncmp(d->path, path, len) && !d->path[len])
+			return d;
+	return NULL;
+}
+
+/* Collect the entries below the first dlen bytes of dir (at most depth
+ * components down) whose names follow the registry, and unlist the cached
+ * listings among them into dirs (at most *ndirs); lock held. */
+static size_t collect_below_locked(struct inodes *t, const char *dir, size_t dlen,
+				   unsigned depth, struct inval_entry **out,
+				   fuse_ino_t *dirs, size_t *ndirs)
+{
+	size_t n = 0, cap = 0, maxdirs = *ndirs;
+	struct inodes_node *e, *parent;
+	struct inval_entry *v = NULL, *nv;
+	const char *slash;
+	unsigned d;
+
+	*ndirs = 0;
+	for (e = t->all.anext; e && e != &t->all; e = e->anext) {
+		d = depth_below(dir, dlen, e->path);
+		if (!e->hashed || d == 0 || d > depth ||
+		    (e->life != CHARTFS_LIFE_NAME && e->life != CHARTFS_LIFE_TAG))
+			continue;
+		if (e->lnext && *ndirs < maxdirs) {
+			unlist_locked(e);
+			dirs[(*ndirs)++] = inodes_id(t, e);
+		}
+		slash = strrchr(e->path, '/');
+		parent = find_n_locked(t, e->path, (size_t)(slash - e->path));
+		if (!parent)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv)
+				break;
+			v = nv;
+		}
+		v[n].name = strdup(slash + 1);
+		if (!v[n].name)
+			break;
+		v[n++].parent = inodes_id(t, parent);
+	}
+	*out = v;
+	return n;
+}
+
+/*
+ * This daemon changed what the registry holds below dir (a push, a delete):
+ * the kernel's entries there (tag directories, packages, repositories, at
+ * most depth components down) may name what was there before, whose inode
+ * numbers derive from the old digests, and would be trusted for the ttl.
+ * Drop them, and the cached listings among them, so that the next lookup
+ * asks. The kernel takes each directory's lock to drop an entry: this runs
+ * on the invalidator thread, never on one that answers requests.
+ */
+static void inval_below(struct inodes *t, const char *dir, size_t dlen, unsigned depth)
+{
+	struct inval_entry *v = NULL;
+	fuse_ino_t dirs[64];
+	size_t i, n, ndirs = 64;
+
+	if (!t->se)
+		return;
+	pthread_mutex_lock(&t->lock);
+	n = collect_below_locked(t, dir, dlen, depth, &v, dirs, &ndirs);
+	pthread_mutex_unlock(&t->lock);
+	/* A name the kernel no longer holds is answered ENOENT: nothing to do. */
+	for (i = 0; i < n; i++) {
+		(void)fuse_lowlevel_notify_inval_entry(t->se, v[i].parent, v[i].name,
+						       strlen(v[i].name));
+		free(v[i].name);
+	}
+	free(v);
+	if (t->cache_listings)
+		for (i = 0; i < ndirs; i++)
+			fuse_lowlevel_notify_inval_inode(t->se, dirs[i], 0, 0);
+}
+
+/* Run the jobs of inodes_inval_beside, one at a time, until inodes_free. */
+static void *invalidator(void *arg)
+{
+	struct inodes *t = arg;
+	struct inval_job *job;
+
+	pthread_mutex_lock(&t->lock);
+	for (;;) {
+		while (!t->stop && !t->iq_head)
+			pthread_cond_wait(&t->iq_cond, &t->lock);
+		job = t->iq_head;
+		if (!job)
+			break;
+		t->iq_head = job->next;
+		if (!t->iq_head)
+			t->iq_tail = NULL;
+		pthread_mutex_unlock(&t->lock);
+		inval_below(t, job->dir, job->dlen, job->depth);
+		free(job);
+		pthread_mutex_lock(&t->lock);
+		t->iq_done++;
+		pthread_cond_broadcast(&t->iq_cond);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+/* Queue the entries below the first dlen bytes of dir for the invalidator
+ * and, with wait, wait for it (at most INVAL_WAIT_SECONDS). */
+static void queue_inval(struct inodes *t, const char *dir, size_t dlen, unsigned depth,
+			bool wait)
+{
+	struct inval_job *job = malloc(sizeof(*job) + dlen + 1);
+	struct timespec until;
+	uint64_t ticket;
+
+	if (!job || !t->se) {
+		free(job);
+		return;
+	}
+	memcpy(job->dir, dir, dlen);
+	job->dir[dlen] = '\0';
+	job->dlen = dlen;
+	job->depth = depth;
+	job->next = NULL;
+	pthread_mutex_lock(&t->lock);
+	if (!t->invalidating) {
+		if (pthread_create(&t->invalidator, NULL, invalidator, t) != 0) {
+			pthread_mutex_unlock(&t->lock);
+			free(job);
+			return; /* the ttl still applies */
+		}
+		t->invalidating = true;
+	}
+	if (t->iq_tail)
+		t->iq_tail->next = job;
+	else
+		t->iq_head = job;
+	t->iq_tail = job;
+	ticket = ++t->iq_queued;
+	pthread_cond_broadcast(&t->iq_cond);
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += INVAL_WAIT_SECONDS;
+	while (wait && t->iq_done < ticket)
+		if (pthread_cond_timedwait(&t->iq_cond, &t->lock, &until) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void inodes_inval_beside(struct inodes *t, const char *path, unsigned depth, bool wait)
+{
+	const char *slash = strrchr(path, '/');
+
+	queue_inval(t, path, slash ? (size_t)(slash - path) : 0, depth, wait);
+}
+
 /* A listing that follows the ttl went into the kernel's cache: the sweeper
  * drops it from there once it is older than the ttl. */
 void inodes_listed(struct inodes *t, struct inodes_node *dir)
@@ -501,12 +707,18 @@ void inodes_forget_listings(struct inodes *t)
 int inodes_new(double ttl, struct inodes **out)
 {
 	struct inodes *t = calloc(1, sizeof(*t));
+	pthread_condattr_t ca;
 	int ret = -ENOMEM;
 
 	if (!t)
 		return -ENOMEM;
 	t->ttl = ttl;
 	pthread_mutex_init(&t->lock, NULL);
+	/* Pushes wait for the invalidator with a deadline on this clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->iq_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	t->wake[0] = t->wake[1] = -1;
 	t->listed.lnext = t->listed.lprev = &t->listed;
 	t->all.anext = t->all.aprev = &t->all;
@@ -547,15 +759,25 @@ int inodes_start(struct inodes *t, struct fuse_session *se)
 
 void inodes_free(struct inodes *t)
 {
+	struct inval_job *job;
+
 	if (!t)
 		return;
+	pthread_mutex_lock(&t->lock);
+	t->stop = true;
+	pthread_cond_broadcast(&t->iq_cond);
+	pthread_mutex_unlock(&t->lock);
 	if (t->sweeping) {
-		pthread_mutex_lock(&t->lock);
-		t->stop = true;
-		pthread_mutex_unlock(&t->lock);
 		(void)!write(t->wake[1], "s", 1);
 		pthread_join(t->sweeper, NULL);
 	}
+	if (t->invalidating)
+		pthread_join(t->invalidator, NULL);
+	while ((job = t->iq_head)) {
+		t->iq_head = job->next;
+		free(job);
+	}
+	pthread_cond_destroy(&t->iq_cond);
 	/* The kernel sends no FORGET once the mount is gone. */
 	while (t->kept.knext && t->kept.knext != &t->kept) {
 		struct inodes_listing *l;

@@ -96,6 +96,14 @@ void inodes_listed(struct inodes *t, struct inodes_node *dir);
 /* A change this daemon made under path (a push, a new host): drop the
  * kernel's listings of path's parent and every directory above, now. */
 void inodes_inval_dirs(struct inodes *t, const char *path);
+/* A push or delete this daemon made at path: drop the kernel's entries
+ * (and cached listings) of names that follow the registry at most depth
+ * components below path's directory, so that a re-pushed tag shows its
+ * new tree at once. Sent by a thread of its own (the kernel takes
+ * directory locks for it, which a request may hold: an UNLINK holds its
+ * directory's until answered); with wait, the caller waits for it, at
+ * most 2 s (INVAL_WAIT_SECONDS). */
+void inodes_inval_beside(struct inodes *t, const char *path, unsigned depth, bool wait);
 /* Async-signal-safe: drop every cached listing at once (SIGHUP). */
 void inodes_forget_listings(struct inodes *t);
 

@@ -159,6 +159,11 @@ void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* A push adds a tag directory, maybe repositories above it. */
 	if (!ret && pushed)
 		inodes_inval_dirs(ll->inodes, path);
+	/* It may replace a tag the kernel holds under its old digest, in the
+	 * file's directory (the repository) or a kid (a namespace's): dropped
+	 * before the reply close(2) waits for. */
+	if (!ret && pushed)
+		inodes_inval_beside(ll->inodes, path, 2, true);
 	fuse_reply_err(req, -ret);
 }
 
@@ -230,7 +235,22 @@ static void reply_name_op(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	reply_name_op(req, parent, name, "unlink", chartfs_unlink);
+	struct chartfs_ll *ll = fuse_req_userdata(req);
+	char *path;
+	int ret;
+
+	if (!ll_child_path(req, parent, name, &path))
+		return;
+	ret = ll_may_write(req, "unlink", path);
+	if (!ret)
+		ret = chartfs_unlink(path);
+	/* The deleted tag's directory, which the kernel may hold for the ttl:
+	 * dropped once this UNLINK, which holds the directory's lock, is
+	 * answered (no wait here). */
+	if (!ret)
+		inodes_inval_beside(ll->inodes, path, 1, false);
+	fuse_reply_err(req, -ret);
+	free(path);
 }
 
 void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)

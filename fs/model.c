@@ -12,11 +12,16 @@ int model_new(const struct model_opts *o, struct oci_client *client, struct blob
 	      struct model **out)
 {
 	struct model *m = calloc(1, sizeof(*m));
+	pthread_condattr_t ca;
 
 	if (!m)
 		return -ENOMEM;
 	pthread_mutex_init(&m->lock, NULL);
-	pthread_cond_init(&m->cond, NULL);
+	/* Refreshes are waited for with a deadline on the monotonic clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&m->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	m->root = ns_tree_new();
 	m->prefix = o->prefix && *o->prefix ? strdup(o->prefix) : NULL;
 	if (!m->root || (o->prefix && *o->prefix && !m->prefix)) {
@@ -107,26 +112,14 @@ static void apply_catalog_locked(struct model *m, const struct strv *names)
 	m->catalog_count = count;
 }
 
-/* Refresh the catalog if stale (single-flight). Errors are logged and the
- * previous catalog kept: a listing never fails because _catalog did. */
-static void refresh_catalog(struct model *m)
+/* Fetch the catalog as its one leader (the caller set catalog_loading;
+ * gen is catalog_gen then). Errors are logged and the previous catalog
+ * kept: a listing never fails because _catalog did. */
+static void catalog_lead(struct model *m, unsigned gen)
 {
 	struct strv names = {0};
 	unsigned age;
 	int ret;
-
-	pthread_mutex_lock(&m->lock);
-	for (;;) {
-		if (m->catalog_unsupported || fresh(m, m->catalog_at)) {
-			pthread_mutex_unlock(&m->lock);
-			return;
-		}
-		if (!m->catalog_loading)
-			break;
-		pthread_cond_wait(&m->cond, &m->lock);
-	}
-	m->catalog_loading = true;
-	pthread_mutex_unlock(&m->lock);
 
 	if (!m->catalog_ever && model_snap_load_catalog(m, &names, &age) == 0) {
 		pthread_mutex_lock(&m->lock);
@@ -159,11 +152,58 @@ static void refresh_catalog(struct model *m)
 			 strerror(-ret));
 	}
 	/* Retry no sooner than the ttl, success or not, so a dead registry is
-	 * not asked on every lookup. */
-	m->catalog_at = now_mono();
+	 * not asked on every lookup. Names forgotten meanwhile (SIGHUP) stay
+	 * forgotten: this answer may be older than that. */
+	if (m->catalog_gen == gen)
+		m->catalog_at = now_mono();
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 	strv_free(&names);
+}
+
+/* Refresh the catalog if stale (single-flight); an expired one is
+ * refreshed in the background, and served while that takes long. */
+static void refresh_catalog(struct model *m)
+{
+	unsigned gen;
+
+	pthread_mutex_lock(&m->lock);
+	for (;;) {
+		if (m->catalog_unsupported || fresh(m, m->catalog_at)) {
+			pthread_mutex_unlock(&m->lock);
+			return;
+		}
+		if (m->catalog_ever && stale_ok(m, m->catalog_at)) {
+			if (!m->catalog_loading)
+				model_revalidate_locked(m, MODEL_REFRESH_CATALOG, NULL,
+							NULL);
+			pthread_mutex_unlock(&m->lock);
+			return;
+		}
+		if (!m->catalog_loading)
+			break;
+		pthread_cond_wait(&m->cond, &m->lock);
+	}
+	m->catalog_loading = true;
+	gen = m->catalog_gen;
+	pthread_mutex_unlock(&m->lock);
+	catalog_lead(m, gen);
+}
+
+void model_revalidate_catalog(struct model *m)
+{
+	unsigned gen = 0;
+	bool lead;
+
+	pthread_mutex_lock(&m->lock);
+	lead = !m->catalog_unsupported && !fresh(m, m->catalog_at) && !m->catalog_loading;
+	if (lead) {
+		m->catalog_loading = true;
+		gen = m->catalog_gen;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (lead)
+		catalog_lead(m, gen);
 }
 
 /* ---- resolve and list -------------------------------------------------- */
@@ -340,7 +380,7 @@ int model_list(struct model *m, struct ns_node *node, model_fill_fn fill, void *
 		} else if (ret) {
 			return ret;
 		} else {
-			ret = model_refresh_manifests(m, node);
+			ret = model_refresh_manifests(m, node, true);
 			if (ret)
 				return ret;
 			model_snap_save_tags(m, node);
@@ -362,6 +402,7 @@ static void invalidate_node(struct ns_node *n, bool deep)
 
 	if (n->repo) {
 		n->repo->listed = (struct timespec){0};
+		n->repo->gen++;
 		for (i = 0; i < n->repo->ntags; i++)
 			n->repo->tags[i]->checked = (struct timespec){0};
 	}
@@ -375,6 +416,7 @@ void model_invalidate(struct model *m, struct ns_node *node)
 	pthread_mutex_lock(&m->lock);
 	if (!node) {
 		m->catalog_at = (struct timespec){0};
+		m->catalog_gen++;
 		invalidate_node(m->root, true);
 	} else {
 		invalidate_node(node, false);

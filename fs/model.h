@@ -5,8 +5,11 @@
  * cache: it refreshes the catalog, tag lists and tag->manifest mappings when
  * they are older than the ttl, and fetches and unpacks charts on demand.
  * Everything addressed by digest is immutable and kept; only names follow
- * the ttl. A refresh that fails with a network error keeps serving what was
- * known (stale-if-error) and logs once.
+ * the ttl. A name that expired is refreshed by one background request per
+ * name; unless the answer comes within a short wait, the previous one is
+ * served until it does (stale-while-revalidate). A name never fetched, or forgotten
+ * (SIGHUP, a push or delete through the mount), waits for the registry. A refresh that
+ * fails with a network error keeps serving what was known (stale-if-error) and logs once.
  *
  * Contract:
  * - Threads: all functions are thread-safe. One model lock guards the tree
@@ -43,9 +46,10 @@ struct model_tag {
 	time_t created;			    /* org.opencontainers.image.created, or 0 */
 	struct timespec checked;	    /* when tag->digest was last confirmed */
 	char *blob_path;		    /* set once the chart blob is cached */
-	bool blob_stale; /* the cached blob went bad: ask the cache again */
-	bool tree_stale; /* the unpacked tree went away: unpack again */
-	char *tree_path; /* set once the chart is unpacked */
+	bool blob_stale;   /* the cached blob went bad: ask the cache again */
+	bool tree_stale;   /* the unpacked tree went away: unpack again */
+	bool revalidating; /* a background refresh is queued or running (lock) */
+	char *tree_path;   /* set once the chart is unpacked */
 };
 
 /* One entry of a directory listing. */

@@ -7,11 +7,15 @@
 
 #include "fs/model.h"
 
+struct refresh_job; /* model_prefetch.c */
+
 struct repo {
 	struct timespec listed; /* last successful tag listing; {0} = never */
 	struct timespec saved;	/* the listing last written to disk */
 	bool listing;		/* a listing is in flight (single-flight) */
 	bool ever_listed;
+	bool revalidating;	 /* a background refresh is queued or running */
+	unsigned gen;		 /* bumped when its names are forgotten (invalidate) */
 	struct model_tag **tags; /* sorted by tag */
 	size_t ntags, cap;
 };
@@ -32,10 +36,24 @@ struct model {
 	bool catalog_ever;
 	bool catalog_unsupported; /* registry refuses _catalog: probe names */
 	size_t catalog_count;
-	atomic_bool forget;  /* set by a signal handler: drop names at next use */
-	unsigned prefetch;   /* -o prefetch: repositories warmed per listing */
-	unsigned pf_threads; /* prefetch workers running (lock; cond at 0) */
-	atomic_bool pf_stop; /* the model is going away: workers stop early */
+	bool catalog_revalidating; /* a background refresh is queued or running */
+	unsigned catalog_gen;	   /* bumped when every name is forgotten */
+	atomic_bool forget;	   /* set by a signal handler: drop names at next use */
+	unsigned prefetch;	   /* -o prefetch: repositories warmed per listing */
+	unsigned pf_threads;	   /* prefetch workers running (lock; cond at 0) */
+	atomic_bool pf_stop;	   /* the model is going away: workers stop early */
+	/* Background refreshes of expired names (model_prefetch.c), under the
+	 * lock: the queue, its length, and the workers running (cond at 0). */
+	struct refresh_job *rq_head, *rq_tail;
+	size_t rq_len;
+	unsigned rq_threads;
+};
+
+/* What a background refresh asks again. */
+enum model_refresh_kind {
+	MODEL_REFRESH_CATALOG,
+	MODEL_REFRESH_REPO, /* a tag listing and its expired manifests */
+	MODEL_REFRESH_TAG,  /* one tag's manifest */
 };
 
 static inline struct timespec now_mono(void)
@@ -68,6 +86,28 @@ static inline bool fresh(const struct model *m, struct timespec at)
 	       (long long)m->ttl * 1000000000ll;
 }
 
+/* An answer that expired may be served while a background refresh asks
+ * again (stale-while-revalidate); one forgotten ({0}: SIGHUP, a push or
+ * delete through the mount) may not: the next access waits for the
+ * registry. Offline, nothing expires (fresh()). */
+static inline bool stale_ok(const struct model *m, struct timespec at)
+{
+	return !m->offline && (at.tv_sec != 0 || at.tv_nsec != 0);
+}
+
+/* Queue one background refresh of the catalog, of repository node, or of
+ * tag t of node (a reference is taken), unless one is queued or running
+ * for it already, and if this call queued it, wait a little for it (the
+ * lock is released meanwhile: the caller looks again at what it serves);
+ * lock held. Best effort: a refresh not queued is asked for again by the
+ * next access. */
+void model_revalidate_locked(struct model *m, enum model_refresh_kind kind,
+			     struct ns_node *node, struct model_tag *t);
+/* What the background workers run (lock not held). */
+void model_revalidate_catalog(struct model *m);
+void model_revalidate_repo(struct model *m, struct ns_node *node);
+void model_revalidate_tag(struct model *m, struct ns_node *node, struct model_tag *t);
+
 /* The repo data of a node, created on demand; lock held. */
 struct repo *model_node_repo(struct ns_node *n);
 /* Drop one reference to a tag record; lock held. */
@@ -76,14 +116,18 @@ void model_tag_unref_locked(struct model_tag *t);
 void model_repo_free(struct repo *r);
 /* Replace the repo's tag table with these (sorted) names; lock held. */
 int model_apply_tags_locked(struct repo *r, const struct strv *tags) WUR;
-/* Refresh node's tag listing when stale (single-flight). */
+/* Refresh node's tag listing when stale (single-flight); an expired one is
+ * refreshed in the background, and served while that takes long. */
 int model_refresh_tags(struct model *m, struct ns_node *node) WUR;
-/* Fetch the manifests of every listed tag that is not fresh, in parallel. */
-int model_refresh_manifests(struct model *m, struct ns_node *node) WUR;
+/* Fetch the manifests of every listed tag that is not fresh, in parallel;
+ * with serve_expired, expired ones are left to a background refresh. */
+int model_refresh_manifests(struct model *m, struct ns_node *node,
+			    bool serve_expired) WUR;
 /* node was listed: warm its repository kids in the background (-o
  * prefetch; model_prefetch.c). No-op when off. */
 void model_prefetch_kids(struct model *m, struct ns_node *node);
-/* Stop the prefetch workers and wait for them (before model_free). */
+/* Stop the prefetch and refresh workers and wait for them (before
+ * model_free). */
 void model_prefetch_stop(struct model *m);
 
 /* A tag record built from a fetched manifest (not yet in any table). */

@@ -1,6 +1,7 @@
 /*
- * model_prefetch.c - -o prefetch=N: when a namespace is listed, warm the
- * charts of up to N of its repositories in the background.
+ * model_prefetch.c - the model's background work: -o prefetch=N, which
+ * warms the charts of up to N repositories of a listed namespace, and the
+ * refresh of expired names (stale-while-revalidate).
  *
  * A `grep -r` walks a tree one directory at a time, so a cold walk pays a
  * tag list, a manifest and a blob download, one after the other, per chart.
@@ -10,17 +11,42 @@
  * cache and of tag listings makes a reader that arrives first share the
  * download instead of repeating it. Off by default: a plain `ls` must not
  * download a registry.
+ *
+ * An expired name (the catalog, a repository's tags, a tag's digest) is
+ * refreshed here: the access that finds it expired waits REFRESH_WAIT_MS
+ * at most, then it and those after it are served the previous answer
+ * until the refresh lands. One refresh per name at a time
+ * (a flag on the name, set while queued or running), run by at most
+ * REFRESH_THREADS workers that start on demand and end when the queue is
+ * empty. A stalled registry then holds a worker for the client's deadline,
+ * never a reader, and a name's refresh is not asked again while one waits.
  */
 #include "fs/model_i.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/log.h"
 
 /* Charts warmed per repository, and the largest blob worth it. */
 #define PREFETCH_TAGS 16
 #define PREFETCH_BLOB_MAX (1u << 20)
+/* Background refreshes of expired names: workers at once, and names
+ * waiting (beyond that, a refresh is asked for again at the next access). */
+#define REFRESH_THREADS 4
+#define REFRESH_QUEUE_MAX 4096
+/* How long the access that finds a name expired waits for its refresh
+ * before it is served the previous answer (those that come meanwhile do
+ * not wait). */
+#define REFRESH_WAIT_MS 250
+
+struct refresh_job {
+	struct refresh_job *next;
+	enum model_refresh_kind kind;
+	struct ns_node *node; /* nodes live as long as the tree */
+	struct model_tag *t;  /* a reference, for MODEL_REFRESH_TAG */
+};
 
 struct prefetch_job {
 	struct model *m;
@@ -38,7 +64,8 @@ static void warm_repo(struct model *m, struct ns_node *node)
 	size_t n = 0, i;
 	struct repo *r;
 
-	if (model_refresh_tags(m, node) != 0 || model_refresh_manifests(m, node) != 0)
+	if (model_refresh_tags(m, node) != 0 ||
+	    model_refresh_manifests(m, node, true) != 0)
 		return;
 	model_snap_save_tags(m, node);
 	pthread_mutex_lock(&m->lock);
@@ -141,6 +168,146 @@ void model_prefetch_kids(struct model *m, struct ns_node *node)
 	}
 }
 
+/* ---- refreshes of expired names ---------------------------------------- */
+
+/* The flag that says a refresh of the job's name is queued or running. */
+static bool *refresh_flag(struct model *m, enum model_refresh_kind kind,
+			  struct ns_node *node, struct model_tag *t)
+{
+	switch (kind) {
+	case MODEL_REFRESH_CATALOG:
+		return &m->catalog_revalidating;
+	case MODEL_REFRESH_REPO:
+		return &node->repo->revalidating;
+	default:
+		return &t->revalidating;
+	}
+}
+
+/* The job is done or dropped: its name may be queued again; lock held. */
+static void job_free_locked(struct model *m, struct refresh_job *job)
+{
+	*refresh_flag(m, job->kind, job->node, job->t) = false;
+	pthread_cond_broadcast(&m->cond); /* model_revalidate_locked waits */
+	if (job->t)
+		model_tag_unref_locked(job->t);
+	free(job);
+}
+
+static void run_job(struct model *m, const struct refresh_job *job)
+{
+	switch (job->kind) {
+	case MODEL_REFRESH_CATALOG:
+		model_revalidate_catalog(m);
+		break;
+	case MODEL_REFRESH_REPO:
+		model_revalidate_repo(m, job->node);
+		break;
+	case MODEL_REFRESH_TAG:
+		model_revalidate_tag(m, job->node, job->t);
+		break;
+	}
+}
+
+static void *refresh_worker(void *arg)
+{
+	struct model *m = arg;
+	struct refresh_job *job;
+
+	pthread_mutex_lock(&m->lock);
+	while (!atomic_load(&m->pf_stop) && (job = m->rq_head)) {
+		m->rq_head = job->next;
+		if (!m->rq_head)
+			m->rq_tail = NULL;
+		m->rq_len--;
+		pthread_mutex_unlock(&m->lock);
+		run_job(m, job);
+		pthread_mutex_lock(&m->lock);
+		job_free_locked(m, job);
+	}
+	if (--m->rq_threads == 0)
+		pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+/* Drop every queued job; lock held. */
+static void drop_queue_locked(struct model *m)
+{
+	struct refresh_job *job;
+
+	while ((job = m->rq_head)) {
+		m->rq_head = job->next;
+		job_free_locked(m, job);
+	}
+	m->rq_tail = NULL;
+	m->rq_len = 0;
+}
+
+/* Queue the job (see model_i.h): true if this call queued it. */
+static bool revalidate_locked(struct model *m, enum model_refresh_kind kind,
+			      struct ns_node *node, struct model_tag *t)
+{
+	bool *flag = refresh_flag(m, kind, node, t);
+	struct refresh_job *job;
+	pthread_attr_t attr;
+	pthread_t th;
+	int err;
+
+	if (*flag || m->rq_len >= REFRESH_QUEUE_MAX || atomic_load(&m->pf_stop))
+		return false;
+	job = calloc(1, sizeof(*job));
+	if (!job)
+		return false;
+	*job = (struct refresh_job){NULL, kind, node, t};
+	if (t)
+		t->refs++;
+	*flag = true;
+	if (m->rq_tail)
+		m->rq_tail->next = job;
+	else
+		m->rq_head = job;
+	m->rq_tail = job;
+	m->rq_len++;
+	if (m->rq_threads >= REFRESH_THREADS)
+		return true;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	err = pthread_create(&th, &attr, refresh_worker, m);
+	pthread_attr_destroy(&attr);
+	if (!err) {
+		m->rq_threads++;
+		return true;
+	}
+	/* No worker to run them: the names are asked for again later. */
+	if (!m->rq_threads) {
+		log_warn("fs: cannot start a background refresh: %s", strerror(err));
+		drop_queue_locked(m);
+		return false;
+	}
+	return true;
+}
+
+void model_revalidate_locked(struct model *m, enum model_refresh_kind kind,
+			     struct ns_node *node, struct model_tag *t)
+{
+	struct timespec until;
+	bool *flag;
+
+	if (!revalidate_locked(m, kind, node, t))
+		return;
+	/* A registry that answers within the wait keeps names exact to the
+	 * ttl; one that does not costs this wait once per name and ttl. */
+	flag = refresh_flag(m, kind, node, t);
+	until = now_mono();
+	until.tv_nsec += REFRESH_WAIT_MS * 1000000l;
+	until.tv_sec += until.tv_nsec / 1000000000l;
+	until.tv_nsec %= 1000000000l;
+	while (*flag)
+		if (pthread_cond_timedwait(&m->cond, &m->lock, &until) == ETIMEDOUT)
+			break;
+}
+
 void model_prefetch_stop(struct model *m)
 {
 	atomic_store(&m->pf_stop, true);
@@ -148,9 +315,10 @@ void model_prefetch_stop(struct model *m)
 	/* The mount is gone: a worker waiting on a stalled registry must not
 	 * hold the daemon for the io_timeout. The client serves no one else
 	 * any more. */
-	if (m->pf_threads)
+	if (m->pf_threads || m->rq_threads)
 		oci_client_cancel(m->client);
-	while (m->pf_threads)
+	while (m->pf_threads || m->rq_threads)
 		pthread_cond_wait(&m->cond, &m->lock);
+	drop_queue_locked(m);
 	pthread_mutex_unlock(&m->lock);
 }

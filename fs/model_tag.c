@@ -186,32 +186,13 @@ static void load_snapshot_once(struct model *m, struct ns_node *node)
 	pthread_mutex_unlock(&m->lock);
 }
 
-/* Refresh the tag listing of node when stale (single-flight). */
-int model_refresh_tags(struct model *m, struct ns_node *node)
+/* List node's tags as the one leader (the caller set r->listing; gen is
+ * r->gen then). */
+static int tags_lead(struct model *m, struct ns_node *node, struct repo *r, unsigned gen)
 {
 	struct strv tags = {0};
-	struct repo *r;
 	char *name;
 	int ret;
-
-	load_snapshot_once(m, node);
-	pthread_mutex_lock(&m->lock);
-	r = model_node_repo(node);
-	if (!r) {
-		pthread_mutex_unlock(&m->lock);
-		return -ENOMEM;
-	}
-	for (;;) {
-		if (fresh(m, r->listed)) {
-			pthread_mutex_unlock(&m->lock);
-			return 0;
-		}
-		if (!r->listing)
-			break;
-		pthread_cond_wait(&m->cond, &m->lock);
-	}
-	r->listing = true;
-	pthread_mutex_unlock(&m->lock);
 
 	name = model_repo_name(m, node);
 	if (m->offline)
@@ -226,19 +207,61 @@ int model_refresh_tags(struct model *m, struct ns_node *node)
 	if (ret == 0) {
 		ret = model_apply_tags_locked(r, &tags);
 		r->ever_listed = true;
-		r->listed = now_mono();
+		/* Forgotten meanwhile (a push, SIGHUP): this answer may be
+		 * older than that, so the next access asks again. */
+		r->listed = r->gen == gen ? now_mono() : (struct timespec){0};
 	} else if (r->ever_listed && ret != -ENOENT && ret != -EACCES) {
 		log_warn(
 		    "fs: listing tags of %s failed (%s): serving the previous listing",
 		    name, strerror(-ret));
-		r->listed = now_mono();
+		r->listed = r->gen == gen ? now_mono() : (struct timespec){0};
 		ret = 0;
+	} else {
+		/* Gone or refused: no longer served as it was; the next
+		 * access asks and answers with the error. */
+		r->listed = (struct timespec){0};
 	}
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 	strv_free(&tags);
 	free(name);
 	return ret;
+}
+
+/* Refresh the tag listing of node when stale (single-flight). A listing
+ * that expired is refreshed in the background and served as it is if the
+ * answer does not come within a short wait; one never made or forgotten
+ * waits for the registry. */
+int model_refresh_tags(struct model *m, struct ns_node *node)
+{
+	struct repo *r;
+	unsigned gen;
+
+	load_snapshot_once(m, node);
+	pthread_mutex_lock(&m->lock);
+	r = model_node_repo(node);
+	if (!r) {
+		pthread_mutex_unlock(&m->lock);
+		return -ENOMEM;
+	}
+	for (;;) {
+		if (fresh(m, r->listed)) {
+			pthread_mutex_unlock(&m->lock);
+			return 0;
+		}
+		if (r->ever_listed && stale_ok(m, r->listed)) {
+			model_revalidate_locked(m, MODEL_REFRESH_REPO, node, NULL);
+			pthread_mutex_unlock(&m->lock);
+			return 0;
+		}
+		if (!r->listing)
+			break;
+		pthread_cond_wait(&m->cond, &m->lock);
+	}
+	r->listing = true;
+	gen = r->gen;
+	pthread_mutex_unlock(&m->lock);
+	return tags_lead(m, node, r, gen);
 }
 
 /* Build a record from a fetched manifest. */
@@ -272,34 +295,42 @@ struct model_tag *model_tag_from_fetched(const char *tag, const struct oci_fetch
 
 /* Apply one manifest fetch result to the repo; lock held. A fetch that
  * finds the digest unchanged keeps the record, so its cached tree and the
- * kernel's page cache stay valid. */
+ * kernel's page cache stay valid. mark: the repository was not forgotten
+ * since the fetch began, so its answer counts as fresh; otherwise it is
+ * kept (it is at least as new as what was known) but asked again. */
 static void apply_fetched_locked(struct repo *r, const char *tag,
-				 const struct oci_fetched *f)
+				 const struct oci_fetched *f, bool mark)
 {
 	bool found;
 	ssize_t pos = tag_find(r, tag, &found);
 	struct model_tag *t;
 
 	if (f->err == -ENOENT) {
-		repo_drop_tag_locked(r, tag);
+		if (mark)
+			repo_drop_tag_locked(r, tag);
 		return;
 	}
 	if (f->err) {
-		if (found)
+		if (found && mark)
 			r->tags[pos]->checked = now_mono(); /* stale-if-error */
 		return;
 	}
 	if (found && r->tags[pos]->man && !strcmp(r->tags[pos]->digest, f->digest)) {
-		r->tags[pos]->checked = now_mono();
+		if (mark)
+			r->tags[pos]->checked = now_mono();
 		return;
 	}
 	t = model_tag_from_fetched(tag, f);
+	if (t && !mark)
+		t->checked = (struct timespec){0};
 	if (t && model_repo_set_tag_locked(r, t) != 0)
 		tag_free(t);
 }
 
-/* Fetch the manifests of every listed tag that is not fresh, in parallel. */
-int model_refresh_manifests(struct model *m, struct ns_node *node)
+/* Fetch the manifests of every listed tag that is not fresh, in parallel;
+ * with serve_expired, those that expired are served and left to a
+ * background refresh of the repository. */
+int model_refresh_manifests(struct model *m, struct ns_node *node, bool serve_expired)
 {
 	struct repo *r;
 	const char **refs = NULL;
@@ -307,6 +338,8 @@ int model_refresh_manifests(struct model *m, struct ns_node *node)
 	struct oci_fetched *res = NULL;
 	size_t i, n = 0;
 	char *name = NULL;
+	unsigned gen = 0;
+	bool expired = false;
 	int ret = 0;
 
 	pthread_mutex_lock(&m->lock);
@@ -317,16 +350,25 @@ int model_refresh_manifests(struct model *m, struct ns_node *node)
 			pthread_mutex_unlock(&m->lock);
 			return -ENOMEM;
 		}
+		gen = r->gen;
 		for (i = 0; i < r->ntags; i++) {
-			if (r->tags[i]->man && fresh(m, r->tags[i]->checked))
+			const struct model_tag *t = r->tags[i];
+
+			if (t->man && fresh(m, t->checked))
 				continue;
 			/* Hidden from the listing: fetched only when opened. */
-			if (!m->show_signatures && path_is_signature_tag(r->tags[i]->tag))
+			if (!m->show_signatures && path_is_signature_tag(t->tag))
 				continue;
-			owned[n] = strdup(r->tags[i]->tag);
+			if (serve_expired && t->man && stale_ok(m, t->checked)) {
+				expired = true;
+				continue;
+			}
+			owned[n] = strdup(t->tag);
 			if (owned[n])
 				n++;
 		}
+		if (expired)
+			model_revalidate_locked(m, MODEL_REFRESH_REPO, node, NULL);
 	}
 	pthread_mutex_unlock(&m->lock);
 	if (!n || m->offline)
@@ -346,7 +388,8 @@ int model_refresh_manifests(struct model *m, struct ns_node *node)
 		goto out;
 	pthread_mutex_lock(&m->lock);
 	for (i = 0; i < n; i++)
-		apply_fetched_locked(node->repo, owned[i], &res[i]);
+		apply_fetched_locked(node->repo, owned[i], &res[i],
+				     node->repo->gen == gen);
 	pthread_mutex_unlock(&m->lock);
 	model_snap_keep_manifests(m, node, name, res, n);
 out:
@@ -361,14 +404,77 @@ out:
 	return ret;
 }
 
+void model_revalidate_repo(struct model *m, struct ns_node *node)
+{
+	struct repo *r;
+	unsigned gen = 0;
+	bool lead;
+	int ret = 0;
+
+	pthread_mutex_lock(&m->lock);
+	r = node->repo;
+	lead = !fresh(m, r->listed) && !r->listing;
+	if (lead) {
+		r->listing = true;
+		gen = r->gen;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (lead)
+		ret = tags_lead(m, node, r, gen);
+	if (!ret && !atomic_load(&m->pf_stop))
+		ret = model_refresh_manifests(m, node, false);
+	if (!ret)
+		model_snap_save_tags(m, node);
+}
+
+/* Fetch tag's manifest and apply it to r; lock not held. */
+static int fetch_tag(struct model *m, struct ns_node *node, struct repo *r,
+		     const char *tag, unsigned gen)
+{
+	struct oci_fetched f = {0};
+	char *name = model_repo_name(m, node);
+	int ret;
+
+	if (!name)
+		return -ENOMEM;
+	ret = oci_manifest_get(m->client, name, tag, &f);
+	f.err = ret;
+	model_snap_keep_manifest(m, &f);
+	free(name);
+	pthread_mutex_lock(&m->lock);
+	apply_fetched_locked(r, tag, &f, r->gen == gen);
+	pthread_mutex_unlock(&m->lock);
+	oci_fetched_clear(&f);
+	return ret;
+}
+
+void model_revalidate_tag(struct model *m, struct ns_node *node, struct model_tag *t)
+{
+	struct repo *r;
+	unsigned gen;
+	bool found;
+	ssize_t pos;
+
+	pthread_mutex_lock(&m->lock);
+	r = node->repo;
+	pos = tag_find(r, t->tag, &found);
+	/* Asked again meanwhile (a listing), or gone from the listing. */
+	if (!found || (r->tags[pos]->man && fresh(m, r->tags[pos]->checked))) {
+		pthread_mutex_unlock(&m->lock);
+		return;
+	}
+	gen = r->gen;
+	pthread_mutex_unlock(&m->lock);
+	(void)fetch_tag(m, node, r, t->tag, gen);
+}
+
 int model_tag_get(struct model *m, struct ns_node *node, const char *tag,
 		  struct model_tag **out)
 {
-	struct oci_fetched f = {0};
 	struct repo *r;
 	bool found;
 	ssize_t pos;
-	char *name;
+	unsigned gen;
 	int ret;
 
 	load_snapshot_once(m, node);
@@ -379,7 +485,19 @@ int model_tag_get(struct model *m, struct ns_node *node, const char *tag,
 		return -ENOMEM;
 	}
 	pos = tag_find(r, tag, &found);
-	if (found && r->tags[pos]->man && fresh(m, r->tags[pos]->checked)) {
+	if (found && r->tags[pos]->man && !fresh(m, r->tags[pos]->checked) &&
+	    stale_ok(m, r->tags[pos]->checked)) {
+		/* Expired: asked again behind, and served as it is if the
+		 * answer does not come at once. */
+		struct model_tag *t = r->tags[pos];
+
+		t->refs++;
+		model_revalidate_locked(m, MODEL_REFRESH_TAG, node, t);
+		model_tag_unref_locked(t);
+		pos = tag_find(r, tag, &found);
+	}
+	if (found && r->tags[pos]->man &&
+	    (fresh(m, r->tags[pos]->checked) || stale_ok(m, r->tags[pos]->checked))) {
 		*out = r->tags[pos];
 		(*out)->refs++;
 		pthread_mutex_unlock(&m->lock);
@@ -390,20 +508,14 @@ int model_tag_get(struct model *m, struct ns_node *node, const char *tag,
 		pthread_mutex_unlock(&m->lock);
 		return -ENOENT;
 	}
+	gen = r->gen;
 	pthread_mutex_unlock(&m->lock);
 
 	if (m->offline)
 		return -ENOENT;
-	name = model_repo_name(m, node);
-	if (!name)
-		return -ENOMEM;
-	ret = oci_manifest_get(m->client, name, tag, &f);
-	f.err = ret;
-	model_snap_keep_manifest(m, &f);
-	free(name);
+	ret = fetch_tag(m, node, r, tag, gen);
 
 	pthread_mutex_lock(&m->lock);
-	apply_fetched_locked(r, tag, &f);
 	pos = tag_find(r, tag, &found);
 	if (found && r->tags[pos]->man) {
 		*out = r->tags[pos];
@@ -413,7 +525,6 @@ int model_tag_get(struct model *m, struct ns_node *node, const char *tag,
 		ret = -EIO;
 	}
 	pthread_mutex_unlock(&m->lock);
-	oci_fetched_clear(&f);
 	return ret;
 }
 
@@ -560,7 +671,7 @@ int model_digest_shared(struct model *m, struct ns_node *node, const char *tag,
 	model_invalidate(m, node);
 	ret = model_refresh_tags(m, node);
 	if (!ret)
-		ret = model_refresh_manifests(m, node);
+		ret = model_refresh_manifests(m, node, false);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&m->lock);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -466,7 +467,7 @@ static void test_stale_tmp(void)
 	char cache[128];
 	struct blobcache *bc;
 	struct stat st;
-	int w = open(work, O_RDONLY | O_DIRECTORY);
+	int w = open(work, O_RDONLY | O_DIRECTORY), held;
 
 	snprintf(cache, sizeof(cache), "%s/stale", work);
 	if (blobcache_new(cache, &bc))
@@ -479,19 +480,28 @@ static void test_stale_tmp(void)
 	close(openat(w, "stale/tmp/tree-old/sub/f", O_WRONLY | O_CREAT, 0444));
 	fchmodat(w, "stale/tmp/tree-old/sub", 0555, 0);
 	close(openat(w, "stale/tmp/blob-old", O_WRONLY | O_CREAT, 0600));
-	close(openat(w, "stale/tmp/blob-new", O_WRONLY | O_CREAT, 0600));
+	/* Fresh: one no daemon holds (a killed one's), one a daemon holds
+	 * (locked), and a kind that is not locked (kept for 24 hours). */
+	close(openat(w, "stale/tmp/spool-dead", O_WRONLY | O_CREAT, 0600));
+	held = openat(w, "stale/tmp/blob-new", O_WRONLY | O_CREAT, 0600);
+	if (held < 0 || flock(held, LOCK_EX) < 0)
+		abort();
+	close(openat(w, "stale/tmp/meta-new", O_WRONLY | O_CREAT, 0600));
 	mkdirat(w, "canary", 0700);
 	close(openat(w, "canary/f", O_WRONLY | O_CREAT, 0600));
 	if (symlinkat(work, w, "stale/tmp/link-old") < 0)
 		abort();
 	utimensat(w, "stale/tmp/tree-old", old, 0);
 	utimensat(w, "stale/tmp/blob-old", old, 0);
+	utimensat(w, "stale/tmp/blob-new", old, 0); /* held: kept, however old */
 	utimensat(w, "stale/tmp/link-old", old, AT_SYMLINK_NOFOLLOW);
 	ok(blobcache_new(cache, &bc) == 0, "reopen the cache");
 	blobcache_free(bc);
 	snprintf(cache, sizeof(cache), "%s/stale/tmp", work);
-	ok(fstatat(w, "stale/tmp/blob-new", &st, 0) == 0 && count_entries(cache) == 1,
-	   "old tmp leftovers removed, fresh kept");
+	ok(fstatat(w, "stale/tmp/blob-new", &st, 0) == 0 &&
+	       fstatat(w, "stale/tmp/meta-new", &st, 0) == 0 && count_entries(cache) == 2,
+	   "old and unheld tmp leftovers removed; held and fresh unlocked kinds kept");
+	close(held);
 	ok(fstatat(w, "canary/f", &st, 0) == 0,
 	   "a symlink in tmp/ is removed, not followed");
 	close(w);
