@@ -41,8 +41,11 @@ struct upload {
 	time_t mtime;
 };
 
-/* What fi->fh points at for every open file. */
+/* What fi->fh points at for every open file; listed in c->handles, so
+ * what the kernel never released (a RELEASE still queued when the mount
+ * went away is dropped by the kernel) is freed at exit. */
 struct handle {
+	struct handle *prev, *next; /* c->handles, under c->up_lock */
 	int fd;
 	struct upload *up; /* NULL for reads */
 };
@@ -63,6 +66,7 @@ struct chartfs {
 	char *cache_dir;
 	pthread_mutex_t up_lock;
 	struct upload *uploads;
+	struct handle *handles;
 };
 
 /* The mount this process serves (one per process), set before the session
@@ -125,7 +129,12 @@ void chartfs_upload_put(struct chartfs *c, struct upload *up);
 int chartfs_upload_rename(struct chartfs *c, struct upload *up, const char *to) WUR;
 /* Forget a lingering upload (rm of a temporary name): no tag is touched. */
 void chartfs_upload_drop(struct chartfs *c, struct upload *up);
-/* Free every upload left at unmount. */
+/* A listed handle for fd (a reference to up, if any, is the caller's,
+ * passed on), or NULL (ENOMEM). */
+struct handle *chartfs_handle_new(struct chartfs *c, int fd, struct upload *up);
+/* Unlist h and free it: its fd closed, or its upload's reference dropped. */
+void chartfs_handle_free(struct chartfs *c, struct handle *h);
+/* Free every handle and upload left at unmount. */
 void chartfs_upload_free_all(struct chartfs *c);
 /* Take up off the list (c->up_lock held); no-op when off it already. */
 void chartfs_upload_unlist_locked(struct chartfs *c, struct upload *up);

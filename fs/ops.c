@@ -397,12 +397,11 @@ int chartfs_open(const char *path, struct fuse_file_info *fi)
 	model_tag_put(m, t);
 	if (ret)
 		return ret;
-	h = calloc(1, sizeof(*h));
+	h = chartfs_handle_new(c, fd, NULL);
 	if (!h) {
 		close(fd);
 		return -ENOMEM;
 	}
-	h->fd = fd;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	/* Content under a digest never changes: keep the page cache across opens. */
 	fi->keep_cache = 1;
@@ -415,12 +414,7 @@ int chartfs_release(struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
-	if (!h)
-		return 0;
-	if (h->up)
-		chartfs_upload_put(chartfs_ctx(), h->up);
-	else
-		close(h->fd);
-	free(h);
+	if (h)
+		chartfs_handle_free(chartfs_ctx(), h);
 	return 0;
 }

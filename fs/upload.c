@@ -162,9 +162,53 @@ void chartfs_upload_drop(struct chartfs *c, struct upload *up)
 	chartfs_upload_put(c, up);
 }
 
+struct handle *chartfs_handle_new(struct chartfs *c, int fd, struct upload *up)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->fd = fd;
+	h->up = up;
+	pthread_mutex_lock(&c->up_lock);
+	h->next = c->handles;
+	if (h->next)
+		h->next->prev = h;
+	c->handles = h;
+	pthread_mutex_unlock(&c->up_lock);
+	return h;
+}
+
+void chartfs_handle_free(struct chartfs *c, struct handle *h)
+{
+	pthread_mutex_lock(&c->up_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		c->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&c->up_lock);
+	if (h->up)
+		chartfs_upload_put(c, h->up);
+	else
+		close(h->fd);
+	free(h);
+}
+
 void chartfs_upload_free_all(struct chartfs *c)
 {
 	struct upload *up, *next;
+	struct handle *h, *hnext;
+
+	/* An upload's fd is closed with its upload below. */
+	for (h = c->handles; h; h = hnext) {
+		hnext = h->next;
+		if (!h->up)
+			close(h->fd);
+		free(h);
+	}
+	c->handles = NULL;
 
 	for (up = c->uploads; up; up = next) {
 		next = up->next;

@@ -39,19 +39,17 @@ static int new_entry_dir(struct chartfs *c, const char *path, struct model **m,
 static int start_upload(struct chartfs *c, const char *path, struct model *m,
 			struct ns_node *dir, struct fuse_file_info *fi)
 {
-	struct handle *h = calloc(1, sizeof(*h));
+	struct handle *h;
 	struct upload *up;
-	int ret;
+	int ret = chartfs_upload_new(c, path, m, dir, &up);
 
-	if (!h)
-		return -ENOMEM;
-	ret = chartfs_upload_new(c, path, m, dir, &up);
-	if (ret) {
-		free(h);
+	if (ret)
 		return ret;
+	h = chartfs_handle_new(c, up->fd, up);
+	if (!h) {
+		chartfs_upload_put(c, up);
+		return -ENOMEM;
 	}
-	h->fd = up->fd;
-	h->up = up;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
 	return 0;
