@@ -350,7 +350,7 @@ static int blob_present(const char *path, const char *digest, int64_t size)
 
 /* Rename tmp to path unless path exists: then another daemon stored the
  * same verified bytes first, and ours are discarded. */
-static int publish_file(const char *tmp, const char *path)
+static int store_file(const char *tmp, const char *path)
 {
 	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
 		return 0;
@@ -388,7 +388,7 @@ static int commit(struct blobcache *bc, const char *tmp, int fd, const char *dig
 	}
 	if (fchmod(fd, 0444) < 0)
 		return store_failed(bc, "store blob", digest, -errno);
-	ret = publish_file(tmp, path);
+	ret = store_file(tmp, path);
 	return ret ? store_failed(bc, "store blob", digest, ret) : 0;
 }
 

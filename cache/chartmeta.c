@@ -2,7 +2,7 @@
  * chartmeta.c - helm's Metadata.Validate(), config blob and manifest
  * annotations, and Masterminds semver's version checks.
  */
-#include "cache/chartmeta_int.h"
+#include "cache/chartmeta_i.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -44,7 +44,7 @@ static bool alias_ok(const char *s)
 				  "0123456789_-")];
 }
 
-static int str_cmp(const void *a, const void *b)
+static int key_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -105,7 +105,7 @@ static int validate(struct chartmeta *m)
 	for (i = 0; i < m->deps.n; i++)
 		keys[i] =
 		    *cm_nz(DEP(m, i)->alias) ? DEP(m, i)->alias : cm_nz(DEP(m, i)->name);
-	qsort(keys, m->deps.n, sizeof(*keys), str_cmp);
+	qsort(keys, m->deps.n, sizeof(*keys), key_cmp);
 	for (i = 1; i < m->deps.n && !r; i++)
 		if (!strcmp(keys[i - 1], keys[i]))
 			r = cm_bad("more than one dependency with name or alias",

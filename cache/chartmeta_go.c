@@ -4,7 +4,7 @@
  * snprintf/strtod, so LC_NUMERIC must be "C" (chartfs never calls
  * setlocale).
  */
-#include "cache/chartmeta_int.h"
+#include "cache/chartmeta_i.h"
 
 #include <errno.h>
 #include <float.h>

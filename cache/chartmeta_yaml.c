@@ -3,7 +3,7 @@
  * interface{}: YAML 1.1 scalars (yes/no/on/off/y/n are bools, 010 is
  * octal, 1_000 is 1000), merge keys, aliases; only the first document.
  */
-#include "cache/chartmeta_int.h"
+#include "cache/chartmeta_i.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -302,7 +302,7 @@ static const char *check_duplicates(struct walk *w)
 	return NULL;
 }
 
-static int str_cmp(const void *a, const void *b)
+static int dir_cmp(const void *a, const void *b)
 {
 	return strcmp(a, b);
 }
@@ -322,7 +322,7 @@ static int count_dirs(struct walk *w, const char *rel)
 	snprintf(buf, sizeof(buf), "%s", rel);
 	while ((slash = strrchr(buf, '/'))) {
 		*slash = '\0';
-		if (tfind(buf, &w->dirs, str_cmp))
+		if (tfind(buf, &w->dirs, dir_cmp))
 			return 0;
 		if (++w->ndirs > CHART_MAX_DIRS) {
 			w->rule = "too many directories";
@@ -331,7 +331,7 @@ static int count_dirs(struct walk *w, const char *rel)
 		key = strdup(buf);
 		if (!key)
 			return -ENOMEM;
-		if (!tsearch(key, &w->dirs, str_cmp)) {
+		if (!tsearch(key, &w->dirs, dir_cmp)) {
 			free(key);
 			return -ENOMEM;
 		}

@@ -180,7 +180,7 @@ static const char *skip_link(const char *p)
 /* The target of the rel="next" entry of a Link header, or NULL. The value
  * is a comma-separated list of <target>; param=value... entries; only the
  * first rel of an entry counts (section 3.3). */
-char *oci_link_next(const char *v)
+char *http_link_next(const char *v)
 {
 	const char *p = v, *lt, *gt, *name;
 	bool next, is_next, seen_rel;
@@ -235,10 +235,10 @@ static int challenge_scheme(const char *v)
 	struct challenge ch;
 	int scheme;
 
-	if (oci_parse_challenge(v, &ch))
+	if (auth_parse_challenge(v, &ch))
 		return AUTH_NONE;
 	scheme = ch.scheme;
-	oci_challenge_clear(&ch);
+	auth_challenge_clear(&ch);
 	return scheme;
 }
 
@@ -268,7 +268,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 		set_str(&rs->docker_digest, v);
 	else if ((v = header_value(buf, len, "Link"))) {
 		if (!rs->link_next)
-			rs->link_next = oci_link_next(v);
+			rs->link_next = http_link_next(v);
 		free(v);
 	} else if ((v = header_value(buf, len, "WWW-Authenticate"))) {
 		int scheme = challenge_scheme(v);
@@ -617,7 +617,7 @@ static int perform_once(struct oci_client *c, const struct http_req *rq,
 			 (double)(dl->hard - dl->start) / 1000.0);
 		return -EIO;
 	}
-	h = http_handle_get(c);
+	h = client_handle_get(c);
 	if (!h)
 		goto nomem;
 	ret = build_headers(rq, auth, &hdrs);
@@ -639,7 +639,7 @@ static int perform_once(struct oci_client *c, const struct http_req *rq,
 	curl_easy_getinfo(h, CURLINFO_SIZE_DOWNLOAD_T, &down);
 	curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &us);
 	if (chartfs_log_level() >= LOG_DEBUG) {
-		http_log_path(c, rq->url, where, sizeof(where));
+		url_log_path(c, rq->url, where, sizeof(where));
 		log_debug("client: %s %s -> %ld, %" PRId64 " bytes, %" PRId64 " ms",
 			  rq->method, where, rc == CURLE_OK ? rs->status : -1L,
 			  (int64_t)(up + down), (int64_t)(us / 1000));
@@ -647,7 +647,7 @@ static int perform_once(struct oci_client *c, const struct http_req *rq,
 	/* Nothing may point at the stack buffer once we return. */
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-	http_handle_put(c, h);
+	client_handle_put(c, h);
 	curl_slist_free_all(hdrs);
 	if (rc == CURLE_WRITE_ERROR && x.err_body_cut && !x.err)
 		rc = CURLE_OK;
@@ -664,7 +664,7 @@ static int perform_once(struct oci_client *c, const struct http_req *rq,
 	return 0;
 nomem:
 	if (h)
-		http_handle_put(c, h);
+		client_handle_put(c, h);
 	*rc_out = rc;
 	snprintf(cause, cause_len, "out of memory");
 	return -ENOMEM;
@@ -818,7 +818,7 @@ static void deadline_init(const struct oci_client *c, const struct http_req *rq,
 
 int http_request(struct oci_client *c, const struct http_req *rq, struct http_resp *rs)
 {
-	bool own = !rq->no_auth && http_same_origin(c, rq->url);
+	bool own = !rq->no_auth && url_same_origin(c, rq->url);
 	char cause[320] = "", msg[200], where[256];
 	int64_t saved = call_until;
 	struct deadline dl;
@@ -863,7 +863,7 @@ out:
 		auth_denied_cause(c, rq->scope, cause, sizeof(cause));
 	if (ret) {
 		snprintf(rs->cause, sizeof(rs->cause), "%s", cause);
-		http_log_path(c, rq->url, where, sizeof(where));
+		url_log_path(c, rq->url, where, sizeof(where));
 		if (is_quiet(rq->quiet, ret))
 			log_debug("client: %s %s: %s", rq->method, where, cause);
 		else

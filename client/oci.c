@@ -108,7 +108,7 @@ static int parse_names(const struct oci_client *c, const char *url,
 	root = json_loadb(rs->body.data ? rs->body.data : "", rs->body.len, 0, NULL);
 	arr = json_object_get(root, key);
 	if (!json_is_object(root) || (arr && !json_is_array(arr) && !json_is_null(arr))) {
-		http_log_path(c, url, where, sizeof(where));
+		url_log_path(c, url, where, sizeof(where));
 		log_warn("client: GET %s: answer is not a JSON %s list", where, key);
 		ret = -EIO;
 		goto out;
@@ -189,9 +189,9 @@ static int list_paged(struct oci_client *c, char *url, const char *scope, const 
 		if (ret || !rs->link_next)
 			break;
 		bytes += rs->body.len;
-		ret = http_resolve(c, url, rs->link_next, true, &next);
+		ret = url_resolve(c, url, rs->link_next, true, &next);
 		if (ret) {
-			http_log_path(c, url, where, sizeof(where));
+			url_log_path(c, url, where, sizeof(where));
 			log_warn("client: GET %s: refusing a Link to another place",
 				 where);
 			ret = -EIO;
@@ -205,7 +205,7 @@ static int list_paged(struct oci_client *c, char *url, const char *scope, const 
 			break;
 	}
 	if (why) {
-		http_log_path(c, url, where, sizeof(where));
+		url_log_path(c, url, where, sizeof(where));
 		log_warn(
 		    "client: GET %s: listing ended after %zu pages and %zu names: %s",
 		    where, seen.n, names.n, why);
@@ -581,7 +581,7 @@ static int upload_step(struct oci_client *c, const char *method, char **loc,
 	} else if (!ret && rs.location) {
 		/* Uploads may move to another host; credentials stay behind
 		 * (http_request only sends them to the registry's origin). */
-		ret = http_resolve(c, *loc, rs.location, false, &next);
+		ret = url_resolve(c, *loc, rs.location, false, &next);
 		if (ret) {
 			log_warn("client: %s upload: unusable Location", method);
 			ret = -EIO;

@@ -122,12 +122,12 @@ static char *helm_manifest(const struct blob *cfg, const struct blob *layer,
 	return m;
 }
 
-/* oci_parse_challenge(h) picks scheme with realm and service (NULL: none). */
+/* auth_parse_challenge(h) picks scheme with realm and service (NULL: none). */
 static void challenge_is(const char *h, int scheme, const char *realm,
 			 const char *service)
 {
 	struct challenge ch;
-	int ret = oci_parse_challenge(h, &ch);
+	int ret = auth_parse_challenge(h, &ch);
 
 	if (!scheme) {
 		ok(ret == -EINVAL && !ch.realm, "WWW-Authenticate: %s -> none (got %d)",
@@ -141,7 +141,7 @@ static void challenge_is(const char *h, int scheme, const char *realm,
 	   scheme == AUTH_BEARER ? "Bearer" : "Basic", realm ? realm : "none",
 	   service ? service : "none", ret, ch.scheme, ch.realm ? ch.realm : "none",
 	   ch.service ? ch.service : "none");
-	oci_challenge_clear(&ch);
+	auth_challenge_clear(&ch);
 }
 
 static void test_challenges(void)
@@ -174,10 +174,10 @@ static void test_challenges(void)
 	challenge_is("", 0, NULL, NULL);
 }
 
-/* oci_link_next(v) is want (NULL: no next page). */
+/* http_link_next(v) is want (NULL: no next page). */
 static void link_is(const char *v, const char *want)
 {
-	char *got = oci_link_next(v);
+	char *got = http_link_next(v);
 
 	ok(want ? got && !strcmp(got, want) : got == NULL, "Link: %s -> %s (got %s)", v,
 	   want ? want : "none", got ? got : "none");

@@ -1,5 +1,5 @@
 /*
- * chartmeta_int.h - internals shared by the chartmeta files; not an API.
+ * chartmeta_i.h - internals shared by the chartmeta files; not an API.
  *
  * chartmeta_yaml.c: what go-yaml v2 makes of the bytes (untyped values).
  * chartmeta_decode.c: what sigs.k8s.io/yaml + encoding/json make of those
