@@ -32,6 +32,7 @@
 #include "cache/blobcache_i.h"
 #include "cache/unpack.h"
 #include "common/digest.h"
+#include "common/file.h"
 #include "common/log.h"
 
 /* Temp entries of the kinds no daemon locks (see clean_tmp) older than this
@@ -177,11 +178,9 @@ int blobcache_new(const char *dir, struct blobcache **out)
 		goto fail;
 	}
 	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
-		if ((size_t)snprintf(path, sizeof(path), "%s%s", bc->dir, subs[i]) >=
-		    sizeof(path)) {
-			ret = -ENAMETOOLONG;
+		ret = file_pathf(path, sizeof(path), "%s%s", bc->dir, subs[i]);
+		if (ret)
 			goto fail;
-		}
 		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
 			ret = -errno;
 			goto fail;
@@ -304,10 +303,7 @@ static int blob_path(struct blobcache *bc, const char *digest, char *path, size_
 {
 	if (!digest_valid(digest))
 		return -EINVAL;
-	if ((size_t)snprintf(path, len, "%s/blobs/sha256/%s", bc->dir,
-			     digest_hex(digest)) >= len)
-		return -ENAMETOOLONG;
-	return 0;
+	return file_pathf(path, len, "%s/blobs/sha256/%s", bc->dir, digest_hex(digest));
 }
 
 /*
@@ -398,9 +394,9 @@ static int tmp_file(struct blobcache *bc, const char *prefix, char *path, size_t
 	int fd, ret, tries;
 
 	for (tries = 0; tries < TMP_TRIES; tries++) {
-		if ((size_t)snprintf(path, len, "%s/tmp/%s-XXXXXX", bc->dir, prefix) >=
-		    len)
-			return -ENAMETOOLONG;
+		ret = file_pathf(path, len, "%s/tmp/%s-XXXXXX", bc->dir, prefix);
+		if (ret)
+			return ret;
 		fd = mkostemp(path, O_CLOEXEC);
 		if (fd < 0)
 			return -errno;
@@ -424,9 +420,9 @@ static int tmp_dir(struct blobcache *bc, const char *prefix, char *path, size_t 
 	int ret, tries;
 
 	for (tries = 0; tries < TMP_TRIES; tries++) {
-		if ((size_t)snprintf(path, len, "%s/tmp/%s-XXXXXX", bc->dir, prefix) >=
-		    len)
-			return -ENAMETOOLONG;
+		ret = file_pathf(path, len, "%s/tmp/%s-XXXXXX", bc->dir, prefix);
+		if (ret)
+			return ret;
 		if (!mkdtemp(path))
 			return -errno;
 		*dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -658,9 +654,10 @@ int blobcache_tree(struct blobcache *bc, const char *digest, char *path, size_t 
 
 	if (!digest_valid(digest))
 		return -EINVAL;
-	if ((size_t)snprintf(path, pathlen, "%s/trees/sha256/%s", bc->dir,
-			     digest_hex(digest)) >= pathlen)
-		return -ENAMETOOLONG;
+	ret =
+	    file_pathf(path, pathlen, "%s/trees/sha256/%s", bc->dir, digest_hex(digest));
+	if (ret)
+		return ret;
 	if (tree_present(path))
 		return 0;
 	snprintf(key, sizeof(key), "t:%s", digest_hex(digest));

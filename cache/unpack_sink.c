@@ -16,6 +16,7 @@
 #include "cache/unpack.h"
 #include "cache/blobcache.h"
 #include "cache/unpack_i.h"
+#include "common/file.h"
 #include "common/log.h"
 
 #define MAX_PATH CHART_MAX_PATH
@@ -66,8 +67,9 @@ static int open_dir(struct dir_sink *d, const char *path)
 	char buf[MAX_PATH + 1], *comp, *save = NULL;
 	int cur = d->root, next, ret;
 
-	if ((size_t)snprintf(buf, sizeof(buf), "%s", path) >= sizeof(buf))
-		return -ENAMETOOLONG;
+	ret = file_pathf(buf, sizeof(buf), "%s", path);
+	if (ret)
+		return ret;
 	for (comp = strtok_r(buf, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
 		if (mkdirat(cur, comp, 0700) == 0) {
 			ret = record_dir(d, path, (size_t)(comp - buf) + strlen(comp));

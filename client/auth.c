@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/mono.h"
 
 #define TOKEN_MAX (64u * 1024)
 #define TOKEN_RESP_MAX (1u * 1024 * 1024)
@@ -56,14 +57,6 @@ void auth_free_secret(char *s)
 		return;
 	explicit_bzero(s, strlen(s));
 	free(s);
-}
-
-static long long now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec;
 }
 
 static void scope_forget_token(struct auth_scope *e)
@@ -497,7 +490,7 @@ static void store_token(struct oci_client *c, const struct token_req *tr,
 		e->token = tok;
 		e->asked = asked;
 		/* Renew a little early so a token does not expire in flight. */
-		e->expires = now_s() + expires_in - (expires_in >= 20 ? 10 : 1);
+		e->expires = mono_s() + expires_in - (expires_in >= 20 ? 10 : 1);
 		tok = asked = NULL;
 	}
 	pthread_mutex_unlock(&c->auth_lock);
@@ -766,7 +759,7 @@ int auth_header(struct oci_client *c, const char *scope, char **hdr, char *why,
 	if (scheme == AUTH_BASIC && c->creds->username) {
 		*hdr = basic_header(c->creds);
 		ret = *hdr ? 0 : -ENOMEM;
-	} else if (scheme == AUTH_BEARER && e && e->token && e->expires > now_s()) {
+	} else if (scheme == AUTH_BEARER && e && e->token && e->expires > mono_s()) {
 		*hdr = bearer_header(e->token);
 		ret = *hdr ? 0 : -ENOMEM;
 	} else if (scheme == AUTH_BEARER && r) {

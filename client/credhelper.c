@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/mono.h"
 
 #define ANSWER_MAX (64u * 1024)
 
@@ -46,16 +47,8 @@ static bool name_ok(const char *name)
 	return name[0] != '.';
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Read fd until EOF, the size limit or the deadline. */
-static int read_answer(int fd, long long deadline, char *buf, size_t cap, size_t *len)
+static int read_answer(int fd, int64_t deadline, char *buf, size_t cap, size_t *len)
 {
 	struct pollfd p = {.fd = fd, .events = POLLIN};
 	ssize_t r;
@@ -63,7 +56,7 @@ static int read_answer(int fd, long long deadline, char *buf, size_t cap, size_t
 
 	*len = 0;
 	for (;;) {
-		left = (int)(deadline - now_ms());
+		left = (int)(deadline - mono_ms());
 		if (left <= 0)
 			return -ETIMEDOUT;
 		r = poll(&p, 1, left);
@@ -89,7 +82,7 @@ static int read_answer(int fd, long long deadline, char *buf, size_t cap, size_t
 }
 
 /* Wait for pid until the deadline, then kill it; its exit status or -1. */
-static int reap(pid_t pid, long long deadline, bool kill_now)
+static int reap(pid_t pid, int64_t deadline, bool kill_now)
 {
 	int status = 0;
 	pid_t r;
@@ -102,9 +95,9 @@ static int reap(pid_t pid, long long deadline, bool kill_now)
 			break;
 		if (r < 0 && errno != EINTR)
 			return -1;
-		if (r == 0 && now_ms() >= deadline) {
+		if (r == 0 && mono_ms() >= deadline) {
 			kill(pid, SIGKILL);
-			deadline = now_ms() + 60000;
+			deadline = mono_ms() + 60000;
 		}
 		if (r == 0) {
 			struct timespec ts = {0, 10 * 1000000L};
@@ -150,7 +143,7 @@ int oci_creds_helper(const char *name, const char *server, int timeout_ms,
 	posix_spawn_file_actions_t fa;
 	char prog[96], *argv[3], *buf = NULL;
 	int in[2] = {-1, -1}, outp[2] = {-1, -1}, ret, st;
-	long long deadline = now_ms() + timeout_ms;
+	int64_t deadline = mono_ms() + timeout_ms;
 	size_t len = 0, slen = strlen(server);
 	bool fa_ok = false;
 	pid_t pid = -1;

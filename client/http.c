@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/mono.h"
 
 /* An error answer is read for its message only: the rest is dropped. */
 #define ERR_BODY_MAX (64u * 1024)
@@ -50,14 +51,6 @@ struct xfer {
 	const char *err_cause;
 	char err_buf[288]; /* err_cause when it is formatted */
 };
-
-int64_t http_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int64_t http_carry_ms(uint64_t bytes)
 {
@@ -499,7 +492,7 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 	if (atomic_load(&x->c->cancelled))
 		return 1;
 	limit = x->rs->status ? body_deadline(x, dltotal) : x->dl->answer;
-	if (http_now_ms() < limit)
+	if (mono_ms() < limit)
 		return 0;
 	snprintf(x->err_buf, sizeof(x->err_buf),
 		 "no whole answer within %.1f s (io_timeout %ld s, and the size "
@@ -602,7 +595,7 @@ static int perform_once(struct oci_client *c, const struct http_req *rq,
 			CURLcode *rc_out, char *cause, size_t cause_len)
 {
 	struct xfer x = {.c = c, .rq = rq, .rs = rs, .dl = dl};
-	int64_t left = dl->hard - http_now_ms();
+	int64_t left = dl->hard - mono_ms();
 	char errbuf[CURL_ERROR_SIZE] = "", where[256];
 	struct curl_slist *hdrs = NULL;
 	curl_off_t up = 0, down = 0, us = 0;
@@ -725,7 +718,7 @@ static int perform_retry(struct oci_client *c, const struct http_req *rq,
 			ms = rs->retry_after >= RETRY_AFTER_CAP_MS / 1000
 				 ? RETRY_AFTER_CAP_MS
 				 : rs->retry_after * 1000;
-		if (http_now_ms() + ms >= dl->answer)
+		if (mono_ms() + ms >= dl->answer)
 			return ret;
 		sleep_ms(ms);
 	}
@@ -805,7 +798,7 @@ static void deadline_init(const struct oci_client *c, const struct http_req *rq,
 		most = ERR_BODY_MAX;
 	if (most < known)
 		most = known;
-	dl->start = http_now_ms();
+	dl->start = mono_ms();
 	dl->answer = dl->start + io + http_carry_ms(known);
 	dl->hard = dl->start + io + http_carry_ms(most);
 	if (rq->until_ms && (!outer || rq->until_ms < outer))

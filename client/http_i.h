@@ -140,8 +140,6 @@ void client_handle_put(struct oci_client *c, CURL *h);
 
 int http_request(struct oci_client *c, const struct http_req *rq,
 		 struct http_resp *rs) WUR;
-/* CLOCK_MONOTONIC milliseconds, for deadlines. */
-int64_t http_now_ms(void);
 /* How long bytes take at HTTP_MIN_RATE, in ms (saturating). */
 int64_t http_carry_ms(uint64_t bytes);
 void http_resp_clear(struct http_resp *rs);

@@ -15,6 +15,7 @@
 
 #include "client/manifest.h"
 #include "common/log.h"
+#include "common/mono.h"
 
 /* Chunk of a large upload, and the largest monolithic PUT. */
 #define UPLOAD_CHUNK (8ull * 1024 * 1024)
@@ -163,7 +164,7 @@ static int list_paged(struct oci_client *c, char *url, const char *scope, const 
 		      struct http_resp *rs)
 {
 	struct strv names = {0}, seen = {0};
-	int64_t start = http_now_ms(), io = (int64_t)c->low_speed_time * 1000;
+	int64_t start = mono_ms(), io = (int64_t)c->low_speed_time * 1000;
 	const char *why = NULL;
 	char *next = NULL, where[256];
 	size_t bytes = 0;
