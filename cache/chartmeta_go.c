@@ -197,7 +197,7 @@ void cm_fmt_json(char *o, double d)
 
 /* ---------------------------------------------------------- JSON strings */
 
-void cm_bput(struct buf *b, const char *s, size_t n)
+static void cm_bput(struct buf *b, const char *s, size_t n)
 {
 	size_t cap = b->cap ? b->cap : 256;
 	char *p;

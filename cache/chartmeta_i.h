@@ -108,7 +108,6 @@ void cm_fmt_g32(char *o, double d);
 /* encoding/json's float64 text for a finite d into o (>= 32 bytes). */
 void cm_fmt_json(char *o, double d);
 
-void cm_bput(struct buf *b, const char *s, size_t n);
 void cm_bputs(struct buf *b, const char *s);
 /* One rune like utf8.DecodeRuneInString: -1 (size 1) when invalid. */
 int32_t cm_rune(const unsigned char *s, int *size);

@@ -563,12 +563,6 @@ int oci_blob_get_into(struct oci_client *c, const char *repo, const char *digest
 	return blob_req(c, "GET", repo, digest, size, fd, where, 0);
 }
 
-int oci_blob_get(struct oci_client *c, const char *repo, const char *digest,
-		 uint64_t size, int fd)
-{
-	return oci_blob_get_into(c, repo, digest, size, fd, NULL);
-}
-
 int oci_blob_exists(struct oci_client *c, const char *repo, const char *digest)
 {
 	return blob_req(c, "HEAD", repo, digest, 0, -1, NULL, HTTP_QUIET_ENOENT);

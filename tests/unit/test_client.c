@@ -351,7 +351,8 @@ int main(void)
 	}
 
 	out = memfd_create("out", MFD_CLOEXEC);
-	ok(out >= 0 && oci_blob_get(c, repo, big.digest, (uint64_t)big.size, out) == 0,
+	ok(out >= 0 &&
+	       oci_blob_get_into(c, repo, big.digest, (uint64_t)big.size, out, NULL) == 0,
 	   "large blob streamed");
 	ok(digest_fd(out, got, &got_size) == 0 && !strcmp(got, big.digest) &&
 	       got_size == big.size,
@@ -361,8 +362,8 @@ int main(void)
 	/* A body longer than its descriptor: EIO, and not one byte past the
 	 * declared size is written (issue 14). */
 	out = memfd_create("out", MFD_CLOEXEC);
-	ok(out >= 0 &&
-	       oci_blob_get(c, repo, big.digest, (uint64_t)big.size - 1, out) == -EIO,
+	ok(out >= 0 && oci_blob_get_into(c, repo, big.digest, (uint64_t)big.size - 1, out,
+					 NULL) == -EIO,
 	   "blob longer than its declared size: EIO");
 	ok(out >= 0 && lseek(out, 0, SEEK_END) <= (off_t)big.size - 1,
 	   "nothing past the declared size written (%lld bytes)",
@@ -370,22 +371,22 @@ int main(void)
 	if (out >= 0)
 		close(out);
 	out = memfd_create("out", MFD_CLOEXEC);
-	ok(out >= 0 && oci_blob_get(c, repo, cfg.digest, 0, out) == -EIO &&
+	ok(out >= 0 && oci_blob_get_into(c, repo, cfg.digest, 0, out, NULL) == -EIO &&
 	       lseek(out, 0, SEEK_END) == 0,
 	   "a blob declared empty gets no byte");
 	if (out >= 0)
 		close(out);
 	out = memfd_create("out", MFD_CLOEXEC);
 	ok(out >= 0 && write(out, "xy", 2) == 2 &&
-	       oci_blob_get(c, repo, cfg.digest, (uint64_t)cfg.size, out) == 0,
+	       oci_blob_get_into(c, repo, cfg.digest, (uint64_t)cfg.size, out, NULL) == 0,
 	   "small blob streamed after existing bytes");
 	ok(digest_fd(out, got, &got_size) == 0 && got_size == cfg.size + 2,
 	   "written from the current offset");
-	ok(oci_blob_get(
+	ok(oci_blob_get_into(
 	       c, repo,
 	       "sha256:"
 	       "0000000000000000000000000000000000000000000000000000000000000000",
-	       10, out) == -ENOENT,
+	       10, out, NULL) == -ENOENT,
 	   "missing blob: ENOENT");
 	if (out >= 0)
 		close(out);
