@@ -447,7 +447,7 @@ static int tmp_dir(struct blobcache *bc, const char *prefix, char *path, size_t 
 /* The leader's part of blobcache_get: fetch into tmp/, verify, commit.
  * Every failure is logged once: the fetcher's (a write into fd that
  * failed included) by the fetcher, the rest here. */
-static int fetch_blob(struct blobcache *bc, const char *digest, int64_t size,
+static int lead_fetch(struct blobcache *bc, const char *digest, int64_t size,
 		      blobcache_fetch_fn fetch, void *arg, const char *path)
 {
 	char tmp[PATH_LEN];
@@ -490,7 +490,7 @@ int blobcache_get(struct blobcache *bc, const char *digest, int64_t size,
 	/* A leader before us, or another daemon, may have stored it. */
 	ret = blob_present(path, digest, size);
 	if (ret == -ENOENT)
-		ret = fetch_blob(bc, digest, size, fetch, arg, path);
+		ret = lead_fetch(bc, digest, size, fetch, arg, path);
 	flight_end(bc, f, ret);
 	if (!ret)
 		blobcache_evict(bc, path);
