@@ -32,6 +32,7 @@
 #include "cache/blobcache_i.h"
 #include "cache/unpack.h"
 #include "common/digest.h"
+#include "common/file.h"
 #include "common/log.h"
 
 /* Temp entries of the kinds no daemon locks (see clean_tmp) older than this
@@ -177,11 +178,9 @@ int blobcache_new(const char *dir, struct blobcache **out)
 		goto fail;
 	}
 	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
-		if ((size_t)snprintf(path, sizeof(path), "%s%s", bc->dir, subs[i]) >=
-		    sizeof(path)) {
-			ret = -ENAMETOOLONG;
+		ret = file_pathf(path, sizeof(path), "%s%s", bc->dir, subs[i]);
+		if (ret)
 			goto fail;
-		}
 		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
 			ret = -errno;
 			goto fail;
@@ -304,10 +303,7 @@ static int blob_path(struct blobcache *bc, const char *digest, char *path, size_
 {
 	if (!digest_valid(digest))
 		return -EINVAL;
-	if ((size_t)snprintf(path, len, "%s/blobs/sha256/%s", bc->dir,
-			     digest_hex(digest)) >= len)
-		return -ENAMETOOLONG;
-	return 0;
+	return file_pathf(path, len, "%s/blobs/sha256/%s", bc->dir, digest_hex(digest));
 }
 
 /*
@@ -350,7 +346,7 @@ static int blob_present(const char *path, const char *digest, int64_t size)
 
 /* Rename tmp to path unless path exists: then another daemon stored the
  * same verified bytes first, and ours are discarded. */
-static int publish_file(const char *tmp, const char *path)
+static int store_file(const char *tmp, const char *path)
 {
 	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
 		return 0;
@@ -388,7 +384,7 @@ static int commit(struct blobcache *bc, const char *tmp, int fd, const char *dig
 	}
 	if (fchmod(fd, 0444) < 0)
 		return store_failed(bc, "store blob", digest, -errno);
-	ret = publish_file(tmp, path);
+	ret = store_file(tmp, path);
 	return ret ? store_failed(bc, "store blob", digest, ret) : 0;
 }
 
@@ -398,9 +394,9 @@ static int tmp_file(struct blobcache *bc, const char *prefix, char *path, size_t
 	int fd, ret, tries;
 
 	for (tries = 0; tries < TMP_TRIES; tries++) {
-		if ((size_t)snprintf(path, len, "%s/tmp/%s-XXXXXX", bc->dir, prefix) >=
-		    len)
-			return -ENAMETOOLONG;
+		ret = file_pathf(path, len, "%s/tmp/%s-XXXXXX", bc->dir, prefix);
+		if (ret)
+			return ret;
 		fd = mkostemp(path, O_CLOEXEC);
 		if (fd < 0)
 			return -errno;
@@ -424,9 +420,9 @@ static int tmp_dir(struct blobcache *bc, const char *prefix, char *path, size_t 
 	int ret, tries;
 
 	for (tries = 0; tries < TMP_TRIES; tries++) {
-		if ((size_t)snprintf(path, len, "%s/tmp/%s-XXXXXX", bc->dir, prefix) >=
-		    len)
-			return -ENAMETOOLONG;
+		ret = file_pathf(path, len, "%s/tmp/%s-XXXXXX", bc->dir, prefix);
+		if (ret)
+			return ret;
 		if (!mkdtemp(path))
 			return -errno;
 		*dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -451,7 +447,7 @@ static int tmp_dir(struct blobcache *bc, const char *prefix, char *path, size_t 
 /* The leader's part of blobcache_get: fetch into tmp/, verify, commit.
  * Every failure is logged once: the fetcher's (a write into fd that
  * failed included) by the fetcher, the rest here. */
-static int fetch_blob(struct blobcache *bc, const char *digest, int64_t size,
+static int lead_fetch(struct blobcache *bc, const char *digest, int64_t size,
 		      blobcache_fetch_fn fetch, void *arg, const char *path)
 {
 	char tmp[PATH_LEN];
@@ -494,7 +490,7 @@ int blobcache_get(struct blobcache *bc, const char *digest, int64_t size,
 	/* A leader before us, or another daemon, may have stored it. */
 	ret = blob_present(path, digest, size);
 	if (ret == -ENOENT)
-		ret = fetch_blob(bc, digest, size, fetch, arg, path);
+		ret = lead_fetch(bc, digest, size, fetch, arg, path);
 	flight_end(bc, f, ret);
 	if (!ret)
 		blobcache_evict(bc, path);
@@ -658,9 +654,10 @@ int blobcache_tree(struct blobcache *bc, const char *digest, char *path, size_t 
 
 	if (!digest_valid(digest))
 		return -EINVAL;
-	if ((size_t)snprintf(path, pathlen, "%s/trees/sha256/%s", bc->dir,
-			     digest_hex(digest)) >= pathlen)
-		return -ENAMETOOLONG;
+	ret =
+	    file_pathf(path, pathlen, "%s/trees/sha256/%s", bc->dir, digest_hex(digest));
+	if (ret)
+		return ret;
 	if (tree_present(path))
 		return 0;
 	snprintf(key, sizeof(key), "t:%s", digest_hex(digest));

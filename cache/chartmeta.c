@@ -2,7 +2,7 @@
  * chartmeta.c - helm's Metadata.Validate(), config blob and manifest
  * annotations, and Masterminds semver's version checks.
  */
-#include "cache/chartmeta_int.h"
+#include "cache/chartmeta_i.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -44,7 +44,7 @@ static bool alias_ok(const char *s)
 				  "0123456789_-")];
 }
 
-static int str_cmp(const void *a, const void *b)
+static int key_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -105,7 +105,7 @@ static int validate(struct chartmeta *m)
 	for (i = 0; i < m->deps.n; i++)
 		keys[i] =
 		    *cm_nz(DEP(m, i)->alias) ? DEP(m, i)->alias : cm_nz(DEP(m, i)->name);
-	qsort(keys, m->deps.n, sizeof(*keys), str_cmp);
+	qsort(keys, m->deps.n, sizeof(*keys), key_cmp);
 	for (i = 1; i < m->deps.n && !r; i++)
 		if (!strcmp(keys[i - 1], keys[i]))
 			r = cm_bad("more than one dependency with name or alias",
@@ -127,8 +127,7 @@ static int parse_doc(struct chartmeta *m, const char *yaml, size_t len)
 	return r;
 }
 
-int chartmeta_parse2(const char *yaml, size_t len, const char *req, size_t req_len,
-		     struct chartmeta **out)
+int chartmeta_parse(const char *yaml, size_t len, struct chartmeta **out)
 {
 	struct chartmeta *m = calloc(1, sizeof(*m));
 	int r;
@@ -143,8 +142,6 @@ int chartmeta_parse2(const char *yaml, size_t len, const char *req, size_t req_l
 		m->api_version = strdup("v1");
 		r = m->api_version ? 0 : -ENOMEM;
 	}
-	if (!r && req)
-		r = parse_doc(m, req, req_len);
 	if (!r)
 		r = validate(m);
 	if (r) {
@@ -153,11 +150,6 @@ int chartmeta_parse2(const char *yaml, size_t len, const char *req, size_t req_l
 	}
 	*out = m;
 	return 0;
-}
-
-int chartmeta_parse(const char *yaml, size_t len, struct chartmeta **out)
-{
-	return chartmeta_parse2(yaml, len, NULL, 0, out);
 }
 
 void chartmeta_free(struct chartmeta *m)
@@ -440,24 +432,6 @@ bool chartmeta_semver_valid(const char *v)
 			return false;
 		if (j == core)
 			return true;
-		i = j + 1;
-	}
-}
-
-bool chartmeta_semver_strict(const char *v)
-{
-	size_t core, i = 0, j, segs = 0;
-
-	if (!split_semver(v, &core))
-		return false;
-	for (;;) {
-		for (j = i; j < core && v[j] != '.'; j++)
-			;
-		if (!digits(v + i, j - i) || !fits_u64(v + i, j - i) ||
-		    (j - i > 1 && v[i] == '0') || ++segs > 3)
-			return false;
-		if (j == core)
-			return segs == 3;
 		i = j + 1;
 	}
 }

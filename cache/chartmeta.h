@@ -37,13 +37,6 @@ struct chartmeta;
 /* Parse Chart.yaml (len bytes, need not be NUL-terminated). */
 int chartmeta_parse(const char *yaml, size_t len, struct chartmeta **out) WUR;
 
-/* Like chartmeta_parse, then decode a requirements.yaml into the same
- * metadata the way helm's loader does for apiVersion v1 charts (its
- * dependencies, and any other Chart.yaml field it names, win). req may be
- * NULL. Use it when the archive holds requirements.yaml after Chart.yaml. */
-int chartmeta_parse2(const char *yaml, size_t len, const char *req, size_t req_len,
-		     struct chartmeta **out) WUR;
-
 void chartmeta_free(struct chartmeta *m);
 
 const char *chartmeta_name(const struct chartmeta *m);
@@ -73,9 +66,4 @@ int chartmeta_annotations(const struct chartmeta *m, const char *created,
  * ([0-9A-Za-z-]+, dot separated; numeric prerelease ones without a leading
  * zero). */
 bool chartmeta_semver_valid(const char *v);
-/* Masterminds semver StrictNewVersion(): SemVer 2 proper (exactly three
- * parts, no 'v', no leading zeros). helm lists only such tags when it looks
- * up a chart version in a registry. */
-bool chartmeta_semver_strict(const char *v);
-
 #endif

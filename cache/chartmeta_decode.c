@@ -5,7 +5,7 @@
  * are met in sorted order with the last duplicate winning, field names
  * match case-insensitively, null leaves a field alone.
  */
-#include "cache/chartmeta_int.h"
+#include "cache/chartmeta_i.h"
 
 #include <errno.h>
 #include <inttypes.h>

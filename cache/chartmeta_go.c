@@ -4,7 +4,7 @@
  * snprintf/strtod, so LC_NUMERIC must be "C" (chartfs never calls
  * setlocale).
  */
-#include "cache/chartmeta_int.h"
+#include "cache/chartmeta_i.h"
 
 #include <errno.h>
 #include <float.h>
@@ -197,7 +197,7 @@ void cm_fmt_json(char *o, double d)
 
 /* ---------------------------------------------------------- JSON strings */
 
-void cm_bput(struct buf *b, const char *s, size_t n)
+static void cm_bput(struct buf *b, const char *s, size_t n)
 {
 	size_t cap = b->cap ? b->cap : 256;
 	char *p;

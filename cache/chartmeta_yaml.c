@@ -3,7 +3,7 @@
  * interface{}: YAML 1.1 scalars (yes/no/on/off/y/n are bools, 010 is
  * octal, 1_000 is 1000), merge keys, aliases; only the first document.
  */
-#include "cache/chartmeta_int.h"
+#include "cache/chartmeta_i.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -82,7 +82,7 @@ static bool float_syntax(const char *s)
 
 /* go-yaml v2's resolve() for an untagged plain scalar (timestamps stay
  * strings when decoded into interface{}, so they need no case here). */
-static int resolve(struct gv *v, const char *s, size_t len, bool *is_str)
+static int resolve_plain(struct gv *v, const char *s, size_t len, bool *is_str)
 {
 	static const char *const tv[] = {"y",	 "Y",	 "yes", "Yes", "YES", "true",
 					 "True", "TRUE", "on",	"On",  "ON"};
@@ -213,7 +213,7 @@ static int scalar(struct ld *l, const yaml_event_t *ev, struct gv **out)
 	t = tag && !strncmp(tag, "tag:yaml.org,2002:", 18) ? tag + 18 : NULL;
 	if ((!tag && ev->data.scalar.plain_implicit) ||
 	    (t && strcmp(t, "str") && strcmp(t, "timestamp") && strcmp(t, "binary"))) {
-		r = resolve(v, s, len, &is_str);
+		r = resolve_plain(v, s, len, &is_str);
 		if (r)
 			return r;
 		if (t && v->k == G_INT && !strcmp(t, "float")) {

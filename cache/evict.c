@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "common/digest.h"
+#include "common/file.h"
 #include "common/log.h"
 
 /* ---- removal that never follows a symlink ------------------------------ */
@@ -147,8 +148,7 @@ static int scan(const char *dir, const char *kind, struct entry **v, size_t *n,
 			*cap = c;
 		}
 		e = &(*v)[*n];
-		if ((size_t)snprintf(e->path, sizeof(e->path), "%s/%s", path,
-				     de->d_name) >= sizeof(e->path))
+		if (file_pathf(e->path, sizeof(e->path), "%s/%s", path, de->d_name))
 			continue;
 		(*n)++;
 		e->used = st.st_mtime;
@@ -184,9 +184,9 @@ static int evict_tree(struct blobcache *bc, const char *path)
 	char tmp[4096];
 	int fd = -1, ret = 0;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/tmp/evict-XXXXXX", bc->dir) >=
-	    sizeof(tmp))
-		return -ENAMETOOLONG;
+	ret = file_pathf(tmp, sizeof(tmp), "%s/tmp/evict-XXXXXX", bc->dir);
+	if (ret)
+		return ret;
 	if (!mkdtemp(tmp))
 		return -errno;
 	/* Moving a directory to another parent rewrites its "..", so it must

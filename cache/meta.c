@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/digest.h"
+#include "common/file.h"
 
 /* Documents are small (a tag map); refuse anything absurd on read. */
 #define META_MAX (16u * 1024 * 1024)
@@ -22,10 +23,7 @@ static int meta_path(struct blobcache *bc, const char *key, char *buf, size_t le
 
 	if (ret)
 		return ret;
-	if ((size_t)snprintf(buf, len, "%s/meta/%s", blobcache_dir(bc), digest_hex(d)) >=
-	    len)
-		return -ENAMETOOLONG;
-	return 0;
+	return file_pathf(buf, len, "%s/meta/%s", blobcache_dir(bc), digest_hex(d));
 }
 
 int meta_put(struct blobcache *bc, const char *key, const char *text, size_t len)
@@ -71,7 +69,7 @@ int meta_get(struct blobcache *bc, const char *key, unsigned max_age, char **tex
 	struct stat st;
 	time_t now = time(NULL);
 	char *buf = NULL;
-	ssize_t n;
+	size_t n = 0;
 	int ret, fd;
 
 	ret = meta_path(bc, key, path, sizeof(path));
@@ -80,24 +78,18 @@ int meta_get(struct blobcache *bc, const char *key, unsigned max_age, char **tex
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -ENOENT;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > META_MAX ||
-	    st.st_mtime > now || now - st.st_mtime >= (time_t)max_age) {
+	/* Whatever is wrong with a document (gone, stale, cut short, not a
+	 * file), it is not there: the caller asks the registry instead. */
+	ret = file_read_fd(fd, META_MAX, &buf, &n, &st);
+	if (ret == -ENOMEM)
+		goto out;
+	if (ret || (off_t)n != st.st_size || st.st_mtime > now ||
+	    now - st.st_mtime >= (time_t)max_age) {
 		ret = -ENOENT;
 		goto out;
 	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	n = pread(fd, buf, (size_t)st.st_size, 0);
-	if (n != st.st_size) {
-		ret = -ENOENT;
-		goto out;
-	}
-	buf[n] = '\0';
 	*text = buf;
-	*len = (size_t)n;
+	*len = n;
 	*age = (unsigned)(now - st.st_mtime);
 	buf = NULL;
 out:

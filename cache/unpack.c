@@ -48,6 +48,7 @@
 #include "cache/blobcache.h"
 #include "cache/unpack_i.h"
 #include "common/log.h"
+#include "common/strv.h"
 
 #define MAX_ENTRIES 100000
 #define MAX_PATH CHART_MAX_PATH
@@ -65,28 +66,13 @@ struct walk {
 	unsigned entries;
 	long long total;
 	size_t name_bytes;
-	char **paths; /* every file path, checked for duplicates at the end */
-	size_t npaths, cap;
-	void *dirs; /* tsearch tree of the directories the files need */
+	struct strv paths; /* every file path, checked for duplicates at the end */
+	void *dirs;	   /* tsearch tree of the directories the files need */
 	unsigned ndirs;
 	const char *rule;
 	char msg[256]; /* rule plus the (sanitised) entry name */
 	char *buf;
 };
-
-struct archive *chart_reader_new(void)
-{
-	struct archive *a = archive_read_new();
-
-	/* Only what helm reads: never *_all, which would open zip, rar, 7z,
-	 * and every other parser libarchive has. */
-	if (a && (archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
-		  archive_read_support_format_tar(a) != ARCHIVE_OK)) {
-		archive_read_free(a);
-		return NULL;
-	}
-	return a;
-}
 
 int chart_refuse(const char *what, const char *rule)
 {
@@ -253,19 +239,8 @@ static int remember(struct walk *w, const char *rel)
 		w->rule = "too much path data";
 		return -EIO;
 	}
-	if (w->npaths == w->cap) {
-		size_t cap = w->cap ? 2 * w->cap : 64;
-		char **p = realloc(w->paths, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		w->paths = p;
-		w->cap = cap;
-	}
-	w->paths[w->npaths] = strdup(rel);
-	if (!w->paths[w->npaths])
+	if (strv_push(&w->paths, rel))
 		return -ENOMEM;
-	w->npaths++;
 	w->name_bytes += len;
 	return 0;
 }
@@ -291,9 +266,9 @@ static const char *check_duplicates(struct walk *w)
 {
 	size_t i;
 
-	qsort(w->paths, w->npaths, sizeof(*w->paths), chart_path_cmp);
-	for (i = 1; i < w->npaths; i++) {
-		const char *a = w->paths[i - 1], *b = w->paths[i];
+	qsort(w->paths.v, w->paths.n, sizeof(*w->paths.v), chart_path_cmp);
+	for (i = 1; i < w->paths.n; i++) {
+		const char *a = w->paths.v[i - 1], *b = w->paths.v[i];
 		size_t len = strlen(a);
 
 		if (!strcmp(a, b) || (!strncmp(a, b, len) && b[len] == '/'))
@@ -302,7 +277,7 @@ static const char *check_duplicates(struct walk *w)
 	return NULL;
 }
 
-static int str_cmp(const void *a, const void *b)
+static int dir_cmp(const void *a, const void *b)
 {
 	return strcmp(a, b);
 }
@@ -322,7 +297,7 @@ static int count_dirs(struct walk *w, const char *rel)
 	snprintf(buf, sizeof(buf), "%s", rel);
 	while ((slash = strrchr(buf, '/'))) {
 		*slash = '\0';
-		if (tfind(buf, &w->dirs, str_cmp))
+		if (tfind(buf, &w->dirs, dir_cmp))
 			return 0;
 		if (++w->ndirs > CHART_MAX_DIRS) {
 			w->rule = "too many directories";
@@ -331,7 +306,7 @@ static int count_dirs(struct walk *w, const char *rel)
 		key = strdup(buf);
 		if (!key)
 			return -ENOMEM;
-		if (!tsearch(key, &w->dirs, str_cmp)) {
+		if (!tsearch(key, &w->dirs, dir_cmp)) {
 			free(key);
 			return -ENOMEM;
 		}
@@ -418,7 +393,6 @@ int chart_walk(struct archive *a, struct chart_sink *s, const char *what, char *
 	struct walk w = {.a = a, .s = s};
 	struct archive_entry *e;
 	locale_t utf8, old = (locale_t)0;
-	size_t i;
 	int ret = 0, r;
 
 	w.buf = malloc(READ_BUF);
@@ -474,9 +448,7 @@ out:
 		uselocale(old);
 		freelocale(utf8);
 	}
-	for (i = 0; i < w.npaths; i++)
-		free(w.paths[i]);
-	free(w.paths);
+	strv_free(&w.paths);
 	tdestroy(w.dirs, free);
 	free(w.buf);
 	return ret;

@@ -34,9 +34,6 @@ struct chart_sink {
  * followed directly by everything below it (depth-first order). */
 int chart_path_cmp(const void *x, const void *y);
 
-/* A reader with only the gzip filter and the tar formats enabled. */
-struct archive *chart_reader_new(void);
-
 /* Log the one refusal line and return -EIO. */
 int chart_refuse(const char *what, const char *rule) WUR;
 

@@ -16,7 +16,9 @@
 #include "cache/unpack.h"
 #include "cache/blobcache.h"
 #include "cache/unpack_i.h"
+#include "common/file.h"
 #include "common/log.h"
+#include "common/strv.h"
 
 #define MAX_PATH CHART_MAX_PATH
 
@@ -32,26 +34,12 @@ struct dir_sink {
 	int fd; /* the file being written, or -1 */
 	/* Directories we created, made 0555 at the end: at most
 	 * CHART_MAX_DIRS, as the walker counts them before each open. */
-	char **dirs;
-	size_t ndirs, cap;
+	struct strv dirs;
 };
 
 static int record_dir(struct dir_sink *d, const char *path, size_t len)
 {
-	if (d->ndirs == d->cap) {
-		size_t cap = d->cap ? 2 * d->cap : 32;
-		char **p = realloc(d->dirs, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		d->dirs = p;
-		d->cap = cap;
-	}
-	d->dirs[d->ndirs] = strndup(path, len);
-	if (!d->dirs[d->ndirs])
-		return -ENOMEM;
-	d->ndirs++;
-	return 0;
+	return strv_push_owned(&d->dirs, strndup(path, len));
 }
 
 /*
@@ -66,8 +54,9 @@ static int open_dir(struct dir_sink *d, const char *path)
 	char buf[MAX_PATH + 1], *comp, *save = NULL;
 	int cur = d->root, next, ret;
 
-	if ((size_t)snprintf(buf, sizeof(buf), "%s", path) >= sizeof(buf))
-		return -ENAMETOOLONG;
+	ret = file_pathf(buf, sizeof(buf), "%s", path);
+	if (ret)
+		return ret;
 	for (comp = strtok_r(buf, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
 		if (mkdirat(cur, comp, 0700) == 0) {
 			ret = record_dir(d, path, (size_t)(comp - buf) + strlen(comp));
@@ -180,10 +169,10 @@ static int dir_finish(struct chart_sink *s)
 	const char *paths[CHART_MAX_DEPTH];
 	int ret = 0;
 
-	if (d->ndirs) /* dirs is NULL then, which qsort may not take */
-		qsort(d->dirs, d->ndirs, sizeof(*d->dirs), chart_path_cmp);
-	for (i = 0; i < d->ndirs; i++) {
-		const char *p = d->dirs[i], *name;
+	if (d->dirs.n) /* dirs is NULL then, which qsort may not take */
+		qsort(d->dirs.v, d->dirs.n, sizeof(*d->dirs.v), chart_path_cmp);
+	for (i = 0; i < d->dirs.n; i++) {
+		const char *p = d->dirs.v[i], *name;
 		int fd;
 
 		while (top && !below(p, paths[top - 1], lens[top - 1]))
@@ -262,12 +251,15 @@ static int check_gzip_stream(struct archive *raw, const unsigned char trailer[8]
 	return 0;
 }
 
-static struct archive *raw_reader_new(void)
+/* A reader of gzip and one format: tar for the package, raw for the gzip
+ * stream whose trailer is checked. Only what helm reads: never *_all,
+ * which would open zip, rar, 7z, and every other parser libarchive has. */
+static struct archive *reader_new(int (*format)(struct archive *))
 {
 	struct archive *a = archive_read_new();
 
 	if (a && (archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
-		  archive_read_support_format_raw(a) != ARCHIVE_OK)) {
+		  format(a) != ARCHIVE_OK)) {
 		archive_read_free(a);
 		return NULL;
 	}
@@ -282,8 +274,7 @@ int chart_unpack_fd(int fd, int dirfd, const char *what)
 	    .parent = -1,
 	    .fd = -1,
 	};
-	struct archive *a = chart_reader_new();
-	size_t i;
+	struct archive *a = reader_new(archive_read_support_format_tar);
 	int ret;
 
 	if (!a)
@@ -296,7 +287,7 @@ int chart_unpack_fd(int fd, int dirfd, const char *what)
 	}
 	ret = chart_walk(a, &d.s, what, NULL);
 	if (!ret) {
-		struct archive *raw = raw_reader_new();
+		struct archive *raw = reader_new(archive_read_support_format_raw);
 
 		unsigned char trailer[8];
 		struct stat st;
@@ -317,9 +308,7 @@ out:
 		close(d.fd);
 	if (d.parent >= 0)
 		close(d.parent);
-	for (i = 0; i < d.ndirs; i++)
-		free(d.dirs[i]);
-	free(d.dirs);
+	strv_free(&d.dirs);
 	archive_read_free(a);
 	return ret;
 }
@@ -382,7 +371,7 @@ static int mem_finish(struct chart_sink *s)
 int chart_check_mem(const void *data, size_t len, char **chart_yaml, char **top)
 {
 	struct mem_sink m = {.s = {mem_open, mem_write, mem_close, mem_finish}};
-	struct archive *a = chart_reader_new();
+	struct archive *a = reader_new(archive_read_support_format_tar);
 	char *t = NULL;
 	int ret;
 
@@ -402,7 +391,7 @@ int chart_check_mem(const void *data, size_t len, char **chart_yaml, char **top)
 	if (ret)
 		goto out;
 	{
-		struct archive *raw = raw_reader_new();
+		struct archive *raw = reader_new(archive_read_support_format_raw);
 
 		if (!raw)
 			ret = -ENOMEM;

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/mono.h"
 
 #define TOKEN_MAX (64u * 1024)
 #define TOKEN_RESP_MAX (1u * 1024 * 1024)
@@ -56,14 +57,6 @@ void auth_free_secret(char *s)
 		return;
 	explicit_bzero(s, strlen(s));
 	free(s);
-}
-
-static long long now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec;
 }
 
 static void scope_forget_token(struct auth_scope *e)
@@ -172,7 +165,7 @@ void auth_free(struct oci_client *c)
 
 /* ---- WWW-Authenticate -------------------------------------------------- */
 
-void oci_challenge_clear(struct challenge *ch)
+void auth_challenge_clear(struct challenge *ch)
 {
 	free(ch->realm);
 	free(ch->service);
@@ -293,7 +286,7 @@ static int parse_params(const char **p, struct challenge *ch)
 /* A header may list several challenges (RFC 7235 section 4.1: Basic
  * realm="x", Bearer realm="...",service="..."): the first Bearer one is
  * kept, else the first Basic one. Anything else is skipped. */
-int oci_parse_challenge(const char *h, struct challenge *ch)
+int auth_parse_challenge(const char *h, struct challenge *ch)
 {
 	struct challenge cur;
 	const char *p = h, *name;
@@ -327,14 +320,14 @@ int oci_parse_challenge(const char *h, struct challenge *ch)
 		/* Only a better challenge than the one kept is worth keeping. */
 		ret = parse_params(&p, scheme > ch->scheme ? &cur : NULL);
 		if (!ret && scheme > ch->scheme) {
-			oci_challenge_clear(ch);
+			auth_challenge_clear(ch);
 			*ch = cur;
 		} else {
-			oci_challenge_clear(&cur);
+			auth_challenge_clear(&cur);
 		}
 	}
 	if (ret) {
-		oci_challenge_clear(ch);
+		auth_challenge_clear(ch);
 		return ret;
 	}
 	return ch->scheme == AUTH_NONE ? -EINVAL : 0;
@@ -497,7 +490,7 @@ static void store_token(struct oci_client *c, const struct token_req *tr,
 		e->token = tok;
 		e->asked = asked;
 		/* Renew a little early so a token does not expire in flight. */
-		e->expires = now_s() + expires_in - (expires_in >= 20 ? 10 : 1);
+		e->expires = mono_s() + expires_in - (expires_in >= 20 ? 10 : 1);
 		tok = asked = NULL;
 	}
 	pthread_mutex_unlock(&c->auth_lock);
@@ -538,7 +531,7 @@ static char *token_url(const char *realm, const char *service, const char *scope
 	bool first = !strchr(realm, '?');
 
 	if (url && service && service[0]) {
-		esc = http_escape(service);
+		esc = url_escape(service);
 		if (!esc ||
 		    asprintf(&next, "%s%cservice=%s", url, first ? '?' : '&', esc) < 0)
 			next = NULL;
@@ -551,7 +544,7 @@ static char *token_url(const char *realm, const char *service, const char *scope
 		size_t n = strcspn(p, " ");
 		char *one = n ? strndup(p, n) : NULL;
 		if (n) {
-			esc = one ? http_escape(one) : NULL;
+			esc = one ? url_escape(one) : NULL;
 			if (!esc || asprintf(&next, "%s%cscope=%s", url,
 					     first ? '?' : '&', esc) < 0)
 				next = NULL;
@@ -583,7 +576,7 @@ static bool token_ok(const char *t)
  * another origin, another port of the same host included. */
 static bool secret_ok(struct oci_client *c, const char *url, const char *where)
 {
-	if (!strncasecmp(url, "https://", 8) || http_same_origin(c, url))
+	if (!strncasecmp(url, "https://", 8) || url_same_origin(c, url))
 		return true;
 	if (!atomic_exchange(&c->realm_refused_logged, true))
 		log_notice("client: token realm %s is plain http on another origin than "
@@ -597,9 +590,9 @@ static bool secret_ok(struct oci_client *c, const char *url, const char *where)
 static char *refresh_form(const struct auth_creds *cr, const char *service,
 			  const char *scopes)
 {
-	char *svc = http_escape(service ? service : "");
-	char *scp = http_escape(scopes ? scopes : "");
-	char *tok = http_escape(cr->identity_token);
+	char *svc = url_escape(service ? service : "");
+	char *scp = url_escape(scopes ? scopes : "");
+	char *tok = url_escape(cr->identity_token);
 	char *form = NULL;
 
 	if (svc && scp && tok &&
@@ -699,12 +692,12 @@ static int fetch_token(struct oci_client *c, const char *realm, const char *serv
 	char *url = NULL, *basic = NULL, where[256];
 	int ret;
 
-	ret = http_resolve(c, realm, realm, false, &url);
+	ret = url_resolve(c, realm, realm, false, &url);
 	if (ret) {
 		snprintf(why, why_len, "401 with an unusable token realm");
 		return -EACCES;
 	}
-	http_log_path(c, url, where, sizeof(where));
+	url_log_path(c, url, where, sizeof(where));
 	tr.where = where;
 	tr.creds = cr = creds_get(c, &tr.gen);
 	if (cr->identity_token && secret_ok(c, url, where)) {
@@ -766,7 +759,7 @@ int auth_header(struct oci_client *c, const char *scope, char **hdr, char *why,
 	if (scheme == AUTH_BASIC && c->creds->username) {
 		*hdr = basic_header(c->creds);
 		ret = *hdr ? 0 : -ENOMEM;
-	} else if (scheme == AUTH_BEARER && e && e->token && e->expires > now_s()) {
+	} else if (scheme == AUTH_BEARER && e && e->token && e->expires > mono_s()) {
 		*hdr = bearer_header(e->token);
 		ret = *hdr ? 0 : -ENOMEM;
 	} else if (scheme == AUTH_BEARER && r) {
@@ -867,7 +860,7 @@ int auth_challenge(struct oci_client *c, const char *www_auth, const char *scope
 		snprintf(why, why_len, "401 without a challenge");
 		return -EACCES;
 	}
-	ret = oci_parse_challenge(www_auth, &ch);
+	ret = auth_parse_challenge(www_auth, &ch);
 	if (ret) {
 		snprintf(why, why_len, "401 with an unsupported challenge");
 		return ret == -ENOMEM ? ret : -EACCES;
@@ -880,7 +873,7 @@ int auth_challenge(struct oci_client *c, const char *www_auth, const char *scope
 	} else {
 		ret = challenge_bearer(c, &ch, scope, sent_credentials, why, why_len);
 	}
-	oci_challenge_clear(&ch);
+	auth_challenge_clear(&ch);
 	return ret;
 }
 

@@ -196,7 +196,7 @@ uint64_t oci_client_requests(const struct oci_client *c)
 	return atomic_load(&((struct oci_client *)c)->requests);
 }
 
-CURL *http_handle_get(struct oci_client *c)
+CURL *client_handle_get(struct oci_client *c)
 {
 	CURL *h = NULL;
 
@@ -211,7 +211,7 @@ CURL *http_handle_get(struct oci_client *c)
 	return h;
 }
 
-void http_handle_put(struct oci_client *c, CURL *h)
+void client_handle_put(struct oci_client *c, CURL *h)
 {
 	pthread_mutex_lock(&c->pool_lock);
 	if (c->n_pool < c->pool_max) {

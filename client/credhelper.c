@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/mono.h"
 
 #define ANSWER_MAX (64u * 1024)
 
@@ -46,16 +47,8 @@ static bool name_ok(const char *name)
 	return name[0] != '.';
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Read fd until EOF, the size limit or the deadline. */
-static int read_answer(int fd, long long deadline, char *buf, size_t cap, size_t *len)
+static int read_answer(int fd, int64_t deadline, char *buf, size_t cap, size_t *len)
 {
 	struct pollfd p = {.fd = fd, .events = POLLIN};
 	ssize_t r;
@@ -63,7 +56,7 @@ static int read_answer(int fd, long long deadline, char *buf, size_t cap, size_t
 
 	*len = 0;
 	for (;;) {
-		left = (int)(deadline - now_ms());
+		left = (int)(deadline - mono_ms());
 		if (left <= 0)
 			return -ETIMEDOUT;
 		r = poll(&p, 1, left);
@@ -89,7 +82,7 @@ static int read_answer(int fd, long long deadline, char *buf, size_t cap, size_t
 }
 
 /* Wait for pid until the deadline, then kill it; its exit status or -1. */
-static int reap(pid_t pid, long long deadline, bool kill_now)
+static int reap(pid_t pid, int64_t deadline, bool kill_now)
 {
 	int status = 0;
 	pid_t r;
@@ -102,9 +95,9 @@ static int reap(pid_t pid, long long deadline, bool kill_now)
 			break;
 		if (r < 0 && errno != EINTR)
 			return -1;
-		if (r == 0 && now_ms() >= deadline) {
+		if (r == 0 && mono_ms() >= deadline) {
 			kill(pid, SIGKILL);
-			deadline = now_ms() + 60000;
+			deadline = mono_ms() + 60000;
 		}
 		if (r == 0) {
 			struct timespec ts = {0, 10 * 1000000L};
@@ -144,15 +137,52 @@ out:
 	return ret;
 }
 
+/* Run "prog get" with its stdin on the socket in[1], its stdout on the
+ * pipe outp[1] and its stderr on /dev/null (the caller closes in and outp
+ * either way; the child's ends are closed here once it runs). *pid is the
+ * child, or -1. A helper that cannot run is -ENOENT: no credentials. */
+static int spawn_helper(char *prog, int in[2], int outp[2], pid_t *pid)
+{
+	char *argv[] = {prog, (char *)"get", NULL};
+	posix_spawn_file_actions_t fa;
+	int ret;
+
+	*pid = -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0 ||
+	    pipe2(outp, O_CLOEXEC) < 0)
+		return -errno;
+	ret = -posix_spawn_file_actions_init(&fa);
+	if (ret)
+		return ret;
+	ret = -posix_spawn_file_actions_adddup2(&fa, in[1], 0);
+	if (!ret)
+		ret = -posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
+	if (!ret)
+		ret = -posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	if (!ret)
+		ret = -posix_spawnp(pid, prog, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (ret) {
+		*pid = -1;
+		if (ret == -ENOENT)
+			log_warn("creds: %s is not on PATH", prog);
+		else
+			log_warn("creds: cannot run %s: %s", prog, strerror(-ret));
+		return -ENOENT;
+	}
+	close(in[1]);
+	close(outp[1]);
+	in[1] = outp[1] = -1;
+	return 0;
+}
+
 int oci_creds_helper(const char *name, const char *server, int timeout_ms,
 		     struct oci_creds *out)
 {
-	posix_spawn_file_actions_t fa;
-	char prog[96], *argv[3], *buf = NULL;
+	char prog[96], *buf = NULL;
 	int in[2] = {-1, -1}, outp[2] = {-1, -1}, ret, st;
-	long long deadline = now_ms() + timeout_ms;
+	int64_t deadline = mono_ms() + timeout_ms;
 	size_t len = 0, slen = strlen(server);
-	bool fa_ok = false;
 	pid_t pid = -1;
 
 	memset(out, 0, sizeof(*out));
@@ -161,40 +191,12 @@ int oci_creds_helper(const char *name, const char *server, int timeout_ms,
 		return -EINVAL;
 	}
 	snprintf(prog, sizeof(prog), "docker-credential-%s", name);
-	argv[0] = prog;
-	argv[1] = (char *)"get";
-	argv[2] = NULL;
 	buf = malloc(ANSWER_MAX);
 	if (!buf)
 		return -ENOMEM;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0 ||
-	    pipe2(outp, O_CLOEXEC) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	ret = -posix_spawn_file_actions_init(&fa);
+	ret = spawn_helper(prog, in, outp, &pid);
 	if (ret)
 		goto out;
-	fa_ok = true;
-	ret = -posix_spawn_file_actions_adddup2(&fa, in[1], 0);
-	if (!ret)
-		ret = -posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
-	if (!ret)
-		ret = -posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	if (!ret)
-		ret = -posix_spawnp(&pid, prog, &fa, NULL, argv, environ);
-	if (ret) {
-		pid = -1;
-		if (ret == -ENOENT)
-			log_warn("creds: %s is not on PATH", prog);
-		else
-			log_warn("creds: cannot run %s: %s", prog, strerror(-ret));
-		ret = -ENOENT;
-		goto out;
-	}
-	close(in[1]);
-	close(outp[1]);
-	in[1] = outp[1] = -1;
 	/* The server name is short: it fits the socket buffer at once. */
 	if (send(in[0], server, slen, MSG_NOSIGNAL) != (ssize_t)slen)
 		log_debug("creds: %s did not take its input", prog);
@@ -223,8 +225,6 @@ int oci_creds_helper(const char *name, const char *server, int timeout_ms,
 out:
 	if (pid > 0)
 		reap(pid, deadline, true);
-	if (fa_ok)
-		posix_spawn_file_actions_destroy(&fa);
 	for (int i = 0; i < 2; i++) {
 		if (in[i] >= 0)
 			close(in[i]);

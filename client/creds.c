@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "client/oci.h"
+#include "common/file.h"
 #include "common/log.h"
 
 #define CONFIG_MAX (1u * 1024 * 1024)
@@ -301,42 +302,14 @@ static int read_small(const char *path, size_t max, char **out, size_t *len,
 		      mode_t *mode_out)
 {
 	struct stat st;
-	char *buf = NULL;
-	size_t got = 0;
-	ssize_t r;
-	int fd, ret = 0;
+	int fd, ret;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
-		ret = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		r = read(fd, buf + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	buf[got] = '\0';
-	*out = buf;
-	*len = got;
-	*mode_out = st.st_mode & 07777;
-	buf = NULL;
-out:
-	free(buf);
+	ret = file_read_fd(fd, max, out, len, &st);
+	if (!ret)
+		*mode_out = st.st_mode & 07777;
 	close(fd);
 	return ret;
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/mono.h"
 
 /* An error answer is read for its message only: the rest is dropped. */
 #define ERR_BODY_MAX (64u * 1024)
@@ -50,14 +51,6 @@ struct xfer {
 	const char *err_cause;
 	char err_buf[288]; /* err_cause when it is formatted */
 };
-
-int64_t http_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int64_t http_carry_ms(uint64_t bytes)
 {
@@ -180,7 +173,7 @@ static const char *skip_link(const char *p)
 /* The target of the rel="next" entry of a Link header, or NULL. The value
  * is a comma-separated list of <target>; param=value... entries; only the
  * first rel of an entry counts (section 3.3). */
-char *oci_link_next(const char *v)
+char *http_link_next(const char *v)
 {
 	const char *p = v, *lt, *gt, *name;
 	bool next, is_next, seen_rel;
@@ -235,10 +228,10 @@ static int challenge_scheme(const char *v)
 	struct challenge ch;
 	int scheme;
 
-	if (oci_parse_challenge(v, &ch))
+	if (auth_parse_challenge(v, &ch))
 		return AUTH_NONE;
 	scheme = ch.scheme;
-	oci_challenge_clear(&ch);
+	auth_challenge_clear(&ch);
 	return scheme;
 }
 
@@ -268,7 +261,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 		set_str(&rs->docker_digest, v);
 	else if ((v = header_value(buf, len, "Link"))) {
 		if (!rs->link_next)
-			rs->link_next = oci_link_next(v);
+			rs->link_next = http_link_next(v);
 		free(v);
 	} else if ((v = header_value(buf, len, "WWW-Authenticate"))) {
 		int scheme = challenge_scheme(v);
@@ -499,7 +492,7 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 	if (atomic_load(&x->c->cancelled))
 		return 1;
 	limit = x->rs->status ? body_deadline(x, dltotal) : x->dl->answer;
-	if (http_now_ms() < limit)
+	if (mono_ms() < limit)
 		return 0;
 	snprintf(x->err_buf, sizeof(x->err_buf),
 		 "no whole answer within %.1f s (io_timeout %ld s, and the size "
@@ -602,7 +595,7 @@ static int perform_once(struct oci_client *c, const struct http_req *rq,
 			CURLcode *rc_out, char *cause, size_t cause_len)
 {
 	struct xfer x = {.c = c, .rq = rq, .rs = rs, .dl = dl};
-	int64_t left = dl->hard - http_now_ms();
+	int64_t left = dl->hard - mono_ms();
 	char errbuf[CURL_ERROR_SIZE] = "", where[256];
 	struct curl_slist *hdrs = NULL;
 	curl_off_t up = 0, down = 0, us = 0;
@@ -617,7 +610,7 @@ static int perform_once(struct oci_client *c, const struct http_req *rq,
 			 (double)(dl->hard - dl->start) / 1000.0);
 		return -EIO;
 	}
-	h = http_handle_get(c);
+	h = client_handle_get(c);
 	if (!h)
 		goto nomem;
 	ret = build_headers(rq, auth, &hdrs);
@@ -639,7 +632,7 @@ static int perform_once(struct oci_client *c, const struct http_req *rq,
 	curl_easy_getinfo(h, CURLINFO_SIZE_DOWNLOAD_T, &down);
 	curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &us);
 	if (chartfs_log_level() >= LOG_DEBUG) {
-		http_log_path(c, rq->url, where, sizeof(where));
+		url_log_path(c, rq->url, where, sizeof(where));
 		log_debug("client: %s %s -> %ld, %" PRId64 " bytes, %" PRId64 " ms",
 			  rq->method, where, rc == CURLE_OK ? rs->status : -1L,
 			  (int64_t)(up + down), (int64_t)(us / 1000));
@@ -647,7 +640,7 @@ static int perform_once(struct oci_client *c, const struct http_req *rq,
 	/* Nothing may point at the stack buffer once we return. */
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-	http_handle_put(c, h);
+	client_handle_put(c, h);
 	curl_slist_free_all(hdrs);
 	if (rc == CURLE_WRITE_ERROR && x.err_body_cut && !x.err)
 		rc = CURLE_OK;
@@ -664,7 +657,7 @@ static int perform_once(struct oci_client *c, const struct http_req *rq,
 	return 0;
 nomem:
 	if (h)
-		http_handle_put(c, h);
+		client_handle_put(c, h);
 	*rc_out = rc;
 	snprintf(cause, cause_len, "out of memory");
 	return -ENOMEM;
@@ -725,7 +718,7 @@ static int perform_retry(struct oci_client *c, const struct http_req *rq,
 			ms = rs->retry_after >= RETRY_AFTER_CAP_MS / 1000
 				 ? RETRY_AFTER_CAP_MS
 				 : rs->retry_after * 1000;
-		if (http_now_ms() + ms >= dl->answer)
+		if (mono_ms() + ms >= dl->answer)
 			return ret;
 		sleep_ms(ms);
 	}
@@ -805,7 +798,7 @@ static void deadline_init(const struct oci_client *c, const struct http_req *rq,
 		most = ERR_BODY_MAX;
 	if (most < known)
 		most = known;
-	dl->start = http_now_ms();
+	dl->start = mono_ms();
 	dl->answer = dl->start + io + http_carry_ms(known);
 	dl->hard = dl->start + io + http_carry_ms(most);
 	if (rq->until_ms && (!outer || rq->until_ms < outer))
@@ -818,7 +811,7 @@ static void deadline_init(const struct oci_client *c, const struct http_req *rq,
 
 int http_request(struct oci_client *c, const struct http_req *rq, struct http_resp *rs)
 {
-	bool own = !rq->no_auth && http_same_origin(c, rq->url);
+	bool own = !rq->no_auth && url_same_origin(c, rq->url);
 	char cause[320] = "", msg[200], where[256];
 	int64_t saved = call_until;
 	struct deadline dl;
@@ -863,7 +856,7 @@ out:
 		auth_denied_cause(c, rq->scope, cause, sizeof(cause));
 	if (ret) {
 		snprintf(rs->cause, sizeof(rs->cause), "%s", cause);
-		http_log_path(c, rq->url, where, sizeof(where));
+		url_log_path(c, rq->url, where, sizeof(where));
 		if (is_quiet(rq->quiet, ret))
 			log_debug("client: %s %s: %s", rq->method, where, cause);
 		else

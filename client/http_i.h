@@ -7,6 +7,11 @@
  * for that errno to be quiet. Credentials are only attached to URLs on the
  * registry's own origin. struct http_resp is owned by the caller
  * (http_resp_clear).
+ *
+ * struct oci_client is defined here, not in client.c, because every file of
+ * the client reads it: oci.h hands it out opaque, and this header is where
+ * its files meet. Each function below carries the prefix of the file that
+ * defines it (client_, http_, url_, auth_, tls_).
  */
 #ifndef CHARTFS_HTTP_I_H
 #define CHARTFS_HTTP_I_H
@@ -130,13 +135,11 @@ struct http_resp {
 };
 
 /* client.c: an easy handle, reset, with its live connections; and back. */
-CURL *http_handle_get(struct oci_client *c);
-void http_handle_put(struct oci_client *c, CURL *h);
+CURL *client_handle_get(struct oci_client *c);
+void client_handle_put(struct oci_client *c, CURL *h);
 
 int http_request(struct oci_client *c, const struct http_req *rq,
 		 struct http_resp *rs) WUR;
-/* CLOCK_MONOTONIC milliseconds, for deadlines. */
-int64_t http_now_ms(void);
 /* How long bytes take at HTTP_MIN_RATE, in ms (saturating). */
 int64_t http_carry_ms(uint64_t bytes);
 void http_resp_clear(struct http_resp *rs);
@@ -150,23 +153,23 @@ void http_resp_clear(struct http_resp *rs);
 /* http.c */
 /* The target of the rel="next" entry of a Link header (malloc'd), or NULL.
  * Not static so tests/fuzz/fuzz_headers.c can reach it. */
-char *oci_link_next(const char *v);
+char *http_link_next(const char *v);
 
 /* url.c */
 /* ref resolved against base (RFC 3986) into *out; -EPERM if same_origin is asked
  * and it leaves the registry's origin, -EINVAL if it is not http(s). */
-int http_resolve(const struct oci_client *c, const char *base, const char *ref,
-		 bool same_origin, char **out) WUR;
+int url_resolve(const struct oci_client *c, const char *base, const char *ref,
+		bool same_origin, char **out) WUR;
 /* True iff a and b are one origin (RFC 6454): same scheme, host and port
  * (an omitted port is the scheme's default), and neither names a user.
  * Every "is this the same place" question of the client asks this. */
-bool http_origin_eq(const char *a, const char *b);
-/* http_origin_eq(the registry's base, url). */
-bool http_same_origin(const struct oci_client *c, const char *url);
+bool url_origin_eq(const char *a, const char *b);
+/* url_origin_eq(the registry's base, url). */
+bool url_same_origin(const struct oci_client *c, const char *url);
 /* The part of url that may be logged: the path, and the host if foreign. */
-void http_log_path(const struct oci_client *c, const char *url, char *buf, size_t size);
+void url_log_path(const struct oci_client *c, const char *url, char *buf, size_t size);
 /* Percent-encode s for a query value. */
-char *http_escape(const char *s);
+char *url_escape(const char *s);
 
 /* auth.c */
 enum { AUTH_NONE, AUTH_BASIC, AUTH_BEARER };
@@ -180,10 +183,10 @@ struct challenge {
 };
 /* Parse a header value, which may list several challenges (RFC 7235
  * section 4.1): the first Bearer one, else the first Basic one. 0, -EINVAL
- * (neither offered) or -ENOMEM; free with oci_challenge_clear. Not static so
+ * (neither offered) or -ENOMEM; free with auth_challenge_clear. Not static so
  * tests/fuzz/fuzz_headers.c can reach them. */
-int oci_parse_challenge(const char *h, struct challenge *ch) WUR;
-void oci_challenge_clear(struct challenge *ch);
+int auth_parse_challenge(const char *h, struct challenge *ch) WUR;
+void auth_challenge_clear(struct challenge *ch);
 /* The Authorization header for a request in scope ("Authorization: ..."),
  * or NULL in *hdr when nothing is known to be needed. May fetch a token. */
 int auth_header(struct oci_client *c, const char *scope, char **hdr, char *why,
@@ -199,6 +202,8 @@ int auth_creds_init(struct oci_client *c, const char *username, const char *pass
  * request logs says who refused what (never with a secret). */
 void auth_denied_cause(const struct oci_client *c, const char *scope, char *why,
 		       size_t why_len);
+/* Overwrite then free a secret. */
+void auth_free_secret(char *s);
 
 /* tls.c */
 /* The per-host convention of docker and helm: ${CHARTFS_CERTS_D:-
@@ -209,7 +214,5 @@ int tls_certs_d(struct oci_client *c) WUR;
 int tls_check_files(const struct oci_client *c) WUR;
 /* Verification, extra CAs and the client certificate on one handle. */
 void tls_setup(struct oci_client *c, CURL *h);
-/* Overwrite then free a secret. */
-void auth_free_secret(char *s);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "client/manifest.h"
 #include "common/log.h"
+#include "common/mono.h"
 
 /* Chunk of a large upload, and the largest monolithic PUT. */
 #define UPLOAD_CHUNK (8ull * 1024 * 1024)
@@ -29,21 +30,31 @@ static const char accept_manifests[] =
     OCI_MT_MANIFEST ", " OCI_MT_INDEX ", " OCI_MT_DOCKER_MANIFEST ", " OCI_MT_DOCKER_LIST
 		    ", " OCI_MT_ARTIFACT;
 
-static char *url_for(const struct oci_client *c, const char *fmt, ...) PRINTF_LIKE(2, 3);
-static char *url_for(const struct oci_client *c, const char *fmt, ...)
+/* The registry's base + the formatted path (malloc'd), or NULL. */
+static char *endpoint_vurl(const struct oci_client *c, const char *fmt, va_list ap)
+    PRINTF_LIKE(2, 0);
+static char *endpoint_vurl(const struct oci_client *c, const char *fmt, va_list ap)
 {
 	char *path = NULL, *url = NULL;
-	va_list ap;
-	int n;
 
-	va_start(ap, fmt);
-	n = vasprintf(&path, fmt, ap);
-	va_end(ap);
-	if (n < 0)
+	if (vasprintf(&path, fmt, ap) < 0)
 		return NULL;
 	if (asprintf(&url, "%s%s", c->base, path) < 0)
 		url = NULL;
 	free(path);
+	return url;
+}
+
+static char *endpoint_url(const struct oci_client *c, const char *fmt, ...)
+    PRINTF_LIKE(2, 3);
+static char *endpoint_url(const struct oci_client *c, const char *fmt, ...)
+{
+	va_list ap;
+	char *url;
+
+	va_start(ap, fmt);
+	url = endpoint_vurl(c, fmt, ap);
+	va_end(ap);
 	return url;
 }
 
@@ -76,21 +87,62 @@ static int check_args(const char *op, const char *repo, const char *ref,
 	return 0;
 }
 
+/* One endpoint's request and the URL and token scope it owns: the
+ * preamble every call below shares. */
+struct call {
+	struct http_req rq;
+	char *url;
+	char *scope;
+};
+
+/* k->rq for method on the registry's base + the formatted path, in the
+ * token scope of actions on repo (no scope when repo is NULL). 0, or
+ * -ENOMEM with nothing left to free. */
+static int call_init(struct call *k, const struct oci_client *c, const char *method,
+		     const char *repo, const char *actions, const char *fmt, ...)
+    PRINTF_LIKE(6, 7);
+static int call_init(struct call *k, const struct oci_client *c, const char *method,
+		     const char *repo, const char *actions, const char *fmt, ...)
+{
+	va_list ap;
+
+	*k = (struct call){.rq = HTTP_REQ_INIT};
+	va_start(ap, fmt);
+	k->url = endpoint_vurl(c, fmt, ap);
+	va_end(ap);
+	if (k->url && repo)
+		k->scope = scope_for(repo, actions);
+	if (!k->url || (repo && !k->scope)) {
+		free(k->url);
+		*k = (struct call){.rq = HTTP_REQ_INIT};
+		return -ENOMEM;
+	}
+	k->rq.method = method;
+	k->rq.url = k->url;
+	k->rq.scope = k->scope;
+	return 0;
+}
+
+/* Send k and free what it owns. The answer is left in *rs for the caller
+ * to clear, or dropped when rs is NULL. */
+static int call_send(struct oci_client *c, struct call *k, struct http_resp *rs)
+{
+	struct http_resp dropped = {0};
+	int ret = http_request(c, &k->rq, rs ? rs : &dropped);
+
+	http_resp_clear(&dropped);
+	free(k->url);
+	free(k->scope);
+	*k = (struct call){.rq = HTTP_REQ_INIT};
+	return ret;
+}
+
 int oci_ping(struct oci_client *c)
 {
-	struct http_req rq = HTTP_REQ_INIT;
-	struct http_resp rs = {0};
-	char *url = url_for(c, "/v2/");
-	int ret;
+	struct call k;
+	int ret = call_init(&k, c, "GET", NULL, NULL, "/v2/");
 
-	if (!url)
-		return -ENOMEM;
-	rq.method = "GET";
-	rq.url = url;
-	ret = http_request(c, &rq, &rs);
-	http_resp_clear(&rs);
-	free(url);
-	return ret;
+	return ret ? ret : call_send(c, &k, NULL);
 }
 
 /* ---- listings ---------------------------------------------------------- */
@@ -108,7 +160,7 @@ static int parse_names(const struct oci_client *c, const char *url,
 	root = json_loadb(rs->body.data ? rs->body.data : "", rs->body.len, 0, NULL);
 	arr = json_object_get(root, key);
 	if (!json_is_object(root) || (arr && !json_is_array(arr) && !json_is_null(arr))) {
-		http_log_path(c, url, where, sizeof(where));
+		url_log_path(c, url, where, sizeof(where));
 		log_warn("client: GET %s: answer is not a JSON %s list", where, key);
 		ret = -EIO;
 		goto out;
@@ -163,7 +215,7 @@ static int list_paged(struct oci_client *c, char *url, const char *scope, const 
 		      struct http_resp *rs)
 {
 	struct strv names = {0}, seen = {0};
-	int64_t start = http_now_ms(), io = (int64_t)c->low_speed_time * 1000;
+	int64_t start = mono_ms(), io = (int64_t)c->low_speed_time * 1000;
 	const char *why = NULL;
 	char *next = NULL, where[256];
 	size_t bytes = 0;
@@ -189,9 +241,9 @@ static int list_paged(struct oci_client *c, char *url, const char *scope, const 
 		if (ret || !rs->link_next)
 			break;
 		bytes += rs->body.len;
-		ret = http_resolve(c, url, rs->link_next, true, &next);
+		ret = url_resolve(c, url, rs->link_next, true, &next);
 		if (ret) {
-			http_log_path(c, url, where, sizeof(where));
+			url_log_path(c, url, where, sizeof(where));
 			log_warn("client: GET %s: refusing a Link to another place",
 				 where);
 			ret = -EIO;
@@ -205,7 +257,7 @@ static int list_paged(struct oci_client *c, char *url, const char *scope, const 
 			break;
 	}
 	if (why) {
-		http_log_path(c, url, where, sizeof(where));
+		url_log_path(c, url, where, sizeof(where));
 		log_warn(
 		    "client: GET %s: listing ended after %zu pages and %zu names: %s",
 		    where, seen.n, names.n, why);
@@ -238,7 +290,7 @@ int oci_catalog(struct oci_client *c, struct strv *out)
 			       HTTP_QUIET_EOPNOTSUPP | HTTP_QUIET_EINVAL;
 	const char *scope = "registry:catalog:*";
 	struct http_resp rs = {0};
-	char *url = url_for(c, "/v2/_catalog?n=1000");
+	char *url = endpoint_url(c, "/v2/_catalog?n=1000");
 	int ret;
 
 	*out = (struct strv){0};
@@ -248,7 +300,7 @@ int oci_catalog(struct oci_client *c, struct strv *out)
 	if (ret == -EINVAL) {
 		/* A registry with a smaller page limit: let it choose. */
 		http_resp_clear(&rs);
-		url = url_for(c, "/v2/_catalog");
+		url = endpoint_url(c, "/v2/_catalog");
 		ret = url ? list_paged(c, url, scope, "repositories", quiet, repo_name_ok,
 				       out, &rs)
 			  : -ENOMEM;
@@ -273,7 +325,7 @@ int oci_tags(struct oci_client *c, const char *repo, struct strv *out)
 	ret = check_args("tags", repo, NULL, false);
 	if (ret)
 		return ret;
-	url = url_for(c, "/v2/%s/tags/list?n=1000", repo);
+	url = endpoint_url(c, "/v2/%s/tags/list?n=1000", repo);
 	scope = scope_for(repo, "pull");
 	if (!url || !scope) {
 		free(url);
@@ -305,26 +357,18 @@ static void media_type_of(const char *content_type, char *out, size_t size)
 static int manifest_req(struct oci_client *c, const char *method, const char *repo,
 			const char *ref, struct http_resp *rs)
 {
-	struct http_req rq = HTTP_REQ_INIT;
-	char *url = url_for(c, "/v2/%s/manifests/%s", repo, ref);
-	char *scope = scope_for(repo, "pull");
-	int ret = -ENOMEM;
+	struct call k;
+	int ret;
 
 	memset(rs, 0, sizeof(*rs));
-	if (!url || !scope)
-		goto out;
-	rq.method = method;
-	rq.url = url;
-	rq.scope = scope;
-	rq.accept = accept_manifests;
-	rq.max_body = OCI_MANIFEST_MAX;
-	rq.follow = true;
-	rq.quiet = HTTP_QUIET_ENOENT;
-	ret = http_request(c, &rq, rs);
-out:
-	free(url);
-	free(scope);
-	return ret;
+	ret = call_init(&k, c, method, repo, "pull", "/v2/%s/manifests/%s", repo, ref);
+	if (ret)
+		return ret;
+	k.rq.accept = accept_manifests;
+	k.rq.max_body = OCI_MANIFEST_MAX;
+	k.rq.follow = true;
+	k.rq.quiet = HTTP_QUIET_ENOENT;
+	return call_send(c, &k, rs);
 }
 
 int oci_manifest_get(struct oci_client *c, const char *repo, const char *ref,
@@ -451,9 +495,7 @@ int oci_manifest_head(struct oci_client *c, const char *repo, const char *ref,
 int oci_manifest_put(struct oci_client *c, const char *repo, const char *ref,
 		     const char *media_type, const void *body, size_t len)
 {
-	struct http_req rq = HTTP_REQ_INIT;
-	struct http_resp rs = {0};
-	char *url = NULL, *scope = NULL;
+	struct call k;
 	int ret;
 
 	ret = check_args("manifest put", repo, ref, false);
@@ -461,51 +503,33 @@ int oci_manifest_put(struct oci_client *c, const char *repo, const char *ref,
 		return ret;
 	if (!media_type || !body || len > OCI_MANIFEST_MAX)
 		return -EINVAL;
-	url = url_for(c, "/v2/%s/manifests/%s", repo, ref);
-	scope = scope_for(repo, "pull,push");
-	ret = -ENOMEM;
-	if (url && scope) {
-		rq.method = "PUT";
-		rq.url = url;
-		rq.scope = scope;
-		rq.content_type = media_type;
-		rq.body = body;
-		rq.body_len = len;
-		ret = http_request(c, &rq, &rs);
-		http_resp_clear(&rs);
-	}
-	free(url);
-	free(scope);
-	return ret;
+	ret =
+	    call_init(&k, c, "PUT", repo, "pull,push", "/v2/%s/manifests/%s", repo, ref);
+	if (ret)
+		return ret;
+	k.rq.content_type = media_type;
+	k.rq.body = body;
+	k.rq.body_len = len;
+	return call_send(c, &k, NULL);
 }
 
 int oci_manifest_delete(struct oci_client *c, const char *repo, const char *ref)
 {
-	struct http_req rq = HTTP_REQ_INIT;
-	struct http_resp rs = {0};
-	char *url = NULL, *scope = NULL;
+	struct call k;
 	int ret;
 
 	ret = check_args("manifest delete", repo, ref, false);
 	if (ret)
 		return ret;
-	url = url_for(c, "/v2/%s/manifests/%s", repo, ref);
-	scope = scope_for(repo, "delete");
-	ret = -ENOMEM;
-	if (url && scope) {
-		rq.method = "DELETE";
-		rq.url = url;
-		rq.scope = scope;
-		/* The caller falls back (tag -> digest) or explains itself. */
-		rq.quiet = HTTP_QUIET_EOPNOTSUPP;
-		if (!digest_valid(ref))
-			rq.quiet |= HTTP_QUIET_EINVAL;
-		ret = http_request(c, &rq, &rs);
-		http_resp_clear(&rs);
-	}
-	free(url);
-	free(scope);
-	return ret;
+	ret =
+	    call_init(&k, c, "DELETE", repo, "delete", "/v2/%s/manifests/%s", repo, ref);
+	if (ret)
+		return ret;
+	/* The caller falls back (tag -> digest) or explains itself. */
+	k.rq.quiet = HTTP_QUIET_EOPNOTSUPP;
+	if (!digest_valid(ref))
+		k.rq.quiet |= HTTP_QUIET_EINVAL;
+	return call_send(c, &k, NULL);
 }
 
 /* ---- blobs ------------------------------------------------------------- */
@@ -514,32 +538,21 @@ static int blob_req(struct oci_client *c, const char *method, const char *repo,
 		    const char *digest, uint64_t size, int fd, const char *where,
 		    unsigned quiet)
 {
-	struct http_req rq = HTTP_REQ_INIT;
-	struct http_resp rs = {0};
-	char *url, *scope;
+	struct call k;
 	int ret;
 
 	ret = check_args("blob", repo, digest, true);
 	if (ret)
 		return ret;
-	url = url_for(c, "/v2/%s/blobs/%s", repo, digest);
-	scope = scope_for(repo, "pull");
-	ret = -ENOMEM;
-	if (url && scope) {
-		rq.method = method;
-		rq.url = url;
-		rq.scope = scope;
-		rq.out_fd = fd;
-		rq.out_size = size;
-		rq.out_name = where;
-		rq.follow = true;
-		rq.quiet = quiet;
-		ret = http_request(c, &rq, &rs);
-		http_resp_clear(&rs);
-	}
-	free(url);
-	free(scope);
-	return ret;
+	ret = call_init(&k, c, method, repo, "pull", "/v2/%s/blobs/%s", repo, digest);
+	if (ret)
+		return ret;
+	k.rq.out_fd = fd;
+	k.rq.out_size = size;
+	k.rq.out_name = where;
+	k.rq.follow = true;
+	k.rq.quiet = quiet;
+	return call_send(c, &k, NULL);
 }
 
 int oci_blob_get_into(struct oci_client *c, const char *repo, const char *digest,
@@ -548,12 +561,6 @@ int oci_blob_get_into(struct oci_client *c, const char *repo, const char *digest
 	if (fd < 0)
 		return -EBADF;
 	return blob_req(c, "GET", repo, digest, size, fd, where, 0);
-}
-
-int oci_blob_get(struct oci_client *c, const char *repo, const char *digest,
-		 uint64_t size, int fd)
-{
-	return oci_blob_get_into(c, repo, digest, size, fd, NULL);
 }
 
 int oci_blob_exists(struct oci_client *c, const char *repo, const char *digest)
@@ -581,7 +588,7 @@ static int upload_step(struct oci_client *c, const char *method, char **loc,
 	} else if (!ret && rs.location) {
 		/* Uploads may move to another host; credentials stay behind
 		 * (http_request only sends them to the registry's origin). */
-		ret = http_resolve(c, *loc, rs.location, false, &next);
+		ret = url_resolve(c, *loc, rs.location, false, &next);
 		if (ret) {
 			log_warn("client: %s upload: unusable Location", method);
 			ret = -EIO;
@@ -615,7 +622,7 @@ int oci_blob_upload(struct oci_client *c, const char *repo, const char *digest, 
 	ret = check_args("blob upload", repo, digest, true);
 	if (ret)
 		return ret;
-	loc = url_for(c, "/v2/%s/blobs/uploads/", repo);
+	loc = endpoint_url(c, "/v2/%s/blobs/uploads/", repo);
 	scope = scope_for(repo, "pull,push");
 	ret = -ENOMEM;
 	if (!loc || !scope)

@@ -128,13 +128,11 @@ int oci_manifest_head(struct oci_client *c, const char *repo, const char *ref,
 /* Stream a blob of the declared size into fd (written from its current
  * offset, following redirects without forwarding credentials). A body
  * longer than size is -EIO and nothing past size is written. Does not
- * verify the digest: the cache does, as it writes. */
-int oci_blob_get(struct oci_client *c, const char *repo, const char *digest,
-		 uint64_t size, int fd) WUR;
-/* The same, where naming fd (e.g. "the cache /var/cache/chartfs") in the
- * one log line of a failed write into it, which gives the reason too:
- * "client: GET <path>: cannot write the blob into <where>: No space left on
- * device". That failure is the write's -errno (-ENOSPC), as it is. */
+ * verify the digest: the cache does, as it writes. where names fd (e.g.
+ * "the cache /var/cache/chartfs", or NULL) in the one log line of a failed
+ * write into it, which gives the reason too: "client: GET <path>: cannot
+ * write the blob into <where>: No space left on device". That failure is
+ * the write's -errno (-ENOSPC), as it is. */
 int oci_blob_get_into(struct oci_client *c, const char *repo, const char *digest,
 		      uint64_t size, int fd, const char *where) WUR;
 

@@ -59,7 +59,7 @@ static bool origin_eq(const struct origin *a, const struct origin *b)
 	       !strcmp(a->port, b->port);
 }
 
-bool http_origin_eq(const char *a, const char *b)
+bool url_origin_eq(const char *a, const char *b)
 {
 	struct origin oa, ob;
 	bool same = false;
@@ -75,13 +75,13 @@ bool http_origin_eq(const char *a, const char *b)
 	return same;
 }
 
-bool http_same_origin(const struct oci_client *c, const char *url)
+bool url_same_origin(const struct oci_client *c, const char *url)
 {
-	return http_origin_eq(c->base, url);
+	return url_origin_eq(c->base, url);
 }
 
-int http_resolve(const struct oci_client *c, const char *base, const char *ref,
-		 bool same_origin, char **out)
+int url_resolve(const struct oci_client *c, const char *base, const char *ref,
+		bool same_origin, char **out)
 {
 	CURLU *u = curl_url();
 	struct origin o = {0};
@@ -100,7 +100,7 @@ int http_resolve(const struct oci_client *c, const char *base, const char *ref,
 		goto out;
 	if ((strcasecmp(o.scheme, "http") && strcasecmp(o.scheme, "https")) || o.user)
 		goto out;
-	if (same_origin && !http_same_origin(c, s)) {
+	if (same_origin && !url_same_origin(c, s)) {
 		ret = -EPERM;
 		goto out;
 	}
@@ -113,7 +113,7 @@ out:
 	return ret;
 }
 
-void http_log_path(const struct oci_client *c, const char *url, char *buf, size_t size)
+void url_log_path(const struct oci_client *c, const char *url, char *buf, size_t size)
 {
 	CURLU *u = curl_url();
 	char *path = NULL, *host = NULL;
@@ -124,7 +124,7 @@ void http_log_path(const struct oci_client *c, const char *url, char *buf, size_
 	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK) {
 		/* The query is left out: upload URLs carry signed state. */
-		if (http_same_origin(c, url) ||
+		if (url_same_origin(c, url) ||
 		    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
 			snprintf(buf, size, "%s", path);
 		else
@@ -135,7 +135,7 @@ void http_log_path(const struct oci_client *c, const char *url, char *buf, size_
 	curl_url_cleanup(u);
 }
 
-char *http_escape(const char *s)
+char *url_escape(const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t i, j = 0, len = strlen(s);

@@ -49,7 +49,16 @@ int digest_init(void)
 	return sha256_md ? 0 : -ENOSYS;
 }
 
-struct digest_ctx *digest_ctx_new(void)
+static void digest_ctx_free(struct digest_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	EVP_MD_CTX_free(ctx->md);
+	free(ctx);
+}
+
+/* Streaming sha256, or NULL on allocation failure. */
+static struct digest_ctx *digest_ctx_new(void)
 {
 	struct digest_ctx *ctx;
 
@@ -66,12 +75,13 @@ struct digest_ctx *digest_ctx_new(void)
 	return ctx;
 }
 
-void digest_ctx_update(struct digest_ctx *ctx, const void *data, size_t len)
+static void digest_ctx_update(struct digest_ctx *ctx, const void *data, size_t len)
 {
 	EVP_DigestUpdate(ctx->md, data, len);
 }
 
-void digest_ctx_final(struct digest_ctx *ctx, char out[DIGEST_STR_MAX])
+/* Writes "sha256:..." into out and resets nothing: call _free after. */
+static void digest_ctx_final(struct digest_ctx *ctx, char out[DIGEST_STR_MAX])
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -84,14 +94,6 @@ void digest_ctx_final(struct digest_ctx *ctx, char out[DIGEST_STR_MAX])
 		out[8 + 2 * i] = hex[md[i] & 15];
 	}
 	out[7 + 64] = '\0';
-}
-
-void digest_ctx_free(struct digest_ctx *ctx)
-{
-	if (!ctx)
-		return;
-	EVP_MD_CTX_free(ctx->md);
-	free(ctx);
 }
 
 int digest_buf(const void *data, size_t len, char out[DIGEST_STR_MAX])

@@ -18,8 +18,6 @@
 /* "sha256:" + 64 hex + NUL */
 #define DIGEST_STR_MAX 72
 
-struct digest_ctx;
-
 /* True iff d is exactly "sha256:" followed by 64 lowercase hex digits. */
 bool digest_valid(const char *d);
 /* The 64-hex part of a valid digest (pointer into d). */
@@ -28,13 +26,6 @@ const char *digest_hex(const char *d);
 /* Fetch sha256 from OpenSSL now (a daemon does it before it serves, so no
  * request pays for it): 0, or -ENOSYS when OpenSSL offers none. */
 int digest_init(void) WUR;
-/* Streaming sha256; _new returns NULL on allocation failure. */
-struct digest_ctx *digest_ctx_new(void);
-void digest_ctx_update(struct digest_ctx *ctx, const void *data, size_t len);
-/* Writes "sha256:..." into out and resets nothing: call _free after. */
-void digest_ctx_final(struct digest_ctx *ctx, char out[DIGEST_STR_MAX]);
-void digest_ctx_free(struct digest_ctx *ctx);
-
 /* Digest of a buffer. */
 int digest_buf(const void *data, size_t len, char out[DIGEST_STR_MAX]) WUR;
 /* Digest of a whole file, read from offset 0 with pread; *size gets its length. */

@@ -25,7 +25,8 @@ int chartfs_log_level(void)
 	return atomic_load(&log_level);
 }
 
-void chartfs_log_use_syslog(void)
+/* Switch output from stderr to syslog (after daemonizing). */
+static void chartfs_log_use_syslog(void)
 {
 	openlog("chartfs", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 	atomic_store(&log_syslog, true);
@@ -73,7 +74,7 @@ static size_t file_prefix(char *buf, size_t len)
 	return m < 0 || (size_t)m >= len - n ? n : n + (size_t)m;
 }
 
-void chartfs_vlog(int level, const char *fmt, va_list ap)
+static void chartfs_vlog(int level, const char *fmt, va_list ap)
 {
 	char buf[2048];
 	bool to_file = atomic_load(&log_to_file);

@@ -4,7 +4,7 @@
  * Contract: thread-safe (each message is one write(2) or one syslog(3) call).
  * Messages go to stderr until the daemon detaches; from then on to the file
  * chartfs_log_open_file() opened (-o log_file), else to syslog(LOG_DAEMON,
- * ident "chartfs") once chartfs_log_use_syslog() is called.
+ * ident "chartfs") once chartfs_log_detach() is called.
  * Messages above the configured level are dropped before formatting.
  * Every message starts with its component, e.g. "client: GET /v2/x: 404".
  * Never log a secret (password, token, Authorization header).
@@ -22,8 +22,6 @@
 void chartfs_log_set_level(int level);
 /* Current level, so callers can skip building expensive debug text. */
 int chartfs_log_level(void);
-/* Switch output from stderr to syslog (call after daemonizing). */
-void chartfs_log_use_syslog(void);
 /* Open path for appending (0600, created if missing) as the destination
  * that replaces stderr once chartfs_log_detach() is called: 0 or -errno. */
 int chartfs_log_open_file(const char *path) WUR;
@@ -33,7 +31,6 @@ void chartfs_log_detach(void);
 bool chartfs_log_have_syslog(void);
 /* Emit one message; a trailing newline is added if missing. */
 void chartfs_log(int level, const char *fmt, ...) PRINTF_LIKE(2, 3);
-void chartfs_vlog(int level, const char *fmt, va_list ap) PRINTF_LIKE(2, 0);
 
 #define log_err(...) chartfs_log(LOG_ERR, __VA_ARGS__)
 #define log_warn(...) chartfs_log(LOG_WARNING, __VA_ARGS__)

@@ -11,6 +11,7 @@
 
 #include "client/creds.h"
 #include "common/log.h"
+#include "common/mono.h"
 #include "common/strv.h"
 
 /* How long a host that is no registry stays ENOENT before it is tried again. */
@@ -39,14 +40,6 @@ struct hosts {
 	struct site *sites;
 	atomic_uint hup; /* bumped by SIGHUP */
 };
-
-static time_t now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
 
 /* Docker's rule for telling a registry host from a repository name: a '.'
  * or a ':' in it, or "localhost". Lower case only, so one host is one
@@ -254,7 +247,7 @@ int hosts_get(struct hosts *h, const char *name, size_t len, struct model **out)
 	while (s->state == SITE_SETUP)
 		pthread_cond_wait(&h->setup_done, &h->lock);
 	if (s->state == SITE_FAILED &&
-	    (s->failed_at == 0 || now_s() - s->failed_at >= HOSTS_RETRY_SECONDS)) {
+	    (s->failed_at == 0 || mono_s() - s->failed_at >= HOSTS_RETRY_SECONDS)) {
 		/* One thread sets the host up; the others wait for it. */
 		s->state = SITE_SETUP;
 		s->forgot = atomic_load(&h->hup);
@@ -263,7 +256,7 @@ int hosts_get(struct hosts *h, const char *name, size_t len, struct model **out)
 		pthread_mutex_lock(&h->lock);
 		s->state = ret ? SITE_FAILED : SITE_READY;
 		s->err = ret;
-		s->failed_at = ret ? now_s() : 0;
+		s->failed_at = ret ? mono_s() : 0;
 		pthread_cond_broadcast(&h->setup_done);
 	}
 	if (s->state == SITE_READY) {

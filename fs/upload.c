@@ -25,18 +25,11 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/mono.h"
 #include "fs/publish.h"
 
 #define UPLOAD_LINGER_S 30
 #define UPLOAD_LINGER_MAX 256
-
-static time_t now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
 
 static void upload_free(struct upload *up)
 {
@@ -51,7 +44,7 @@ static void upload_free(struct upload *up)
 static void reap_locked(struct chartfs *c, struct upload **dead)
 {
 	struct upload **pp = &c->uploads, *up;
-	time_t now = now_s();
+	time_t now = mono_s();
 	size_t lingering = 0;
 
 	while ((up = *pp)) {
@@ -120,7 +113,7 @@ void chartfs_upload_put(struct chartfs *c, struct upload *up)
 	linger = !up->dirty && !up->push_err && !up->write_err && fstat(up->fd, &st) == 0;
 	if (linger) {
 		up->closed = true;
-		up->expires = now_s() + UPLOAD_LINGER_S;
+		up->expires = mono_s() + UPLOAD_LINGER_S;
 		up->size = st.st_size;
 		up->mtime = st.st_mtime;
 	} else {

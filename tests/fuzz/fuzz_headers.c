@@ -28,7 +28,7 @@ static void check_challenge(const char *v, const struct oci_client *c)
 	struct challenge ch;
 	char *s;
 
-	if (oci_parse_challenge(v, &ch) != 0)
+	if (auth_parse_challenge(v, &ch) != 0)
 		return;
 	if (ch.scheme != AUTH_BASIC && ch.scheme != AUTH_BEARER)
 		abort();
@@ -39,22 +39,22 @@ static void check_challenge(const char *v, const struct oci_client *c)
 		abort();
 	if (ch.realm) {
 		/* Where a secret may go: one origin test, symmetric. */
-		if (http_same_origin(c, ch.realm) != http_origin_eq(ch.realm, c->base))
+		if (url_same_origin(c, ch.realm) != url_origin_eq(ch.realm, c->base))
 			abort();
-		if (http_resolve(c, PAGE, ch.realm, false, &s) == 0)
+		if (url_resolve(c, PAGE, ch.realm, false, &s) == 0)
 			free(s);
 	}
 	/* service and scope go into the token URL's query. */
-	if (ch.service && (s = http_escape(ch.service)))
+	if (ch.service && (s = url_escape(ch.service)))
 		free(s);
-	if (ch.scope && (s = http_escape(ch.scope)))
+	if (ch.scope && (s = url_escape(ch.scope)))
 		free(s);
-	oci_challenge_clear(&ch);
+	auth_challenge_clear(&ch);
 }
 
 static void check_link(const char *v, const struct oci_client *c)
 {
-	char *next = oci_link_next(v), *url = NULL;
+	char *next = http_link_next(v), *url = NULL;
 	char path[256];
 
 	if (!next)
@@ -63,10 +63,10 @@ static void check_link(const char *v, const struct oci_client *c)
 	if (strchr(next, '>') || !strstr(v, next))
 		abort();
 	/* What oci.c does with the next page: resolve, same origin only. */
-	if (http_resolve(c, PAGE, next, true, &url) == 0) {
-		if (!http_same_origin(c, url))
+	if (url_resolve(c, PAGE, next, true, &url) == 0) {
+		if (!url_same_origin(c, url))
 			abort();
-		http_log_path(c, url, path, sizeof(path));
+		url_log_path(c, url, path, sizeof(path));
 		free(url);
 	}
 	free(next);

@@ -54,7 +54,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (i = 0; i < m->n_layers; i++)
 			check_descriptor(&m->layers[i]);
 		check_descriptor(oci_manifest_chart_layer(m));
-		check_descriptor(oci_manifest_prov_layer(m));
 		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 			(void)oci_manifest_annotation(m, keys[i]);
 		for (i = 0; i < m->n_annotations; i++) {

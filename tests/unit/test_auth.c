@@ -14,9 +14,9 @@
 
 static void origin_is(const char *a, const char *b, bool want)
 {
-	bool got = http_origin_eq(a, b);
+	bool got = url_origin_eq(a, b);
 
-	ok(got == want && http_origin_eq(b, a) == want, "%s vs %s: %s", a, b,
+	ok(got == want && url_origin_eq(b, a) == want, "%s vs %s: %s", a, b,
 	   want ? "one origin" : "two origins");
 }
 
@@ -41,18 +41,18 @@ static void test_challenge_error(void)
 {
 	struct challenge ch;
 
-	ok(oci_parse_challenge(
+	ok(auth_parse_challenge(
 	       "Bearer realm=\"https://auth/token\",service=\"s\","
 	       "scope=\"registry:catalog:*\",error=\"insufficient_scope\"",
 	       &ch) == 0 &&
 	       ch.error && !strcmp(ch.error, "insufficient_scope") && ch.scope &&
 	       !strcmp(ch.scope, "registry:catalog:*"),
 	   "a challenge's error is kept");
-	oci_challenge_clear(&ch);
-	ok(oci_parse_challenge("Bearer realm=\"https://auth/token\"", &ch) == 0 &&
+	auth_challenge_clear(&ch);
+	ok(auth_parse_challenge("Bearer realm=\"https://auth/token\"", &ch) == 0 &&
 	       !ch.error,
 	   "no error: none kept");
-	oci_challenge_clear(&ch);
+	auth_challenge_clear(&ch);
 }
 
 /* auth_header(scope): "Basic" when it sends the password, "none" when it

@@ -122,12 +122,12 @@ static char *helm_manifest(const struct blob *cfg, const struct blob *layer,
 	return m;
 }
 
-/* oci_parse_challenge(h) picks scheme with realm and service (NULL: none). */
+/* auth_parse_challenge(h) picks scheme with realm and service (NULL: none). */
 static void challenge_is(const char *h, int scheme, const char *realm,
 			 const char *service)
 {
 	struct challenge ch;
-	int ret = oci_parse_challenge(h, &ch);
+	int ret = auth_parse_challenge(h, &ch);
 
 	if (!scheme) {
 		ok(ret == -EINVAL && !ch.realm, "WWW-Authenticate: %s -> none (got %d)",
@@ -141,7 +141,7 @@ static void challenge_is(const char *h, int scheme, const char *realm,
 	   scheme == AUTH_BEARER ? "Bearer" : "Basic", realm ? realm : "none",
 	   service ? service : "none", ret, ch.scheme, ch.realm ? ch.realm : "none",
 	   ch.service ? ch.service : "none");
-	oci_challenge_clear(&ch);
+	auth_challenge_clear(&ch);
 }
 
 static void test_challenges(void)
@@ -174,10 +174,10 @@ static void test_challenges(void)
 	challenge_is("", 0, NULL, NULL);
 }
 
-/* oci_link_next(v) is want (NULL: no next page). */
+/* http_link_next(v) is want (NULL: no next page). */
 static void link_is(const char *v, const char *want)
 {
-	char *got = oci_link_next(v);
+	char *got = http_link_next(v);
 
 	ok(want ? got && !strcmp(got, want) : got == NULL, "Link: %s -> %s (got %s)", v,
 	   want ? want : "none", got ? got : "none");
@@ -351,7 +351,8 @@ int main(void)
 	}
 
 	out = memfd_create("out", MFD_CLOEXEC);
-	ok(out >= 0 && oci_blob_get(c, repo, big.digest, (uint64_t)big.size, out) == 0,
+	ok(out >= 0 &&
+	       oci_blob_get_into(c, repo, big.digest, (uint64_t)big.size, out, NULL) == 0,
 	   "large blob streamed");
 	ok(digest_fd(out, got, &got_size) == 0 && !strcmp(got, big.digest) &&
 	       got_size == big.size,
@@ -361,8 +362,8 @@ int main(void)
 	/* A body longer than its descriptor: EIO, and not one byte past the
 	 * declared size is written (issue 14). */
 	out = memfd_create("out", MFD_CLOEXEC);
-	ok(out >= 0 &&
-	       oci_blob_get(c, repo, big.digest, (uint64_t)big.size - 1, out) == -EIO,
+	ok(out >= 0 && oci_blob_get_into(c, repo, big.digest, (uint64_t)big.size - 1, out,
+					 NULL) == -EIO,
 	   "blob longer than its declared size: EIO");
 	ok(out >= 0 && lseek(out, 0, SEEK_END) <= (off_t)big.size - 1,
 	   "nothing past the declared size written (%lld bytes)",
@@ -370,22 +371,22 @@ int main(void)
 	if (out >= 0)
 		close(out);
 	out = memfd_create("out", MFD_CLOEXEC);
-	ok(out >= 0 && oci_blob_get(c, repo, cfg.digest, 0, out) == -EIO &&
+	ok(out >= 0 && oci_blob_get_into(c, repo, cfg.digest, 0, out, NULL) == -EIO &&
 	       lseek(out, 0, SEEK_END) == 0,
 	   "a blob declared empty gets no byte");
 	if (out >= 0)
 		close(out);
 	out = memfd_create("out", MFD_CLOEXEC);
 	ok(out >= 0 && write(out, "xy", 2) == 2 &&
-	       oci_blob_get(c, repo, cfg.digest, (uint64_t)cfg.size, out) == 0,
+	       oci_blob_get_into(c, repo, cfg.digest, (uint64_t)cfg.size, out, NULL) == 0,
 	   "small blob streamed after existing bytes");
 	ok(digest_fd(out, got, &got_size) == 0 && got_size == cfg.size + 2,
 	   "written from the current offset");
-	ok(oci_blob_get(
+	ok(oci_blob_get_into(
 	       c, repo,
 	       "sha256:"
 	       "0000000000000000000000000000000000000000000000000000000000000000",
-	       10, out) == -ENOENT,
+	       10, out, NULL) == -ENOENT,
 	   "missing blob: ENOENT");
 	if (out >= 0)
 		close(out);

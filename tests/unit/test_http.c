@@ -5,10 +5,10 @@
 #include "client/http_i.h"
 #include "tests/unit/tap.h"
 
-/* oci_link_next(v) is want (NULL: no next page). */
+/* http_link_next(v) is want (NULL: no next page). */
 static void link_is(const char *v, const char *want)
 {
-	char *got = oci_link_next(v);
+	char *got = http_link_next(v);
 
 	ok(want ? got && !strcmp(got, want) : got == NULL, "Link: %s -> %s (got %s)", v,
 	   want ? want : "none", got ? got : "none");

@@ -1,5 +1,5 @@
 /*
- * chartmeta_int.h - internals shared by the chartmeta files; not an API.
+ * chartmeta_i.h - internals shared by the chartmeta files; not an API.
  *
  * chartmeta_yaml.c: what go-yaml v2 makes of the bytes (untyped values).
  * chartmeta_decode.c: what sigs.k8s.io/yaml + encoding/json make of those
@@ -108,7 +108,6 @@ void cm_fmt_g32(char *o, double d);
 /* encoding/json's float64 text for a finite d into o (>= 32 bytes). */
 void cm_fmt_json(char *o, double d);
 
-void cm_bput(struct buf *b, const char *s, size_t n);
 void cm_bputs(struct buf *b, const char *s);
 /* One rune like utf8.DecodeRuneInString: -1 (size 1) when invalid. */
 int32_t cm_rune(const unsigned char *s, int *size);
