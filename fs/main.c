@@ -20,6 +20,7 @@
 
 #include "client/creds.h"
 #include "common/digest.h"
+#include "common/file.h"
 #include "common/fdlimit.h"
 #include "common/log.h"
 #include "fs/ll.h"
@@ -291,7 +292,7 @@ static int mkdir_p(const char *dir)
 	char buf[PATH_MAX];
 	char *p;
 
-	if ((size_t)snprintf(buf, sizeof(buf), "%s", dir) >= sizeof(buf))
+	if (file_pathf(buf, sizeof(buf), "%s", dir) != 0)
 		return -ENAMETOOLONG;
 	for (p = buf + 1; *p; p++) {
 		if (*p != '/')
@@ -559,14 +560,10 @@ static int check_mountpoint(const char *mnt)
 	FILE *f;
 	int ret = 0;
 
-	if (mnt[0] == '/') {
-		if ((size_t)snprintf(abs, sizeof(abs), "%s", mnt) >= sizeof(abs))
-			return -ENAMETOOLONG;
-	} else if (!getcwd(line, sizeof(line)) ||
-		   (size_t)snprintf(abs, sizeof(abs), "%s/%s", line, mnt) >=
-		       sizeof(abs)) {
+	if (mnt[0] == '/' ? file_pathf(abs, sizeof(abs), "%s", mnt) != 0
+			  : !getcwd(line, sizeof(line)) ||
+				file_pathf(abs, sizeof(abs), "%s/%s", line, mnt) != 0)
 		return -ENAMETOOLONG;
-	}
 	while (strlen(abs) > 1 && abs[strlen(abs) - 1] == '/')
 		abs[strlen(abs) - 1] = '\0';
 	f = fopen("/proc/self/mountinfo", "re");
