@@ -356,21 +356,27 @@ static struct model *hup_model;
 static struct hosts *hup_hosts;
 static struct chartfs_ll *hup_ll;
 
-/* SIGHUP reads the credentials again too: not in the handler (files,
- * credential helpers), but in the reloader thread, which it wakes. */
+/* SIGHUP forgets names and reads the credentials again: not in the
+ * handler (files, credential helpers), but in the reloader thread, which it
+ * wakes. */
 static sem_t hup_sem;
 static atomic_bool hup_stop;
 
 static void on_sighup(int sig)
 {
 	(void)sig;
+	sem_post(&hup_sem);
+}
+
+/* Forget every name, so the next access asks the registry. */
+static void forget_names(void)
+{
 	if (hup_model)
 		model_forget_soon(hup_model);
 	if (hup_hosts)
 		hosts_forget_soon(hup_hosts);
 	if (hup_ll)
 		chartfs_ll_forget_listings(hup_ll);
-	sem_post(&hup_sem);
 }
 
 struct reloader {
@@ -408,10 +414,14 @@ static void *reloader_main(void *arg)
 			;
 		if (atomic_load(&hup_stop))
 			return NULL;
+		/* Credentials first: names asked again after the forget must
+		 * be asked with them, or a refusal by the old ones is what
+		 * the next access learns. */
 		if (r->c->hosts)
 			hosts_reload_creds(r->c->hosts);
 		else if (r->c->client && !r->o->offline)
 			reload_registry_creds(r);
+		forget_names();
 	}
 }
 
