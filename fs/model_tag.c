@@ -284,6 +284,7 @@ struct model_tag *model_tag_from_fetched(const char *tag, const struct oci_fetch
 			snprintf(t->media_type, sizeof(t->media_type), "%s",
 				 t->man->media_type);
 		t->chart = oci_manifest_chart_layer(t->man);
+		t->prov = t->chart ? oci_manifest_prov_layer(t->man) : NULL;
 		created =
 		    oci_manifest_annotation(t->man, "org.opencontainers.image.created");
 		if (created)
@@ -503,8 +504,9 @@ int model_tag_get(struct model *m, struct ns_node *node, const char *tag,
 		pthread_mutex_unlock(&m->lock);
 		return 0;
 	}
-	/* A fresh listing without this tag answers without a request. */
-	if (!found && fresh(m, r->listed)) {
+	/* A fresh listing without this tag answers without a request, but
+	 * for a tag pushed elsewhere since: asked by name once a second. */
+	if (!found && fresh(m, r->listed) && !miss_due_locked(m, &r->missed)) {
 		pthread_mutex_unlock(&m->lock);
 		return -ENOENT;
 	}
@@ -625,6 +627,36 @@ int model_tag_blob(struct model *m, struct ns_node *node, struct model_tag *t,
 	t->blob_stale = false;
 	pthread_mutex_unlock(&m->lock);
 	return *path ? 0 : -ENOMEM;
+}
+
+int model_tag_prov(struct model *m, struct ns_node *node, struct model_tag *t, char *buf,
+		   size_t len)
+{
+	struct fetch_arg a;
+	char *name, *where = NULL;
+	int ret;
+
+	if (!t->prov)
+		return -ENOENT;
+	name = model_repo_name(m, node);
+	if (!name || asprintf(&where, "the cache %s", blobcache_dir(m->bc)) < 0) {
+		free(name);
+		return -ENOMEM;
+	}
+	/* Fetched, verified against its digest and kept as the chart is. */
+	a = (struct fetch_arg){m->client, name, t->prov->digest, (uint64_t)t->prov->size,
+			       where};
+	ret = blobcache_get(m->bc, t->prov->digest, t->prov->size,
+			    m->offline ? NULL : fetch_blob, &a, buf, len);
+	if (ret == -ENOENT && m->offline) {
+		log_warn("fs: %s: provenance %s is not in the cache and the mount is "
+			 "offline",
+			 name, t->prov->digest);
+		ret = -EIO;
+	}
+	free(where);
+	free(name);
+	return read_errno(ret);
 }
 
 int model_tag_tree(struct model *m, struct ns_node *node, struct model_tag *t,
