@@ -334,9 +334,21 @@ static void refresh_catalog_missed(struct model *m)
 static bool missed_locked(struct model *m, const struct path_res *res)
 {
 	struct repo *r = res->node ? res->node->repo : NULL;
+	size_t len;
 
 	switch (res->kind) {
 	case PATH_UNKNOWN:
+		/* Names that can be no repository ask nothing: the lookup
+		 * before each cp of a package (x-1.0.0.tgz, x.tgz.prov) and
+		 * the temporary names of rsync and editors (.x.XXXXXX). */
+		len = strcspn(res->seg, "/");
+		if (!((res->seg[0] >= 'a' && res->seg[0] <= 'z') ||
+		      (res->seg[0] >= '0' && res->seg[0] <= '9')))
+			return false;
+		if (!res->seg[len] &&
+		    ((len > 4 && !strncmp(res->seg + len - 4, ".tgz", 4)) ||
+		     (len > 5 && !strncmp(res->seg + len - 5, ".prov", 5))))
+			return false;
 		break;
 	case PATH_TAG:
 	case PATH_IN_TAG:

@@ -156,6 +156,20 @@ def test_pushed_elsewhere_opens_by_name_at_once(registry_factory, mount, helm4, 
     assert os.path.getsize(os.path.join(repo, "helm-oci-test-0.3.0.tgz")) > 0
 
 
+def test_pushed_elsewhere_opens_at_once_without_a_catalog(registry_factory, mount, helm4,
+                                                          packages):
+    reg = registry_factory()
+    helm4.push(packages["helm-oci-test-0.1.0"], reg.host, "charts")
+    with RegistryProxy(reg.host, no_catalog=True) as proxy:
+        m = mount(proxy.host, ttl=30)
+        repo = m.path("charts/helm-oci-test")
+        assert ls(repo) == ["0.1.0", "helm-oci-test-0.1.0.tgz"]
+        helm4.push(packages["helm-oci-test-0.2.0"], reg.host, "charts")
+        assert b"version: 0.2.0" in read(os.path.join(repo, "0.2.0", "Chart.yaml"))
+        helm4.push(packages["web-1.0.0"], reg.host, "charts")
+        assert ls(m.path("charts/web")) == ["1.0.0", "web-1.0.0.tgz"]
+
+
 def test_missing_names_ask_the_registry_once_a_second(registry_factory, mount, helm4,
                                                      packages):
     reg = registry_factory()
@@ -173,6 +187,12 @@ def test_missing_names_ask_the_registry_once_a_second(registry_factory, mount, h
         allowed = int(spent) + 1
         assert proxy.count("/v2/charts/helm-oci-test/manifests/") <= allowed, proxy.requests()
         assert proxy.count("/v2/_catalog") <= allowed, proxy.requests()
+        # A package copied in is looked up first: a name that can be no
+        # repository asks no catalog.
+        time.sleep(1.1)
+        proxy.reset()
+        assert cp(packages["web-1.0.0"], m.path("charts/")).returncode == 0
+        assert proxy.count("/v2/_catalog") == 0, proxy.requests()
 
 
 # ---- point 5b: offline serves the cache whatever the scheme flag --------------
