@@ -294,8 +294,9 @@ static bool tag_listed(struct model *m, struct ns_node *node, const char *tag)
 	pthread_mutex_lock(&m->lock);
 	found = tag_known_locked(node, tag);
 	again = !found && node->repo && miss_due_locked(m, &node->repo->missed);
-	if (again)
-		node->repo->listed = (struct timespec){0};
+	/* Expired, not forgotten: refreshed behind a short wait. */
+	if (again && fresh(m, node->repo->listed))
+		node->repo->listed = mono_ago(m->ttl);
 	pthread_mutex_unlock(&m->lock);
 	if (!again || model_refresh_tags(m, node) != 0)
 		return found;
@@ -305,26 +306,20 @@ static bool tag_listed(struct model *m, struct ns_node *node, const char *tag)
 	return found;
 }
 
-/* A name missing below a listed directory: ask the catalog now (a
- * repository pushed elsewhere opens at once), or wait for the fetch
- * under way. */
+/* A name missing below a listed directory: the catalog is asked again
+ * now (a repository pushed elsewhere opens at once), at most once a
+ * second in all, in the background, waited for a moment as an expired
+ * one is: a stalled registry delays the miss by that wait, no more. */
 static void refresh_catalog_missed(struct model *m)
 {
-	unsigned gen;
-
 	pthread_mutex_lock(&m->lock);
-	/* The catalog is one for every directory: asked at most as often. */
-	if (m->catalog_unsupported || m->catalog_loading ||
-	    !miss_due_locked(m, &m->catalog_missed)) {
-		while (m->catalog_loading)
-			pthread_cond_wait(&m->cond, &m->lock);
-		pthread_mutex_unlock(&m->lock);
-		return;
+	if (!m->catalog_unsupported && m->catalog_ever && !m->catalog_loading &&
+	    miss_due_locked(m, &m->catalog_missed)) {
+		if (fresh(m, m->catalog_at))
+			m->catalog_at = mono_ago(m->ttl);
+		model_revalidate_locked(m, MODEL_REFRESH_CATALOG, NULL, NULL);
 	}
-	m->catalog_loading = true;
-	gen = m->catalog_gen;
 	pthread_mutex_unlock(&m->lock);
-	catalog_lead(m, gen);
 }
 
 /* Is what path_resolve gave a name the tree lacks below a directory that

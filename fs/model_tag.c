@@ -505,10 +505,25 @@ int model_tag_get(struct model *m, struct ns_node *node, const char *tag,
 		return 0;
 	}
 	/* A fresh listing without this tag answers without a request, but
-	 * for a tag pushed elsewhere since: asked by name once a second. */
-	if (!found && fresh(m, r->listed) && !miss_due_locked(m, &r->missed)) {
-		pthread_mutex_unlock(&m->lock);
-		return -ENOENT;
+	 * for a tag pushed elsewhere since: once a second the listing is
+	 * asked again, as an expired one is (a stalled registry costs this
+	 * miss a short wait). */
+	if (!found && fresh(m, r->listed)) {
+		if (miss_due_locked(m, &r->missed)) {
+			r->listed = mono_ago(m->ttl);
+			model_revalidate_locked(m, MODEL_REFRESH_REPO, node, NULL);
+			pos = tag_find(r, tag, &found);
+		}
+		if (!found) {
+			pthread_mutex_unlock(&m->lock);
+			return -ENOENT;
+		}
+		if (r->tags[pos]->man) {
+			*out = r->tags[pos];
+			(*out)->refs++;
+			pthread_mutex_unlock(&m->lock);
+			return 0;
+		}
 	}
 	gen = r->gen;
 	pthread_mutex_unlock(&m->lock);

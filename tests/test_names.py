@@ -195,6 +195,23 @@ def test_missing_names_ask_the_registry_once_a_second(registry_factory, mount, h
         assert proxy.count("/v2/_catalog") == 0, proxy.requests()
 
 
+def test_a_missing_name_never_waits_for_a_stalled_registry(registry_factory, mount, helm4,
+                                                            packages):
+    reg = registry_factory()
+    helm4.push(packages["helm-oci-test-0.1.0"], reg.host, "charts")
+    with RegistryProxy(reg.host) as proxy:
+        m = mount(proxy.host, ttl=30, opts=("io_timeout=10",))
+        repo = m.path("charts/helm-oci-test")
+        assert ls(repo) == ["0.1.0", "helm-oci-test-0.1.0.tgz"]
+        proxy.stall("/tags/list", 8, times=None)
+        proxy.stall("/_catalog", 8, times=None)
+        proxy.stall("/manifests/", 8, times=None)
+        t = time.time()
+        expect_errno(errno.ENOENT, os.stat, os.path.join(repo, "9.9.9"))
+        expect_errno(errno.ENOENT, os.stat, m.path("charts/nope"))
+        assert time.time() - t < 2, "a miss waited for the stalled registry"
+
+
 # ---- point 5b: offline serves the cache whatever the scheme flag --------------
 
 def test_offline_without_plain_http_serves_the_cache(registry, mount):
