@@ -7,12 +7,13 @@ credentials is EACCES, not empty. A tag or repository pushed from elsewhere
 opens by name at once, though listings follow the ttl. An offline mount
 serves what the cache holds for the host whatever the scheme flag.
 """
+import base64
 import errno
+import json
 import os
+import signal
 import subprocess
 import time
-
-import pytest
 
 from proxy import RegistryProxy
 from util import OCI_LAYER, Registry, copy_chart, expect_errno, ls, read, run
@@ -105,14 +106,29 @@ def _htpasswd_registry(tmp_path):
 
 def test_anonymous_root_of_a_registry_wanting_credentials_is_eacces(mount, tmp_path):
     reg = _htpasswd_registry(tmp_path)
+    config = tmp_path / "config.json"
+    config.write_text("{}")
     try:
-        m = mount(reg.host)  # anonymous: the mount stands
+        # Anonymous: the mount stands.
+        m = mount(reg.host, opts=("registry_config=%s" % config,))
         expect_errno(errno.EACCES, os.listdir, m.mnt)
         expect_errno(errno.EACCES, os.listdir, m.mnt)
         r = run("ls", m.mnt)
         assert r.returncode != 0 and "Permission denied" in r.stderr
         lines = [l for l in m.log().splitlines() if "listing the root is EACCES" in l]
         assert len(lines) == 1, m.log()
+        # Credentials given, and SIGHUP: the root lists the catalog.
+        config.write_text(json.dumps({"auths": {reg.host: {
+            "auth": base64.b64encode(b"alice:s3cret").decode()}}}))
+        os.kill(m.pid, signal.SIGHUP)
+        deadline = time.time() + 10
+        while True:
+            try:
+                assert ls(m.mnt) == []  # an empty registry, now readable
+                break
+            except PermissionError:
+                assert time.time() < deadline, "SIGHUP did not open the root"
+                time.sleep(0.1)
     finally:
         reg.stop()
 
