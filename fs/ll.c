@@ -38,12 +38,18 @@ double ll_timeout(const struct chartfs_ll *ll, enum chartfs_life life)
 	}
 }
 
+/* How long a name missing under a repository or namespace stays missing
+ * for the kernel: the daemon asks the registry again for such a name once
+ * a second (MODEL_MISS_INTERVAL_MS), so a tag or repository pushed
+ * elsewhere opens at once; the kernel must not hide it longer. */
+#define NEGATIVE_NAME_S 1.0
+
 /* How long a name missing under dir stays missing for the kernel. */
 static double negative_timeout(const struct chartfs_ll *ll, const struct inodes_node *dir)
 {
 	if (dir->life == CHARTFS_LIFE_TAG || dir->life == CHARTFS_LIFE_FROZEN)
 		return FOREVER;
-	return ll->c->ttl < 5 ? ll->c->ttl : 5;
+	return ll->c->ttl < NEGATIVE_NAME_S ? ll->c->ttl : NEGATIVE_NAME_S;
 }
 
 /* Answer a LOOKUP, CREATE or MKDIR with path's node (e->attr filled). */

@@ -69,17 +69,22 @@ time_t model_start_time(const struct model *m)
 	return m->start;
 }
 
-char *model_repo_name(const struct model *m, const struct ns_node *node)
+char *model_full_name(const struct model *m, const char *fullname)
 {
 	char *s = NULL;
 
 	if (!m->prefix)
-		return strdup(node->fullname);
-	if (!node->fullname[0])
+		return strdup(fullname);
+	if (!fullname[0])
 		return strdup(m->prefix);
-	if (asprintf(&s, "%s/%s", m->prefix, node->fullname) < 0)
+	if (asprintf(&s, "%s/%s", m->prefix, fullname) < 0)
 		return NULL;
 	return s;
+}
+
+char *model_repo_name(const struct model *m, const struct ns_node *node)
+{
+	return model_full_name(m, node->fullname);
 }
 
 /* ---- catalog ---------------------------------------------------------- */
@@ -118,6 +123,7 @@ static void apply_catalog_locked(struct model *m, const struct strv *names)
 static void catalog_lead(struct model *m, unsigned gen)
 {
 	struct strv names = {0};
+	bool denied = false;
 	unsigned age;
 	int ret;
 
@@ -136,12 +142,24 @@ static void catalog_lead(struct model *m, unsigned gen)
 	ret = m->offline ? 0 : oci_catalog(m->client, &names);
 	if (ret == 0 && !m->offline)
 		model_snap_save_catalog(m, &names);
+	/* A registry that refuses _catalog (GHCR's 404, Docker Hub's
+	 * insufficient_scope) still serves what is asked by name, but one
+	 * that refuses /v2/ itself wants credentials for everything: its root
+	 * is unreadable (EACCES), not empty. */
+	if ((ret == -EOPNOTSUPP || ret == -EACCES) && !m->catalog_ever)
+		denied = oci_ping(m->client) == -EACCES;
 
 	pthread_mutex_lock(&m->lock);
 	m->catalog_loading = false;
 	if (ret == 0) {
 		apply_catalog_locked(m, &names);
 		m->catalog_ever = true;
+	} else if (denied) {
+		log_warn("fs: %s refuses every request without credentials: listing "
+			 "the root is EACCES (see CREDENTIALS in chartfs(1))",
+			 oci_client_base_url(m->client));
+		m->catalog_unsupported = true;
+		m->catalog_denied = true;
 	} else if (ret == -EOPNOTSUPP || (ret == -EACCES && !m->catalog_ever)) {
 		log_notice("fs: %s does not list its repositories (catalog refused): "
 			   "the root shows names already visited; any path can be opened",
@@ -236,8 +254,11 @@ static int probe(struct model *m, struct ns_node *node, const char *rest)
 	free(api);
 	pthread_mutex_lock(&m->lock);
 	/* Unknown names become namespace directories: the kernel must be able
-	 * to walk through "org" to reach "org/chart" without a catalog. */
-	n->known = true;
+	 * to walk through "org" to reach "org/chart" without a catalog (nor
+	 * the credentials to see inside). Not when the registry could not
+	 * answer (down, timed out): nothing it did not say is kept. */
+	if (ret == 0 || ret == -ENOENT || ret == -EACCES)
+		n->known = true;
 	if (ret == 0 && model_node_repo(n)) {
 		strv_sort_uniq(&tags);
 		ret = model_apply_tags_locked(n->repo, &tags);
@@ -251,26 +272,94 @@ static int probe(struct model *m, struct ns_node *node, const char *rest)
 	return ret;
 }
 
-/* Is tag in node's tag list (refreshed if stale)? */
+/* Is tag in node's table? Lock held. */
+static bool tag_known_locked(const struct ns_node *node, const char *tag)
+{
+	size_t i;
+
+	for (i = 0; node->repo && i < node->repo->ntags; i++)
+		if (!strcmp(node->repo->tags[i]->tag, tag))
+			return true;
+	return false;
+}
+
+/* Is tag in node's tag list (refreshed if stale, or if it lacks the tag
+ * and was not asked again within MODEL_MISS_INTERVAL_MS)? */
 static bool tag_listed(struct model *m, struct ns_node *node, const char *tag)
 {
-	bool found = false;
-	size_t i;
+	bool found, again;
 
 	if (model_refresh_tags(m, node) != 0)
 		return false;
 	pthread_mutex_lock(&m->lock);
-	for (i = 0; node->repo && i < node->repo->ntags; i++)
-		if (!strcmp(node->repo->tags[i]->tag, tag))
-			found = true;
+	found = tag_known_locked(node, tag);
+	again = !found && node->repo && miss_due_locked(m, &node->repo->missed);
+	/* Expired, not forgotten: refreshed behind a short wait. */
+	if (again && fresh(m, node->repo->listed))
+		node->repo->listed = mono_ago(m->ttl);
+	pthread_mutex_unlock(&m->lock);
+	if (!again || model_refresh_tags(m, node) != 0)
+		return found;
+	pthread_mutex_lock(&m->lock);
+	found = tag_known_locked(node, tag);
 	pthread_mutex_unlock(&m->lock);
 	return found;
+}
+
+/* A name missing below a listed directory: the catalog is asked again
+ * now (a repository pushed elsewhere opens at once), at most once a
+ * second in all, in the background, waited for a moment as an expired
+ * one is: a stalled registry delays the miss by that wait, no more. */
+static void refresh_catalog_missed(struct model *m)
+{
+	pthread_mutex_lock(&m->lock);
+	if (!m->catalog_unsupported && m->catalog_ever && !m->catalog_loading &&
+	    miss_due_locked(m, &m->catalog_missed)) {
+		if (fresh(m, m->catalog_at))
+			m->catalog_at = mono_ago(m->ttl);
+		model_revalidate_locked(m, MODEL_REFRESH_CATALOG, NULL, NULL);
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Is what path_resolve gave a name the tree lacks below a directory that
+ * the catalog may now hold (a repository pushed elsewhere), and may the
+ * registry be asked? Lock held. A tag is looked at only in a repository
+ * listed before: a cold path costs no catalog request. */
+static bool missed_locked(struct model *m, const struct path_res *res)
+{
+	struct repo *r = res->node ? res->node->repo : NULL;
+	size_t len;
+
+	switch (res->kind) {
+	case PATH_UNKNOWN:
+		/* Names that can be no repository ask nothing: the lookup
+		 * before each cp of a package (x-1.0.0.tgz, x.tgz.prov) and
+		 * the temporary names of rsync and editors (.x.XXXXXX). */
+		len = strcspn(res->seg, "/");
+		if (!((res->seg[0] >= 'a' && res->seg[0] <= 'z') ||
+		      (res->seg[0] >= '0' && res->seg[0] <= '9')))
+			return false;
+		if (!res->seg[len] &&
+		    ((len > 4 && !strncmp(res->seg + len - 4, ".tgz", 4)) ||
+		     (len > 5 && !strncmp(res->seg + len - 5, ".prov", 5))))
+			return false;
+		break;
+	case PATH_TAG:
+	case PATH_IN_TAG:
+		if (!r || !r->ever_listed || tag_known_locked(res->node, res->tag))
+			return false;
+		break;
+	default:
+		return false;
+	}
+	return miss_due_locked(m, &res->node->asked);
 }
 
 static int resolve(struct model *m, const char *path, struct path_res *res,
 		   bool may_probe)
 {
-	bool probe_ok;
+	bool probe_ok, missed = false, asked = false;
 	int ret, tries;
 
 	if (atomic_exchange(&m->forget, false)) {
@@ -282,8 +371,18 @@ static int resolve(struct model *m, const char *path, struct path_res *res,
 		pthread_mutex_lock(&m->lock);
 		ret = path_resolve(m->root, path, res);
 		probe_ok = m->catalog_unsupported && may_probe;
+		if (!ret && may_probe && !probe_ok && !asked)
+			missed = missed_locked(m, res);
 		pthread_mutex_unlock(&m->lock);
-		if (ret || !may_probe || res->kind == PATH_DIR || res->kind == PATH_PKG)
+		if (missed && !asked) {
+			/* Once: the catalog as it is now, then the walk again. */
+			asked = true;
+			refresh_catalog_missed(m);
+			tries--;
+			continue;
+		}
+		if (ret || !may_probe || res->kind == PATH_DIR || res->kind == PATH_PKG ||
+		    res->kind == PATH_PROV)
 			return ret;
 		if (!probe_ok)
 			return res->kind == PATH_UNKNOWN ? -ENOENT : 0;
@@ -319,7 +418,7 @@ static int list_kids_locked(struct ns_node *node, time_t mtime, model_fill_fn fi
 	int ret;
 
 	for (i = 0; i < node->nkids; i++) {
-		struct model_entry e = {node->kids[i]->name, true, 0, mtime, NULL};
+		struct model_entry e = {node->kids[i]->name, true, 0, mtime, NULL, false};
 		if (!ns_visible(node->kids[i]))
 			continue;
 		ret = fill(arg, &e);
@@ -339,8 +438,8 @@ static int list_tags_locked(struct model *m, struct ns_node *node, time_t mtime,
 
 	for (i = 0; r && i < r->ntags; i++) {
 		struct model_tag *t = r->tags[i];
-		struct model_entry e = {t->tag, true, 0, t->created ? t->created : mtime,
-					t->digest};
+		struct model_entry e = {
+		    t->tag, true, 0, t->created ? t->created : mtime, t->digest, false};
 
 		/* A kid namespace shadows a tag of the same name (see path.c). */
 		if (ns_child(node, t->tag) && ns_visible(ns_child(node, t->tag)))
@@ -354,7 +453,17 @@ static int list_tags_locked(struct model *m, struct ns_node *node, time_t mtime,
 		if (!t->chart)
 			continue;
 		snprintf(pkg, sizeof(pkg), "%s-%s.tgz", node->name, t->tag);
-		e = (struct model_entry){pkg, false, t->chart->size, e.mtime, t->digest};
+		e = (struct model_entry){pkg,	  false,     t->chart->size,
+					 e.mtime, t->digest, false};
+		ret = fill(arg, &e);
+		if (ret)
+			return ret;
+		if (!t->prov)
+			continue;
+		/* helm verify reads it beside the package. */
+		snprintf(pkg, sizeof(pkg), "%s-%s.tgz.prov", node->name, t->tag);
+		e = (struct model_entry){pkg,	  false,     t->prov->size,
+					 e.mtime, t->digest, true};
 		ret = fill(arg, &e);
 		if (ret)
 			return ret;
@@ -364,13 +473,17 @@ static int list_tags_locked(struct model *m, struct ns_node *node, time_t mtime,
 
 int model_list(struct model *m, struct ns_node *node, model_fill_fn fill, void *arg)
 {
-	bool is_repo;
+	bool is_repo, denied;
 	int ret;
 
 	refresh_catalog(m);
 	pthread_mutex_lock(&m->lock);
 	is_repo = ns_is_repo(node);
+	/* Logged once, when the catalog was refused. */
+	denied = m->catalog_denied && !node->parent;
 	pthread_mutex_unlock(&m->lock);
+	if (denied)
+		return -EACCES;
 	if (is_repo) {
 		ret = model_refresh_tags(m, node);
 		if (ret == -ENOENT || ret == -EACCES) {
@@ -417,6 +530,9 @@ void model_invalidate(struct model *m, struct ns_node *node)
 	if (!node) {
 		m->catalog_at = (struct timespec){0};
 		m->catalog_gen++;
+		/* New credentials (SIGHUP) may open the catalog: ask again. */
+		if (m->catalog_denied)
+			m->catalog_unsupported = m->catalog_denied = false;
 		invalidate_node(m->root, true);
 	} else {
 		invalidate_node(node, false);
@@ -428,6 +544,9 @@ void model_changed(struct model *m, struct ns_node *node)
 {
 	model_invalidate(m, node);
 	model_snap_drop_tags(m, node);
+	/* The repository may be new (a push) or gone (its last tag deleted):
+	 * a remount within the ttl must not trust the catalog kept before. */
+	model_snap_drop_catalog(m);
 }
 
 struct oci_client *model_client(const struct model *m)
@@ -463,9 +582,35 @@ int model_mkdir(struct model *m, struct ns_node *dir, const char *name)
 		goto out;
 	}
 	n->known = true;
+	n->made = true;
 out:
 	pthread_mutex_unlock(&m->lock);
 	free(full);
+	return ret;
+}
+
+int model_rmdir(struct model *m, struct ns_node *node)
+{
+	size_t i;
+	int ret = 0;
+
+	pthread_mutex_lock(&m->lock);
+	/* What the registry has (or a push through this mount made) is the
+	 * registry's: only a directory mkdir made stays removable. */
+	if (!node->parent || !node->made || node->in_catalog ||
+	    (node->repo && node->repo->ntags)) {
+		ret = -EROFS;
+		goto out;
+	}
+	for (i = 0; i < node->nkids; i++)
+		if (ns_visible(node->kids[i]))
+			ret = -ENOTEMPTY;
+	if (ret)
+		goto out;
+	node->made = false;
+	node->known = false;
+out:
+	pthread_mutex_unlock(&m->lock);
 	return ret;
 }
 
@@ -481,11 +626,22 @@ int model_add_repo(struct model *m, const char *fullname, struct ns_node **out)
 		goto out;
 	}
 	n->known = true;
+	n->made = false; /* the registry's now */
 	n->repo->listed = (struct timespec){0};
 	*out = n;
 out:
 	pthread_mutex_unlock(&m->lock);
 	return ret;
+}
+
+bool model_holds_tags(struct model *m, struct ns_node *node)
+{
+	bool listed;
+
+	pthread_mutex_lock(&m->lock);
+	listed = node->in_catalog;
+	pthread_mutex_unlock(&m->lock);
+	return listed || model_tag_count(m, node) > 0;
 }
 
 void model_forget_soon(struct model *m)

@@ -43,6 +43,7 @@ struct model_tag {
 	char media_type[128];
 	struct oci_manifest *man;	    /* parsed manifest */
 	const struct oci_descriptor *chart; /* its chart layer, or NULL */
+	const struct oci_descriptor *prov;  /* a chart's provenance layer, or NULL */
 	time_t created;			    /* org.opencontainers.image.created, or 0 */
 	struct timespec checked;	    /* when tag->digest was last confirmed */
 	char *blob_path;		    /* set once the chart blob is cached */
@@ -59,8 +60,14 @@ struct model_entry {
 	off_t size;
 	time_t mtime;
 	const char *digest; /* a tag's manifest digest (tag dir and package) */
+	bool prov;	    /* a package's provenance file */
 };
 typedef int (*model_fill_fn)(void *arg, const struct model_entry *e);
+
+/* A name missing from a repository or namespace that was listed within
+ * the ttl asks the registry again (a tag or repository pushed elsewhere
+ * opens at once), at most this often per directory. */
+#define MODEL_MISS_INTERVAL_MS 1000
 
 /* -o ttl and -o parallel when not given. */
 #define MODEL_TTL_DEFAULT 30
@@ -99,6 +106,10 @@ void model_tag_put(struct model *m, struct model_tag *t);
 /* Path of the cached chart blob of t (fetching it). -ENOENT if no chart. */
 int model_tag_blob(struct model *m, struct ns_node *node, struct model_tag *t,
 		   const char **path) WUR;
+/* Path of the cached provenance blob of t (fetching and verifying it),
+ * into buf (len bytes). -ENOENT if none. */
+int model_tag_prov(struct model *m, struct ns_node *node, struct model_tag *t, char *buf,
+		   size_t len) WUR;
 /* Path of the unpacked chart of t (fetching and unpacking it). */
 int model_tag_tree(struct model *m, struct ns_node *node, struct model_tag *t,
 		   const char **path) WUR;
@@ -110,6 +121,10 @@ void model_tag_files_gone(struct model *m, struct model_tag *t);
 
 /* The registry-side name of a repository node (prefix applied). Caller frees. */
 char *model_repo_name(const struct model *m, const struct ns_node *node);
+/* The same for a repository name below the mount root ("a/b"), whether or
+ * not the tree has a node for it (a push names its target before it
+ * exists). Caller frees. */
+char *model_full_name(const struct model *m, const char *fullname);
 
 /* Forget every name (catalog, tags, tag->digest) so the next access asks
  * the registry again (SIGHUP, and after a publish or delete). node NULL
@@ -135,8 +150,16 @@ struct blobcache *model_blobcache(const struct model *m);
 /* Make "dir/name" a local namespace directory (mkdir): registries have no
  * empty namespaces, so it lasts as long as the mount. -EEXIST if shown. */
 int model_mkdir(struct model *m, struct ns_node *dir, const char *name) WUR;
-/* Note a repository that now exists (after a push): it is listed at once
- * and its tags are asked again on the next access. */
+/* rmdir of node: 0 if mkdir made it and nothing was pushed below it (it
+ * is no longer shown), -ENOTEMPTY if something shown is below it, -EROFS
+ * for what the registry has. */
+int model_rmdir(struct model *m, struct ns_node *node) WUR;
+/* Whether node is a repository holding tags (refreshed when stale): a
+ * name in it is a tag, so mkdir there would fake one. */
+bool model_holds_tags(struct model *m, struct ns_node *node);
+/* Note a repository that now exists (after a push succeeded, never before:
+ * a failed push leaves no trace): it is listed at once and its tags are
+ * asked again on the next access. */
 int model_add_repo(struct model *m, const char *fullname, struct ns_node **out) WUR;
 /* After re-reading node's tags and manifests: the tags other than tag
  * that point at digest, into *others (before a delete by digest, which

@@ -14,6 +14,7 @@ struct repo {
 	struct timespec saved;	/* the listing last written to disk */
 	bool listing;		/* a listing is in flight (single-flight) */
 	bool ever_listed;
+	struct timespec missed;	 /* a tag missing from the listing was asked for */
 	bool revalidating;	 /* a background refresh is queued or running */
 	unsigned gen;		 /* bumped when its names are forgotten (invalidate) */
 	struct model_tag **tags; /* sorted by tag */
@@ -34,7 +35,9 @@ struct model {
 	struct timespec catalog_at;
 	bool catalog_loading;
 	bool catalog_ever;
-	bool catalog_unsupported; /* registry refuses _catalog: probe names */
+	bool catalog_unsupported;	/* registry refuses _catalog: probe names */
+	bool catalog_denied;		/* and /v2/ too (no credentials): root EACCES */
+	struct timespec catalog_missed; /* last asked for a name missing below */
 	size_t catalog_count;
 	bool catalog_revalidating; /* a background refresh is queued or running */
 	unsigned catalog_gen;	   /* bumped when every name is forgotten */
@@ -84,6 +87,22 @@ static inline bool fresh(const struct model *m, struct timespec at)
 		return true;
 	return (now.tv_sec - at.tv_sec) * 1000000000ll + (now.tv_nsec - at.tv_nsec) <
 	       (long long)m->ttl * 1000000000ll;
+}
+
+/* Whether a name missing below a directory may make the registry be asked
+ * now: not offline, and at most once per MODEL_MISS_INTERVAL_MS for the
+ * directory, whose *asked is then set; lock held. */
+static inline bool miss_due_locked(const struct model *m, struct timespec *asked)
+{
+	struct timespec now = now_mono();
+	long long ms = (now.tv_sec - asked->tv_sec) * 1000ll +
+		       (now.tv_nsec - asked->tv_nsec) / 1000000;
+
+	if (m->offline ||
+	    ((asked->tv_sec || asked->tv_nsec) && ms < MODEL_MISS_INTERVAL_MS))
+		return false;
+	*asked = now;
+	return true;
 }
 
 /* An answer that expired may be served while a background refresh asks
@@ -148,5 +167,6 @@ void model_snap_keep_manifests(struct model *m, struct ns_node *node, const char
 			       const struct oci_fetched *res, size_t n);
 int model_snap_load_catalog(struct model *m, struct strv *names, unsigned *age);
 void model_snap_save_catalog(struct model *m, const struct strv *names);
+void model_snap_drop_catalog(struct model *m);
 
 #endif

@@ -24,29 +24,74 @@
 /* Below what meta_get reads back (16 MiB): about 20,000 manifests. */
 #define PACK_MAX (15u * 1024 * 1024)
 
-static char *snap_key(struct model *m, const char *kind, const char *name)
+/* The registry's host (and port) in base, without the scheme: what is
+ * kept of a registry is the same whichever scheme the mount speaks, so an
+ * -o offline mount without -o plain_http serves what an earlier plain
+ * HTTP mount kept. */
+static const char *snap_host(const char *base)
 {
+	const char *p = strstr(base, "://");
+
+	return p ? p + 3 : base;
+}
+
+/* The key of kind for name. scheme NULL: today's key, by host; else the
+ * key older cache dirs hold ("<scheme>://host/name"). */
+static char *snap_key_as(struct model *m, const char *scheme, const char *kind,
+			 const char *name)
+{
+	const char *host = snap_host(oci_client_base_url(m->client));
 	char *key = NULL;
 
-	if (asprintf(&key, "%s %s/%s", kind, oci_client_base_url(m->client), name) < 0)
+	if (asprintf(&key, "%s %s%s%s/%s", kind, scheme ? scheme : "",
+		     scheme ? "://" : "", host, name) < 0)
 		return NULL;
 	return key;
 }
 
+static char *snap_key(struct model *m, const char *kind, const char *name)
+{
+	return snap_key_as(m, NULL, kind, name);
+}
+
+/* The schemes of the keys of older cache dirs, still read and dropped, so
+ * that a cache dir filled before keys were by host keeps serving. */
+static const char *const legacy_schemes[] = {"https", "http"};
+
 /* The document of kind for name, parsed, if at most max_age seconds old
- * (*age gets its age): NULL when missing, older, unreadable or not JSON. */
+ * (*age gets its age): NULL when missing, older, unreadable or not JSON.
+ * A miss under today's key looks under the legacy ones. */
 static json_t *snap_load(struct model *m, const char *kind, const char *name,
 			 unsigned max_age, unsigned *age)
 {
-	char *key = snap_key(m, kind, name), *text = NULL;
 	json_t *doc = NULL;
-	size_t len;
+	size_t i;
 
-	if (key && meta_get(m->bc, key, max_age, &text, &len, age) == 0)
-		doc = json_loadb(text, len, 0, NULL);
-	free(text);
-	free(key);
+	for (i = 0; !doc && i <= sizeof(legacy_schemes) / sizeof(*legacy_schemes); i++) {
+		char *key = snap_key_as(m, i ? legacy_schemes[i - 1] : NULL, kind, name);
+		char *text = NULL;
+		size_t len;
+
+		if (key && meta_get(m->bc, key, max_age, &text, &len, age) == 0)
+			doc = json_loadb(text, len, 0, NULL);
+		free(text);
+		free(key);
+	}
 	return doc;
+}
+
+/* Forget the document of kind for name under every key it may be kept. */
+static void snap_drop(struct model *m, const char *kind, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i <= sizeof(legacy_schemes) / sizeof(*legacy_schemes); i++) {
+		char *key = snap_key_as(m, i ? legacy_schemes[i - 1] : NULL, kind, name);
+
+		if (!key || meta_drop(m->bc, key) != 0)
+			log_debug("fs: could not drop the %s snapshot of %s", kind, name);
+		free(key);
+	}
 }
 
 /* How old a document may be: the ttl, or anything offline. */
@@ -188,12 +233,9 @@ out:
 void model_snap_drop_tags(struct model *m, struct ns_node *node)
 {
 	char *name = model_repo_name(m, node);
-	char *key = name ? snap_key(m, "tags", name) : NULL;
 
-	if (!key || meta_drop(m->bc, key) != 0)
-		log_debug("fs: could not drop the tags snapshot of %s",
-			  name ? name : node->fullname);
-	free(key);
+	if (name)
+		snap_drop(m, "tags", name);
 	free(name);
 }
 
@@ -345,6 +387,11 @@ void model_snap_save_catalog(struct model *m, const struct strv *names)
 	json_decref(arr);
 	free(key);
 	free(text);
+}
+
+void model_snap_drop_catalog(struct model *m)
+{
+	snap_drop(m, "catalog", "");
 }
 
 int model_snap_load_catalog(struct model *m, struct strv *names, unsigned *age)

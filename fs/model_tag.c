@@ -284,6 +284,7 @@ struct model_tag *model_tag_from_fetched(const char *tag, const struct oci_fetch
 			snprintf(t->media_type, sizeof(t->media_type), "%s",
 				 t->man->media_type);
 		t->chart = oci_manifest_chart_layer(t->man);
+		t->prov = t->chart ? oci_manifest_prov_layer(t->man) : NULL;
 		created =
 		    oci_manifest_annotation(t->man, "org.opencontainers.image.created");
 		if (created)
@@ -503,10 +504,26 @@ int model_tag_get(struct model *m, struct ns_node *node, const char *tag,
 		pthread_mutex_unlock(&m->lock);
 		return 0;
 	}
-	/* A fresh listing without this tag answers without a request. */
+	/* A fresh listing without this tag answers without a request, but
+	 * for a tag pushed elsewhere since: once a second the listing is
+	 * asked again, as an expired one is (a stalled registry costs this
+	 * miss a short wait). */
 	if (!found && fresh(m, r->listed)) {
-		pthread_mutex_unlock(&m->lock);
-		return -ENOENT;
+		if (miss_due_locked(m, &r->missed)) {
+			r->listed = mono_ago(m->ttl);
+			model_revalidate_locked(m, MODEL_REFRESH_REPO, node, NULL);
+			pos = tag_find(r, tag, &found);
+		}
+		if (!found) {
+			pthread_mutex_unlock(&m->lock);
+			return -ENOENT;
+		}
+		if (r->tags[pos]->man) {
+			*out = r->tags[pos];
+			(*out)->refs++;
+			pthread_mutex_unlock(&m->lock);
+			return 0;
+		}
 	}
 	gen = r->gen;
 	pthread_mutex_unlock(&m->lock);
@@ -625,6 +642,36 @@ int model_tag_blob(struct model *m, struct ns_node *node, struct model_tag *t,
 	t->blob_stale = false;
 	pthread_mutex_unlock(&m->lock);
 	return *path ? 0 : -ENOMEM;
+}
+
+int model_tag_prov(struct model *m, struct ns_node *node, struct model_tag *t, char *buf,
+		   size_t len)
+{
+	struct fetch_arg a;
+	char *name, *where = NULL;
+	int ret;
+
+	if (!t->prov)
+		return -ENOENT;
+	name = model_repo_name(m, node);
+	if (!name || asprintf(&where, "the cache %s", blobcache_dir(m->bc)) < 0) {
+		free(name);
+		return -ENOMEM;
+	}
+	/* Fetched, verified against its digest and kept as the chart is. */
+	a = (struct fetch_arg){m->client, name, t->prov->digest, (uint64_t)t->prov->size,
+			       where};
+	ret = blobcache_get(m->bc, t->prov->digest, t->prov->size,
+			    m->offline ? NULL : fetch_blob, &a, buf, len);
+	if (ret == -ENOENT && m->offline) {
+		log_warn("fs: %s: provenance %s is not in the cache and the mount is "
+			 "offline",
+			 name, t->prov->digest);
+		ret = -EIO;
+	}
+	free(where);
+	free(name);
+	return read_errno(ret);
 }
 
 int model_tag_tree(struct model *m, struct ns_node *node, struct model_tag *t,

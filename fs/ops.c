@@ -93,7 +93,8 @@ int chartfs_get_tag(struct model *m, struct path_res *r, struct model_tag **t)
 
 	if (ret)
 		return ret;
-	if (r->kind != PATH_TAG && !(*t)->chart) {
+	if ((r->kind != PATH_TAG && !(*t)->chart) ||
+	    (r->kind == PATH_PROV && !(*t)->prov)) {
 		model_tag_put(m, *t);
 		*t = NULL;
 		return -ENOENT;
@@ -211,6 +212,12 @@ static int registry_stat(struct chartfs *c, const char *path, struct stat *st,
 		add_write_bits(st);
 		st->st_ino = digest_ino(t->digest, ".tgz");
 		break;
+	case PATH_PROV:
+		/* Writable as the package is: a cp of it replaces the layer. */
+		chartfs_fill_stat(st, false, t->prov->size, tag_mtime(m, t));
+		add_write_bits(st);
+		st->st_ino = digest_ino(t->digest, ".tgz.prov");
+		break;
 	default:
 		ret = tree_file(m, &r, t, real, sizeof(real));
 		if (!ret && lstat(real, &rst) < 0)
@@ -244,7 +251,9 @@ static int fill_entry(void *arg, const struct model_entry *e)
 	if (!e->is_dir || !e->digest)
 		add_write_bits(&st);
 	if (e->digest)
-		st.st_ino = digest_ino(e->digest, e->is_dir ? "/" : ".tgz");
+		st.st_ino = digest_ino(e->digest, e->is_dir ? "/"
+						  : e->prov ? ".tgz.prov"
+							    : ".tgz");
 	/* The attributes are complete (the manifests were fetched to list a
 	 * repository), so `ls -l` needs no round trip per entry. */
 	return f->filler(f->buf, e->name, &st,
@@ -256,7 +265,7 @@ static int fill_entry(void *arg, const struct model_entry *e)
 /* The root of an every-registry mount: one directory per host. */
 static int fill_host(void *arg, const char *host)
 {
-	struct model_entry e = {host, true, 0, chartfs_ctx()->start, NULL};
+	struct model_entry e = {host, true, 0, chartfs_ctx()->start, NULL, false};
 
 	return fill_entry(arg, &e);
 }
@@ -318,7 +327,7 @@ int chartfs_readdir(const char *path, void *buf, chartfs_fill_fn filler)
 	ret = chartfs_resolve(c, path, &m, &r);
 	if (ret < 0)
 		return ret;
-	if (ret == 0 && r.kind == PATH_PKG)
+	if (ret == 0 && (r.kind == PATH_PKG || r.kind == PATH_PROV))
 		return -ENOTDIR;
 	if (filler(buf, ".", NULL, CHARTFS_FILL_NAME_ONLY) ||
 	    filler(buf, "..", NULL, CHARTFS_FILL_NAME_ONLY))
@@ -338,6 +347,26 @@ int chartfs_readdir(const char *path, void *buf, chartfs_fill_fn filler)
 	}
 	model_tag_put(m, t);
 	return ret;
+}
+
+/* Open the cached provenance blob of t into *fd (fetched again if it was
+ * evicted between the cache's answer and the open). */
+static int prov_open(struct model *m, struct path_res *r, struct model_tag *t, int *fd)
+{
+	char blob[4096];
+	int ret, tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		ret = model_tag_prov(m, r->node, t, blob, sizeof(blob));
+		if (ret)
+			return ret;
+		*fd = open(blob, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (*fd >= 0)
+			return 0;
+		if (errno != ENOENT)
+			break;
+	}
+	return -errno;
 }
 
 int chartfs_open(const char *path, struct fuse_file_info *fi)
@@ -380,6 +409,8 @@ int chartfs_open(const char *path, struct fuse_file_info *fi)
 			if (!ret)
 				fd = open(blob, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		}
+	} else if (r.kind == PATH_PROV) {
+		ret = prov_open(m, &r, t, &fd);
 	} else {
 		ret = tree_file(m, &r, t, real, sizeof(real));
 		if (!ret)

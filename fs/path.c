@@ -170,6 +170,18 @@ bool path_pkg_tag(const char *last, const char *name, char *tag, size_t tagsz)
 	return oci_tag_valid(tag);
 }
 
+bool path_prov_tag(const char *last, const char *name, char *tag, size_t tagsz)
+{
+	size_t nlen = strlen(name);
+	char pkg[256];
+
+	if (nlen <= 5 || nlen - 5 >= sizeof(pkg) || strcmp(name + nlen - 5, ".prov") != 0)
+		return false;
+	memcpy(pkg, name, nlen - 5);
+	pkg[nlen - 5] = '\0';
+	return path_pkg_tag(last, pkg, tag, tagsz);
+}
+
 int path_resolve(struct ns_node *root, const char *path, struct path_res *res)
 {
 	struct ns_node *n = root;
@@ -209,6 +221,10 @@ int path_resolve(struct ns_node *root, const char *path, struct path_res *res)
 			return -ENAMETOOLONG;
 		if (!slash && path_pkg_tag(n->name, p, res->tag, sizeof(res->tag))) {
 			res->kind = PATH_PKG;
+			return 0;
+		}
+		if (!slash && path_prov_tag(n->name, p, res->tag, sizeof(res->tag))) {
+			res->kind = PATH_PROV;
 			return 0;
 		}
 		memcpy(res->tag, p, len);

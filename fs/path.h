@@ -6,6 +6,7 @@
  *   /a/b/<tag>/                    a tag: the unpacked chart (or empty)
  *   /a/b/<tag>/templates/x.yaml    a file inside the chart
  *   /a/b/b-<tag>.tgz               the chart layer blob of <tag>
+ *   /a/b/b-<tag>.tgz.prov          its provenance layer, if it has one
  *
  * Repository names form a tree of nodes (struct ns_node), one per path
  * segment; a node may be a namespace (it has children), a repository, or
@@ -21,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "common/compiler.h"
 
@@ -32,9 +34,12 @@ struct ns_node {
 	struct ns_node *parent;
 	struct ns_node **kids; /* sorted by name */
 	size_t nkids, capkids;
-	bool in_catalog;   /* listed by the last catalog refresh */
-	bool known;	   /* found by a probe, a push or mkdir: stays listed */
-	struct repo *repo; /* model data (fs/model.c) when a repository, or NULL */
+	bool in_catalog;       /* listed by the last catalog refresh */
+	bool known;	       /* found by a probe, a push or mkdir: stays listed */
+	bool made;	       /* made by mkdir, in memory only: rmdir may remove it */
+	struct timespec asked; /* when a name missing below made the registry be
+				* asked (fs/model.c; CLOCK_MONOTONIC) */
+	struct repo *repo;     /* model data (fs/model.c) when a repository, or NULL */
 };
 
 /* A new root node (name "", fullname ""). */
@@ -59,6 +64,7 @@ enum path_kind {
 	PATH_DIR,     /* root, namespace or repository: node */
 	PATH_TAG,     /* node's tag dir: tag */
 	PATH_PKG,     /* node's <repo>-<tag>.tgz: tag */
+	PATH_PROV,    /* node's <repo>-<tag>.tgz.prov: tag (helm's provenance) */
 	PATH_IN_TAG,  /* inside node's tag: tag, rest = "templates/x.yaml" */
 	PATH_UNKNOWN, /* a child of node that the tree does not know: rest */
 };
@@ -80,6 +86,8 @@ int path_resolve(struct ns_node *root, const char *path, struct path_res *res) W
 
 /* If name is "<last>-<tag>.tgz" for repository segment last, copy the tag
  * into tag (size tagsz) and return true. */
+/* path_prov_tag: the same for "<last>-<tag>.tgz.prov". */
+bool path_prov_tag(const char *last, const char *name, char *tag, size_t tagsz);
 bool path_pkg_tag(const char *last, const char *name, char *tag, size_t tagsz);
 
 /* True for the tags signing tools attach to an image or chart:

@@ -209,10 +209,9 @@ int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spoo
 	ret = read_package(dir, fd, &p);
 	if (ret)
 		goto out;
-	ret = model_add_repo(m, p.repo_full, &node);
-	if (ret)
-		goto out;
-	repo = model_repo_name(m, node);
+	/* The repository joins the tree once its manifest is in: a failed
+	 * push (a registry down) must not leave an empty one listed. */
+	repo = model_full_name(m, p.repo_full);
 	if (!repo) {
 		ret = -ENOMEM;
 		goto out;
@@ -288,6 +287,8 @@ int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spoo
 		goto out;
 	}
 	log_info("fs: published %s:%s (%s)", repo, p.tag, layer.digest);
+	if (model_add_repo(m, p.repo_full, &node) == 0)
+		model_changed(m, node);
 	/* The bytes are verified and ours: keep them as the cached blob. */
 	if (blobcache_adopt(model_blobcache(m), layer.digest, spool_path) == 0)
 		kept = true;
@@ -295,7 +296,6 @@ int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spoo
 		log_debug("fs: could not keep %s in the cache", layer.digest);
 	if (prov.fd >= 0)
 		unlink(prov_path);
-	model_changed(m, node);
 out:
 	if (!kept)
 		unlink(spool_path);
@@ -505,10 +505,7 @@ int publish_prov(struct model *m, struct ns_node *dir, int fd, const char *spool
 	ret = chartmeta_tag(p.meta, &tag);
 	if (ret || !repo_full)
 		goto refuse;
-	ret = model_add_repo(m, repo_full, &node);
-	if (ret)
-		goto out;
-	repo = model_repo_name(m, node);
+	repo = model_full_name(m, repo_full);
 	if (!repo) {
 		ret = -ENOMEM;
 		goto out;
@@ -548,7 +545,9 @@ int publish_prov(struct model *m, struct ns_node *dir, int fd, const char *spool
 				       strlen(manifest));
 	if (!ret)
 		log_info("fs: %s:%s: provenance added", repo, tag);
-	model_changed(m, node);
+	/* The manifest may have changed, even when the answer was lost. */
+	if (model_add_repo(m, repo_full, &node) == 0)
+		model_changed(m, node);
 	goto out;
 refuse:
 	log_warn("fs: publish into /%s: not a helm provenance file", dir->fullname);

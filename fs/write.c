@@ -59,7 +59,7 @@ static int start_upload(struct chartfs *c, const char *path, struct model *m,
  * replaces the tag too): 0. Anything else exists and is read-only. */
 static int overwritable(const struct path_res *r)
 {
-	if (r->kind == PATH_PKG)
+	if (r->kind == PATH_PKG || r->kind == PATH_PROV)
 		return 0;
 	return r->kind == PATH_DIR || r->kind == PATH_TAG ? -EISDIR : -EROFS;
 }
@@ -268,7 +268,7 @@ int chartfs_mkdir(const char *path, mode_t mode)
 	ret = new_entry_dir(c, path, &m, &r, &dir);
 	if (ret)
 		return ret;
-	if (r.kind == PATH_PKG)
+	if (r.kind == PATH_PKG || r.kind == PATH_PROV)
 		return -EEXIST;
 	if (r.kind == PATH_TAG) {
 		ret = model_tag_get(m, r.node, r.tag, &t);
@@ -278,6 +278,15 @@ int chartfs_mkdir(const char *path, mode_t mode)
 		}
 		if (ret != -ENOENT)
 			return ret;
+		/* A directory in a repository is a tag: an empty one would look
+		 * like a chart the registry does not have (cp -r of a chart's
+		 * source), so only a push makes one. */
+		if (model_holds_tags(m, r.node)) {
+			log_warn("fs: mkdir %s refused: a directory in repository /%s "
+				 "would be a tag; copy a packaged chart (.tgz) instead",
+				 path, r.node->fullname);
+			return -EPERM;
+		}
 	}
 	return model_mkdir(m, dir, name);
 }
@@ -326,10 +335,32 @@ int chartfs_unlink(const char *path)
 	}
 }
 
+/* Only a directory mkdir made, that never received a chart, goes: the
+ * registry has no empty namespaces to delete, nor a way to delete a
+ * repository but tag by tag (rm of its packages). */
 int chartfs_rmdir(const char *path)
 {
-	(void)path;
-	return -EROFS;
+	struct chartfs *c = chartfs_ctx();
+	struct model *m;
+	struct path_res r;
+	int ret;
+
+	ret = chartfs_resolve_new(c, path, &m, &r);
+	if (ret == -EPERM || ret > 0) /* a host of an every-registry mount */
+		return -EROFS;
+	if (ret)
+		return ret;
+	switch (r.kind) {
+	case PATH_DIR:
+		return model_rmdir(m, r.node);
+	case PATH_PKG:
+	case PATH_PROV:
+		return -ENOTDIR;
+	case PATH_UNKNOWN:
+		return -ENOENT;
+	default:
+		return -EROFS;
+	}
 }
 
 /* Do a and b name entries of one directory? */

@@ -55,6 +55,12 @@ static void test_tree(void)
 	ok(path_resolve(root, "/charts/test/web/web-1.0.0-rc.1.tgz", &r) == 0 &&
 	       r.kind == PATH_PKG && !strcmp(r.tag, "1.0.0-rc.1"),
 	   "pre-release tag with dashes");
+	ok(path_resolve(root, "/charts/test/web/web-0.2.0.tgz.prov", &r) == 0 &&
+	       r.kind == PATH_PROV && r.node == web && !strcmp(r.tag, "0.2.0"),
+	   "provenance file names its tag");
+	ok(path_resolve(root, "/charts/test/web/web-0.2.0.tgz.prov/x", &r) == 0 &&
+	       r.kind == PATH_IN_TAG,
+	   "a provenance name with a path below is a (missing) tag name");
 	ok(path_resolve(root, "/charts/test/web/0.2.0/templates/x.yaml", &r) == 0 &&
 	       r.kind == PATH_IN_TAG && !strcmp(r.tag, "0.2.0") &&
 	       !strcmp(r.rest, "templates/x.yaml"),
@@ -83,6 +89,15 @@ static void test_pkg(void)
 	ok(path_pkg_tag("web", "web-1.0.0_build.1.tgz", tag, sizeof(tag)) &&
 	       !strcmp(tag, "1.0.0_build.1"),
 	   "build metadata tag (+ written as _)");
+	ok(path_prov_tag("web", "web-0.1.0.tgz.prov", tag, sizeof(tag)) &&
+	       !strcmp(tag, "0.1.0"),
+	   "web-0.1.0.tgz.prov");
+	ok(!path_prov_tag("web", "web-0.1.0.tgz", tag, sizeof(tag)), "no .prov suffix");
+	ok(!path_prov_tag("web", "web-0.1.0.prov", tag, sizeof(tag)),
+	   "no .tgz before it");
+	ok(!path_prov_tag("web", ".prov", tag, sizeof(tag)), "nothing before .prov");
+	ok(!path_prov_tag("web", "other-0.1.0.tgz.prov", tag, sizeof(tag)),
+	   "another chart's provenance");
 }
 
 static void test_signatures(void)
