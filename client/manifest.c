@@ -239,6 +239,19 @@ const struct oci_descriptor *oci_manifest_chart_layer(const struct oci_manifest 
 	return found && !found->has_urls ? found : NULL;
 }
 
+const struct oci_descriptor *oci_manifest_prov_layer(const struct oci_manifest *m)
+{
+	size_t i;
+
+	if (!oci_manifest_chart_layer(m))
+		return NULL;
+	for (i = 0; i < m->n_layers; i++)
+		if (!strcmp(m->layers[i].media_type, HELM_MT_PROV) &&
+		    !m->layers[i].has_urls)
+			return &m->layers[i];
+	return NULL;
+}
+
 const char *oci_manifest_annotation(const struct oci_manifest *m, const char *key)
 {
 	size_t i;

@@ -58,6 +58,8 @@ void oci_manifest_free(struct oci_manifest *m);
  * chart content layer, not foreign, every size within the bounds above),
  * or NULL if this is not a chart. */
 const struct oci_descriptor *oci_manifest_chart_layer(const struct oci_manifest *m);
+/* The provenance layer of a chart, or NULL. */
+const struct oci_descriptor *oci_manifest_prov_layer(const struct oci_manifest *m);
 /* Value of an annotation, or NULL. */
 const char *oci_manifest_annotation(const struct oci_manifest *m, const char *key);
 
