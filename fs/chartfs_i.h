@@ -12,8 +12,8 @@
 
 #include "cache/blobcache.h"
 #include "client/oci.h"
-#include "fs/hosts.h"
-#include "fs/model.h"
+#include "model/hosts.h"
+#include "model/model.h"
 
 /* A file being written into the mount: a chart on its way to the registry. */
 struct upload {
@@ -153,7 +153,7 @@ int chartfs_stat(const char *path, struct stat *st, enum chartfs_life *life);
 int chartfs_readdir(const char *path, void *buf, chartfs_fill_fn filler);
 int chartfs_open(const char *path, struct fuse_file_info *fi);
 int chartfs_release(struct fuse_file_info *fi);
-/* xattr.c, write.c: */
+/* xattr.c, ops_write.c: */
 int chartfs_getxattr(const char *path, const char *name, char *value, size_t size);
 int chartfs_listxattr(const char *path, char *list, size_t size);
 int chartfs_create(const char *path, mode_t mode, struct fuse_file_info *fi);

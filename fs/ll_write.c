@@ -1,5 +1,5 @@
 /* ll_write.c - the kernel's requests that change something: cp publishes,
- * rm deletes, mkdir makes a namespace (fs/write.c does the work). */
+ * rm deletes, mkdir makes a namespace (fs/ops_write.c does the work). */
 #include "fs/ll_i.h"
 
 #include <errno.h>

@@ -26,7 +26,7 @@
 
 #include "common/log.h"
 #include "common/mono.h"
-#include "fs/publish.h"
+#include "model/push.h"
 
 #define UPLOAD_LINGER_S 30
 #define UPLOAD_LINGER_MAX 256
@@ -237,8 +237,8 @@ int chartfs_upload_new(struct chartfs *c, const char *path, struct model *m,
 	}
 	up->model = m;
 	up->dir = dir;
-	up->max = len > 5 && !strcmp(path + len - 5, ".prov") ? PUBLISH_PROV_MAX
-							      : PUBLISH_PACKAGE_MAX;
+	up->max = len > 5 && !strcmp(path + len - 5, ".prov") ? PUSH_PROV_MAX
+							      : PUSH_PACKAGE_MAX;
 	up->refs = 1;
 	/* Even an empty file is a publish attempt: it must fail at close. */
 	up->dirty = true;

@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "fs/path.h"
-#include "fs/timefmt.h"
+#include "model/path.h"
+#include "model/timefmt.h"
 #include "tests/unit/tap.h"
 
 /* Mark a node as a catalog repository (the model would attach data). */

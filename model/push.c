@@ -1,5 +1,5 @@
-/* publish.c - helm push and tag delete, over the client and the cache. */
-#include "fs/publish.h"
+/* push.c - helm push and tag delete, over the client and the cache. */
+#include "model/push.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +14,7 @@
 #include "cache/chartmeta.h"
 #include "cache/unpack.h"
 #include "common/log.h"
-#include "fs/timefmt.h"
+#include "model/timefmt.h"
 
 struct blob {
 	const char *media_type;
@@ -117,8 +117,8 @@ static int read_package(struct ns_node *dir, int fd, struct pkg *p)
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (st.st_size == 0 || st.st_size > PUBLISH_PACKAGE_MAX) {
-		log_warn("fs: publish into /%s: %lld bytes is not a chart package",
+	if (st.st_size == 0 || st.st_size > PUSH_PACKAGE_MAX) {
+		log_warn("model: push into /%s: %lld bytes is not a chart package",
 			 dir->fullname, (long long)st.st_size);
 		return -EINVAL;
 	}
@@ -130,14 +130,14 @@ static int read_package(struct ns_node *dir, int fd, struct pkg *p)
 	}
 	ret = chart_check_mem(p->map, p->len, &yaml, &top);
 	if (ret) {
-		log_warn("fs: publish into /%s: not a valid chart package",
+		log_warn("model: push into /%s: not a valid chart package",
 			 dir->fullname);
 		ret = -EINVAL;
 		goto out;
 	}
 	ret = chartmeta_parse(yaml, strlen(yaml), &p->meta);
 	if (ret) {
-		log_warn("fs: publish into /%s: Chart.yaml lacks a valid name or SemVer "
+		log_warn("model: push into /%s: Chart.yaml lacks a valid name or SemVer "
 			 "version",
 			 dir->fullname);
 		ret = -EINVAL;
@@ -153,7 +153,7 @@ static int read_package(struct ns_node *dir, int fd, struct pkg *p)
 		if (*c == '+')
 			*c = '_';
 	if (!oci_tag_valid(p->tag) || !oci_repo_valid(p->repo_full)) {
-		log_warn("fs: publish into /%s: %s:%s is not a valid OCI reference",
+		log_warn("model: push into /%s: %s:%s is not a valid OCI reference",
 			 dir->fullname, p->repo_full, p->tag);
 		ret = -EINVAL;
 	}
@@ -186,8 +186,8 @@ static int open_pending_prov(struct model *m, const char *chart_digest, char *bu
 	return fd;
 }
 
-int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_path,
-		  bool immutable)
+int push_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_path,
+	       bool immutable)
 {
 	struct oci_client *c = model_client(m);
 	struct pkg p = {0};
@@ -220,7 +220,7 @@ int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spoo
 		/* Only a sure "not there" lets an immutable mount push. */
 		ret = oci_manifest_head(c, repo, p.tag, digest);
 		if (ret == 0) {
-			log_warn("fs: publish %s:%s: the tag exists and the mount is "
+			log_warn("model: push %s:%s: the tag exists and the mount is "
 				 "immutable",
 				 repo, p.tag);
 			ret = -EEXIST;
@@ -228,7 +228,7 @@ int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spoo
 		}
 		if (ret != -ENOENT) {
 			log_warn(
-			    "fs: publish %s:%s: cannot tell whether the tag exists: %s",
+			    "model: push %s:%s: cannot tell whether the tag exists: %s",
 			    repo, p.tag, strerror(-ret));
 			goto out;
 		}
@@ -283,17 +283,17 @@ int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spoo
 		ret = oci_manifest_put(c, repo, p.tag, OCI_MT_MANIFEST, manifest,
 				       strlen(manifest));
 	if (ret) {
-		log_warn("fs: publish %s:%s failed: %s", repo, p.tag, strerror(-ret));
+		log_warn("model: push %s:%s failed: %s", repo, p.tag, strerror(-ret));
 		goto out;
 	}
-	log_info("fs: published %s:%s (%s)", repo, p.tag, layer.digest);
+	log_info("model: pushed %s:%s (%s)", repo, p.tag, layer.digest);
 	if (model_add_repo(m, p.repo_full, &node) == 0)
 		model_changed(m, node);
 	/* The bytes are verified and ours: keep them as the cached blob. */
 	if (blobcache_adopt(model_blobcache(m), layer.digest, spool_path) == 0)
 		kept = true;
 	else
-		log_debug("fs: could not keep %s in the cache", layer.digest);
+		log_debug("model: could not keep %s in the cache", layer.digest);
 	if (prov.fd >= 0)
 		unlink(prov_path);
 out:
@@ -312,7 +312,7 @@ out:
 	return ret;
 }
 
-int publish_delete(struct model *m, struct ns_node *node, const char *tag)
+int push_delete(struct model *m, struct ns_node *node, const char *tag)
 {
 	struct oci_client *c = model_client(m);
 	struct model_tag *t = NULL;
@@ -341,7 +341,7 @@ int publish_delete(struct model *m, struct ns_node *node, const char *tag)
 		char names[512];
 
 		strv_join(&others, ", ", names, sizeof(names));
-		log_warn("fs: delete %s:%s refused: the registry can only delete by "
+		log_warn("model: delete %s:%s refused: the registry can only delete by "
 			 "digest, and %s %s share its manifest %s",
 			 repo, tag, others.n > 1 ? "tags" : "tag", names, digest);
 		ret = -EBUSY;
@@ -349,13 +349,13 @@ int publish_delete(struct model *m, struct ns_node *node, const char *tag)
 	}
 	ret = oci_manifest_delete(c, repo, digest);
 	if (ret == -EOPNOTSUPP) {
-		log_warn("fs: delete %s:%s: the registry has deletes disabled", repo,
+		log_warn("model: delete %s:%s: the registry has deletes disabled", repo,
 			 tag);
 		ret = -EPERM;
 	}
 out:
 	if (!ret)
-		log_info("fs: deleted %s:%s", repo, tag);
+		log_info("model: deleted %s:%s", repo, tag);
 	model_changed(m, node);
 	strv_free(&others);
 	free(repo);
@@ -454,7 +454,7 @@ out:
 	return out;
 }
 
-int publish_prov(struct model *m, struct ns_node *dir, int fd, const char *spool_path)
+int push_prov(struct model *m, struct ns_node *dir, int fd, const char *spool_path)
 {
 	struct oci_client *c = model_client(m);
 	struct prov_info p = {0};
@@ -476,7 +476,7 @@ int publish_prov(struct model *m, struct ns_node *dir, int fd, const char *spool
 		ret = -errno;
 		goto out;
 	}
-	if (st.st_size <= 0 || st.st_size > PUBLISH_PROV_MAX) {
+	if (st.st_size <= 0 || st.st_size > PUSH_PROV_MAX) {
 		ret = -EINVAL;
 		goto refuse;
 	}
@@ -515,7 +515,7 @@ int publish_prov(struct model *m, struct ns_node *dir, int fd, const char *spool
 		ret = oci_manifest_parse(f.body.data, f.body.len, f.media_type, &man);
 	if (ret && ret != -ENOENT) {
 		/* Unreachable or refused is not "not there yet": say so. */
-		log_warn("fs: %s:%s: cannot add provenance: %s", repo, tag,
+		log_warn("model: %s:%s: cannot add provenance: %s", repo, tag,
 			 strerror(-ret));
 		goto out;
 	}
@@ -529,7 +529,7 @@ int publish_prov(struct model *m, struct ns_node *dir, int fd, const char *spool
 		if (!ret) {
 			kept = true;
 			log_info(
-			    "fs: %s:%s: provenance kept until its chart is copied in",
+			    "model: %s:%s: provenance kept until its chart is copied in",
 			    repo, tag);
 		}
 		goto out;
@@ -544,13 +544,13 @@ int publish_prov(struct model *m, struct ns_node *dir, int fd, const char *spool
 		ret = oci_manifest_put(c, repo, tag, OCI_MT_MANIFEST, manifest,
 				       strlen(manifest));
 	if (!ret)
-		log_info("fs: %s:%s: provenance added", repo, tag);
+		log_info("model: %s:%s: provenance added", repo, tag);
 	/* The manifest may have changed, even when the answer was lost. */
 	if (model_add_repo(m, repo_full, &node) == 0)
 		model_changed(m, node);
 	goto out;
 refuse:
-	log_warn("fs: publish into /%s: not a helm provenance file", dir->fullname);
+	log_warn("model: push into /%s: not a helm provenance file", dir->fullname);
 	ret = -EINVAL;
 out:
 	if (!kept)

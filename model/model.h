@@ -1,7 +1,7 @@
 /*
  * model.h - what the mount knows of the registry, and how fresh it is.
  *
- * The model joins the path tree (fs/path.h), the registry client and the blob
+ * The model joins the path tree (model/path.h), the registry client and the blob
  * cache: it refreshes the catalog, tag lists and tag->manifest mappings when
  * they are older than the ttl, and fetches and unpacks charts on demand.
  * Everything addressed by digest is immutable and kept; only names follow
@@ -32,7 +32,7 @@
 #include "client/oci.h"
 #include "cache/blobcache.h"
 #include "common/compiler.h"
-#include "fs/path.h"
+#include "model/path.h"
 
 struct model;
 
@@ -127,7 +127,7 @@ char *model_repo_name(const struct model *m, const struct ns_node *node);
 char *model_full_name(const struct model *m, const char *fullname);
 
 /* Forget every name (catalog, tags, tag->digest) so the next access asks
- * the registry again (SIGHUP, and after a publish or delete). node NULL
+ * the registry again (SIGHUP, and after a push or delete). node NULL
  * means everything. */
 void model_invalidate(struct model *m, struct ns_node *node);
 /* This mount changed node's repository (a push, a delete): model_invalidate
@@ -143,7 +143,7 @@ void model_forget_soon(struct model *m);
  * for a plain namespace. */
 int model_tag_count(struct model *m, struct ns_node *node);
 
-/* The client and cache the model was made with (for publish.c). */
+/* The client and cache the model was made with (for push.c). */
 struct oci_client *model_client(const struct model *m);
 struct blobcache *model_blobcache(const struct model *m);
 

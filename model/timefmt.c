@@ -1,5 +1,5 @@
 /* timefmt.c - RFC 3339 parsing without locale or TZ dependence. */
-#include "fs/timefmt.h"
+#include "model/timefmt.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* path.c - the namespace tree and path classification (no FUSE, no I/O). */
-#include "fs/path.h"
+#include "model/path.h"
 
 #include <errno.h>
 #include <stdlib.h>

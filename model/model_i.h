@@ -1,11 +1,11 @@
-/* model_i.h - private to fs/model*.c: the model's state. */
+/* model_i.h - private to model/model*.c: the model's state. */
 #ifndef CHARTFS_MODEL_I_H
 #define CHARTFS_MODEL_I_H
 
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "fs/model.h"
+#include "model/model.h"
 
 struct refresh_job; /* model_prefetch.c */
 
@@ -154,7 +154,7 @@ struct model_tag *model_tag_from_fetched(const char *tag, const struct oci_fetch
 /* Insert or replace a record in the repo's table; takes the reference. */
 int model_repo_set_tag_locked(struct repo *r, struct model_tag *t) WUR;
 
-/* Snapshots on disk (fs/model_snap.c), so a remount within the ttl does
+/* Snapshots on disk (model/model_snap.c), so a remount within the ttl does
  * not ask again. Loading fills node's tag table; -ENOENT when there is no
  * fresh snapshot. Saving and keeping are best effort. */
 int model_snap_load_tags(struct model *m, struct ns_node *node, const char *name);

@@ -9,7 +9,7 @@
  * blob store by digest (verified there), where the pack's misses are looked
  * up too.
  */
-#include "fs/model_i.h"
+#include "model/model_i.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -89,7 +89,8 @@ static void snap_drop(struct model *m, const char *kind, const char *name)
 		char *key = snap_key_as(m, i ? legacy_schemes[i - 1] : NULL, kind, name);
 
 		if (!key || meta_drop(m->bc, key) != 0)
-			log_debug("fs: could not drop the %s snapshot of %s", kind, name);
+			log_debug("model: could not drop the %s snapshot of %s", kind,
+				  name);
 		free(key);
 	}
 }
@@ -105,7 +106,7 @@ void model_snap_keep_manifest(struct model *m, const struct oci_fetched *f)
 	if (f->err || !f->body.data)
 		return;
 	if (blobcache_put(m->bc, f->digest, f->body.data, f->body.len) != 0)
-		log_debug("fs: could not keep manifest %s", f->digest);
+		log_debug("model: could not keep manifest %s", f->digest);
 }
 
 /* The pack of repository name, or a new empty one; NULL without memory.
@@ -183,7 +184,7 @@ void model_snap_keep_manifests(struct model *m, struct ns_node *node, const char
 		goto out;
 	}
 	if (text && meta_put(m->bc, key, text, strlen(text)) != 0)
-		log_debug("fs: could not keep the manifests of %s", name);
+		log_debug("model: could not keep the manifests of %s", name);
 out:
 	json_decref(pack);
 	json_decref(keep);
@@ -221,7 +222,7 @@ void model_snap_save_tags(struct model *m, struct ns_node *node)
 	key = name ? snap_key(m, "tags", name) : NULL;
 	text = json_dumps(root, JSON_COMPACT);
 	if (key && text && meta_put(m->bc, key, text, strlen(text)) != 0)
-		log_debug("fs: could not save the tags of %s", name);
+		log_debug("model: could not save the tags of %s", name);
 out:
 	json_decref(root);
 	json_decref(arr);
@@ -365,7 +366,7 @@ int model_snap_load_tags(struct model *m, struct ns_node *node, const char *name
 			model_tag_unref_locked(t);
 		pthread_mutex_unlock(&m->lock);
 	}
-	log_debug("fs: tags of %s from a snapshot %u s old", name, age);
+	log_debug("model: tags of %s from a snapshot %u s old", name, age);
 out:
 	json_decref(pack);
 	json_decref(root);
@@ -383,7 +384,7 @@ void model_snap_save_catalog(struct model *m, const struct strv *names)
 		json_array_append_new(arr, json_string(names->v[i]));
 	text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
 	if (key && text && meta_put(m->bc, key, text, strlen(text)) != 0)
-		log_debug("fs: could not save the catalog");
+		log_debug("model: could not save the catalog");
 	json_decref(arr);
 	free(key);
 	free(text);

@@ -21,7 +21,7 @@
  * empty. A stalled registry then holds a worker for the client's deadline,
  * never a reader, and a name's refresh is not asked again while one waits.
  */
-#include "fs/model_i.h"
+#include "model/model_i.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -84,7 +84,8 @@ static void warm_repo(struct model *m, struct ns_node *node)
 		 * comes next meets it again and gets the errno. */
 		if (!atomic_load(&m->pf_stop) &&
 		    model_tag_tree(m, node, tags[i], &path) != 0)
-			log_debug("fs: %s:%s: not warmed", node->fullname, tags[i]->tag);
+			log_debug("model: %s:%s: not warmed", node->fullname,
+				  tags[i]->tag);
 		model_tag_put(m, tags[i]);
 	}
 }
@@ -152,7 +153,7 @@ void model_prefetch_kids(struct model *m, struct ns_node *node)
 	}
 	pthread_attr_destroy(&attr);
 	if (started)
-		log_debug("fs: %s: warming %zu repositories with %u workers",
+		log_debug("model: %s: warming %zu repositories with %u workers",
 			  node->fullname[0] ? node->fullname : "/", job->n, started);
 	if (started == k)
 		return;
@@ -281,7 +282,7 @@ static bool revalidate_locked(struct model *m, enum model_refresh_kind kind,
 	}
 	/* No worker to run them: the names are asked for again later. */
 	if (!m->rq_threads) {
-		log_warn("fs: cannot start a background refresh: %s", strerror(err));
+		log_warn("model: cannot start a background refresh: %s", strerror(err));
 		drop_queue_locked(m);
 		return false;
 	}

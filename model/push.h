@@ -1,5 +1,5 @@
 /*
- * publish.h - the write path: push a chart package as `helm push` does, and
+ * push.h - the write path: push a chart package as `helm push` does, and
  * delete a tag as `oras manifest delete` does.
  *
  * Contract: thread-safe (state lives in the model and the registry); no FUSE
@@ -10,37 +10,36 @@
  * tag exists, -EBUSY when a delete would remove other tags too, -EPERM when
  * the registry has deletes disabled.
  */
-#ifndef CHARTFS_PUBLISH_H
-#define CHARTFS_PUBLISH_H
+#ifndef CHARTFS_PUSH_H
+#define CHARTFS_PUSH_H
 
 #include <stdbool.h>
 
 #include "cache/blobcache.h"
 #include "common/compiler.h"
-#include "fs/model.h"
+#include "model/model.h"
 
-/* The largest package and provenance file a publish accepts: helm refuses
+/* The largest package and provenance file a push accepts: helm refuses
  * archives whose content passes CHART_MAX_TOTAL, so the packed file can be
  * no bigger in practice; writes past these are EFBIG. */
-#define PUBLISH_PACKAGE_MAX CHART_MAX_TOTAL
-#define PUBLISH_PROV_MAX (1024 * 1024)
+#define PUSH_PACKAGE_MAX CHART_MAX_TOTAL
+#define PUSH_PROV_MAX (1024 * 1024)
 
 /* Push the chart package held in file fd (at spool_path, nobody else's:
  * a snapshot) that was written into directory dir; the new tag is listed at
  * once. On return the file at spool_path is gone: moved into the blob cache
  * on success, else removed. */
-int publish_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_path,
-		  bool immutable) WUR;
+int push_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_path,
+	       bool immutable) WUR;
 
 /* A helm provenance file (<chart>.tgz.prov) written into dir: added to
  * its chart's manifest as helm's provenance layer, now if the chart is in
  * the registry, or when the chart is copied in later (only when the
  * registry says the chart's tag is not there: other errors fail). As for
- * publish_chart, the file at spool_path is gone on return. */
-int publish_prov(struct model *m, struct ns_node *dir, int fd,
-		 const char *spool_path) WUR;
+ * push_chart, the file at spool_path is gone on return. */
+int push_prov(struct model *m, struct ns_node *dir, int fd, const char *spool_path) WUR;
 
 /* Delete tag of repository node. */
-int publish_delete(struct model *m, struct ns_node *node, const char *tag) WUR;
+int push_delete(struct model *m, struct ns_node *node, const char *tag) WUR;
 
 #endif

@@ -1,5 +1,5 @@
 /* hosts.c - every registry under one mount: a client and a model per host. */
-#include "fs/hosts.h"
+#include "model/hosts.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,5 +1,5 @@
 /* model_tag.c - tag tables, manifests, blobs and trees of the model. */
-#include "fs/model_i.h"
+#include "model/model_i.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "fs/timefmt.h"
+#include "model/timefmt.h"
 
 /* The repo data of a node, created on demand; lock held. */
 struct repo *model_node_repo(struct ns_node *n)
@@ -212,7 +212,7 @@ static int tags_lead(struct model *m, struct ns_node *node, struct repo *r, unsi
 		r->listed = r->gen == gen ? now_mono() : (struct timespec){0};
 	} else if (r->ever_listed && ret != -ENOENT && ret != -EACCES) {
 		log_warn(
-		    "fs: listing tags of %s failed (%s): serving the previous listing",
+		    "model: listing tags of %s failed (%s): serving the previous listing",
 		    name, strerror(-ret));
 		r->listed = r->gen == gen ? now_mono() : (struct timespec){0};
 		ret = 0;
@@ -275,7 +275,7 @@ struct model_tag *model_tag_from_fetched(const char *tag, const struct oci_fetch
 	memcpy(t->digest, f->digest, sizeof(t->digest));
 	snprintf(t->media_type, sizeof(t->media_type), "%s", f->media_type);
 	if (oci_manifest_parse(f->body.data, f->body.len, f->media_type, &t->man) != 0) {
-		log_info("fs: tag %s: manifest %s is not one chartfs understands", tag,
+		log_info("model: tag %s: manifest %s is not one chartfs understands", tag,
 			 f->digest);
 		t->man = NULL;
 	}
@@ -629,8 +629,9 @@ int model_tag_blob(struct model *m, struct ns_node *node, struct model_tag *t,
 	ret = blobcache_get(m->bc, t->chart->digest, t->chart->size,
 			    m->offline ? NULL : fetch_blob, &a, buf, sizeof(buf));
 	if (ret == -ENOENT && m->offline) {
-		log_warn("fs: %s: chart %s is not in the cache and the mount is offline",
-			 name, t->chart->digest);
+		log_warn(
+		    "model: %s: chart %s is not in the cache and the mount is offline",
+		    name, t->chart->digest);
 		ret = -EIO;
 	}
 	free(where);
@@ -664,7 +665,7 @@ int model_tag_prov(struct model *m, struct ns_node *node, struct model_tag *t, c
 	ret = blobcache_get(m->bc, t->prov->digest, t->prov->size,
 			    m->offline ? NULL : fetch_blob, &a, buf, len);
 	if (ret == -ENOENT && m->offline) {
-		log_warn("fs: %s: provenance %s is not in the cache and the mount is "
+		log_warn("model: %s: provenance %s is not in the cache and the mount is "
 			 "offline",
 			 name, t->prov->digest);
 		ret = -EIO;

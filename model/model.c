@@ -1,5 +1,5 @@
 /* model.c - the catalog, path resolution and listings, with ttl freshness. */
-#include "fs/model_i.h"
+#include "model/model_i.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -105,7 +105,7 @@ static void apply_catalog_locked(struct model *m, const struct strv *names)
 		}
 		n = ns_insert(m->root, name);
 		if (!n) {
-			log_info("fs: skipping repository name '%s': not a valid name",
+			log_info("model: skipping repository name '%s': not a valid name",
 				 names->v[i]);
 			continue;
 		}
@@ -155,19 +155,20 @@ static void catalog_lead(struct model *m, unsigned gen)
 		apply_catalog_locked(m, &names);
 		m->catalog_ever = true;
 	} else if (denied) {
-		log_warn("fs: %s refuses every request without credentials: listing "
+		log_warn("model: %s refuses every request without credentials: listing "
 			 "the root is EACCES (see CREDENTIALS in chartfs(1))",
 			 oci_client_base_url(m->client));
 		m->catalog_unsupported = true;
 		m->catalog_denied = true;
 	} else if (ret == -EOPNOTSUPP || (ret == -EACCES && !m->catalog_ever)) {
-		log_notice("fs: %s does not list its repositories (catalog refused): "
+		log_notice("model: %s does not list its repositories (catalog refused): "
 			   "the root shows names already visited; any path can be opened",
 			   oci_client_base_url(m->client));
 		m->catalog_unsupported = true;
 	} else if (m->catalog_ever) {
-		log_warn("fs: catalog refresh failed (%s): serving the previous listing",
-			 strerror(-ret));
+		log_warn(
+		    "model: catalog refresh failed (%s): serving the previous listing",
+		    strerror(-ret));
 	}
 	/* Retry no sooner than the ttl, success or not, so a dead registry is
 	 * not asked on every lookup. Names forgotten meanwhile (SIGHUP) stay
@@ -363,7 +364,7 @@ static int resolve(struct model *m, const char *path, struct path_res *res,
 	int ret, tries;
 
 	if (atomic_exchange(&m->forget, false)) {
-		log_notice("fs: forgetting cached names (SIGHUP)");
+		log_notice("model: forgetting cached names (SIGHUP)");
 		model_invalidate(m, NULL);
 	}
 	refresh_catalog(m);
@@ -487,7 +488,7 @@ int model_list(struct model *m, struct ns_node *node, model_fill_fn fill, void *
 	if (is_repo) {
 		ret = model_refresh_tags(m, node);
 		if (ret == -ENOENT || ret == -EACCES) {
-			log_info("fs: %s: tags unavailable (%s)", node->fullname,
+			log_info("model: %s: tags unavailable (%s)", node->fullname,
 				 strerror(-ret));
 			is_repo = false;
 		} else if (ret) {

@@ -1,4 +1,5 @@
-/* write.c - the write path: cp publishes, rm deletes, mkdir makes a namespace. */
+/* ops_write.c - the path operations that change something: cp pushes,
+ * rm deletes, mkdir makes a namespace. */
 #include "fs/chartfs_i.h"
 
 #include <errno.h>
@@ -10,7 +11,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "fs/publish.h"
+#include "model/push.h"
 
 /* The directory a new name at path would be created in, or -errno. */
 static int new_entry_dir(struct chartfs *c, const char *path, struct model **m,
@@ -192,9 +193,9 @@ static int push_upload(struct chartfs *c, struct upload *up, bool *pushed)
 	up->dirty = false;
 	*pushed = true;
 	if (is_prov(fd))
-		ret = publish_prov(up->model, up->dir, fd, snap);
+		ret = push_prov(up->model, up->dir, fd, snap);
 	else
-		ret = publish_chart(up->model, up->dir, fd, snap, c->immutable);
+		ret = push_chart(up->model, up->dir, fd, snap, c->immutable);
 	close(fd);
 	up->push_err = ret;
 out:
@@ -324,7 +325,7 @@ int chartfs_unlink(const char *path)
 		return ret;
 	switch (r.kind) {
 	case PATH_PKG:
-		return publish_delete(m, r.node, r.tag);
+		return push_delete(m, r.node, r.tag);
 	case PATH_UNKNOWN:
 		return unlink_upload(c, path);
 	case PATH_DIR:

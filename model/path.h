@@ -14,7 +14,7 @@
  * valid without reference counts; a node that leaves the catalog is only
  * hidden.
  *
- * Contract: the tree is not thread-safe; the caller (fs/model.c) serialises
+ * Contract: the tree is not thread-safe; the caller (model/model.c) serialises
  * access with its own lock. Nothing here does I/O.
  */
 #ifndef CHARTFS_PATH_H
@@ -38,8 +38,8 @@ struct ns_node {
 	bool known;	       /* found by a probe, a push or mkdir: stays listed */
 	bool made;	       /* made by mkdir, in memory only: rmdir may remove it */
 	struct timespec asked; /* when a name missing below made the registry be
-				* asked (fs/model.c; CLOCK_MONOTONIC) */
-	struct repo *repo;     /* model data (fs/model.c) when a repository, or NULL */
+				* asked (model/model.c; CLOCK_MONOTONIC) */
+	struct repo *repo;     /* model data (model/model.c) when a repository, or NULL */
 };
 
 /* A new root node (name "", fullname ""). */

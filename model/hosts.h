@@ -29,7 +29,7 @@
 #include "cache/blobcache.h"
 #include "client/oci.h"
 #include "common/compiler.h"
-#include "fs/model.h"
+#include "model/model.h"
 
 struct hosts;
 
