@@ -186,6 +186,49 @@ static int open_pending_prov(struct model *m, const char *chart_digest, char *bu
 	return fd;
 }
 
+/* -o immutable: only a sure "not there" lets the push go on. */
+static int absent_or_refuse(struct oci_client *c, const char *repo, const char *tag)
+{
+	char digest[DIGEST_STR_MAX];
+	int ret = oci_manifest_head(c, repo, tag, digest);
+
+	if (ret == 0) {
+		log_warn("model: push %s:%s: the tag exists and the mount is immutable",
+			 repo, tag);
+		return -EEXIST;
+	}
+	if (ret != -ENOENT) {
+		log_warn("model: push %s:%s: cannot tell whether the tag exists: %s",
+			 repo, tag, strerror(-ret));
+		return ret;
+	}
+	return 0;
+}
+
+/* The config blob helm makes of Chart.yaml's metadata, in a memfd
+ * (config->fd, the caller's to close) with its digest and size. */
+static int make_config(const struct chartmeta *meta, struct blob *config)
+{
+	char *json = NULL;
+	size_t len;
+	int ret = chartmeta_config_json(meta, &json, &len);
+
+	if (ret)
+		return ret;
+	ret = digest_buf(json, len, config->digest);
+	if (ret)
+		goto out;
+	config->size = len;
+	config->fd = memfd_create("chartfs-config", MFD_CLOEXEC);
+	if (config->fd < 0)
+		ret = -errno;
+	else if (write(config->fd, json, len) != (ssize_t)len)
+		ret = -EIO; /* a memfd write of a few bytes: short only in theory */
+out:
+	free(json);
+	return ret;
+}
+
 int push_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_path,
 	       bool immutable)
 {
@@ -199,10 +242,9 @@ int push_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_p
 	char prov_path[4096];
 	struct strv keys = {0}, values = {0};
 	struct ns_node *node;
-	char *repo = NULL, *cjson = NULL, *manifest = NULL, digest[DIGEST_STR_MAX];
+	char *repo = NULL, *manifest = NULL;
 	char created[32];
 	bool kept = false;
-	size_t clen;
 	long long size;
 	int ret;
 
@@ -216,43 +258,16 @@ int push_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_p
 		ret = -ENOMEM;
 		goto out;
 	}
-	if (immutable) {
-		/* Only a sure "not there" lets an immutable mount push. */
-		ret = oci_manifest_head(c, repo, p.tag, digest);
-		if (ret == 0) {
-			log_warn("model: push %s:%s: the tag exists and the mount is "
-				 "immutable",
-				 repo, p.tag);
-			ret = -EEXIST;
-			goto out;
-		}
-		if (ret != -ENOENT) {
-			log_warn(
-			    "model: push %s:%s: cannot tell whether the tag exists: %s",
-			    repo, p.tag, strerror(-ret));
-			goto out;
-		}
-	}
+	ret = immutable ? absent_or_refuse(c, repo, p.tag) : 0;
+	if (ret)
+		goto out;
 	ret = digest_fd(fd, layer.digest, &size);
 	if (ret)
 		goto out;
 	layer.size = (uint64_t)size;
-	ret = chartmeta_config_json(p.meta, &cjson, &clen);
+	ret = make_config(p.meta, &config);
 	if (ret)
 		goto out;
-	ret = digest_buf(cjson, clen, config.digest);
-	if (ret)
-		goto out;
-	config.size = clen;
-	config.fd = memfd_create("chartfs-config", MFD_CLOEXEC);
-	if (config.fd < 0) {
-		ret = -errno;
-		goto out;
-	}
-	if (write(config.fd, cjson, clen) != (ssize_t)clen) {
-		ret = -EIO; /* a memfd write of a few bytes: short only in theory */
-		goto out;
-	}
 	timefmt_rfc3339(time(NULL), created, sizeof(created));
 	ret = chartmeta_annotations(p.meta, created, &keys, &values);
 	if (ret)
@@ -305,7 +320,6 @@ out:
 		close(config.fd);
 	strv_free(&keys);
 	strv_free(&values);
-	free(cjson);
 	free(manifest);
 	free(repo);
 	pkg_clear(&p);
