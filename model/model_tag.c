@@ -228,6 +228,20 @@ static int tags_lead(struct model *m, struct ns_node *node, struct repo *r, unsi
 	return ret;
 }
 
+/* node's repo data, with what a snapshot on disk holds loaded first, and
+ * the model's lock taken; NULL (unlocked) when out of memory. */
+static struct repo *lock_repo(struct model *m, struct ns_node *node)
+{
+	struct repo *r;
+
+	load_snapshot_once(m, node);
+	pthread_mutex_lock(&m->lock);
+	r = model_node_repo(node);
+	if (!r)
+		pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
 /* Refresh the tag listing of node when stale (single-flight). A listing
  * that expired is refreshed in the background and served as it is if the
  * answer does not come within a short wait; one never made or forgotten
@@ -237,13 +251,9 @@ int model_refresh_tags(struct model *m, struct ns_node *node)
 	struct repo *r;
 	unsigned gen;
 
-	load_snapshot_once(m, node);
-	pthread_mutex_lock(&m->lock);
-	r = model_node_repo(node);
-	if (!r) {
-		pthread_mutex_unlock(&m->lock);
+	r = lock_repo(m, node);
+	if (!r)
 		return -ENOMEM;
-	}
 	for (;;) {
 		if (fresh(m, r->listed)) {
 			pthread_mutex_unlock(&m->lock);
@@ -478,13 +488,9 @@ int model_tag_get(struct model *m, struct ns_node *node, const char *tag,
 	unsigned gen;
 	int ret;
 
-	load_snapshot_once(m, node);
-	pthread_mutex_lock(&m->lock);
-	r = model_node_repo(node);
-	if (!r) {
-		pthread_mutex_unlock(&m->lock);
+	r = lock_repo(m, node);
+	if (!r)
 		return -ENOMEM;
-	}
 	pos = tag_find(r, tag, &found);
 	if (found && r->tags[pos]->man && !fresh(m, r->tags[pos]->checked) &&
 	    stale_ok(m, r->tags[pos]->checked)) {
