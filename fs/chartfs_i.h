@@ -69,15 +69,6 @@ struct chartfs {
 	struct handle *handles;
 };
 
-/* The mount this process serves (one per process), set before the session
- * starts. */
-extern struct chartfs *chartfs_self;
-
-static inline struct chartfs *chartfs_ctx(void)
-{
-	return chartfs_self;
-}
-
 /* How long the kernel may trust an entry (fs/ll.c turns it into timeouts). */
 enum chartfs_life {
 	CHARTFS_LIFE_NAME,   /* a name that follows the ttl (dirs, packages) */
@@ -114,7 +105,8 @@ int chartfs_resolve_new(struct chartfs *c, const char *path, struct model **m,
  * where a write is accepted (namespaces, repositories, packages and files
  * being written, on read-write mounts): 0755 / 0644, 0775 / 0664 with
  * -o write_group. */
-void chartfs_fill_stat(struct stat *st, bool dir, off_t size, time_t mtime);
+void chartfs_fill_stat(struct chartfs *c, struct stat *st, bool dir, off_t size,
+		       time_t mtime);
 /* The tag record a resolved path names (the chart is required unless the
  * path is the tag directory itself). */
 int chartfs_get_tag(struct model *m, struct path_res *r, struct model_tag **t) WUR;
@@ -147,40 +139,50 @@ int chartfs_upload_new(struct chartfs *c, const char *path, struct model *m,
 int chartfs_upload_snapshot(struct chartfs *c, struct upload *up, char *path,
 			    size_t len) WUR;
 
-/* Operations, by file: path based, 0 / a count or -errno; fs/ll.c calls
- * them for the kernel's requests. ops.c: */
-int chartfs_stat(const char *path, struct stat *st, enum chartfs_life *life);
-int chartfs_readdir(const char *path, void *buf, chartfs_fill_fn filler);
-int chartfs_open(const char *path, struct fuse_file_info *fi);
-int chartfs_release(struct fuse_file_info *fi);
+/* Operations, by file: path based, on mount c (no global: fs/ll.c passes
+ * the mount its session was made for), 0 / a count or -errno; fs/ll.c
+ * calls them for the kernel's requests. ops.c: */
+int chartfs_stat(struct chartfs *c, const char *path, struct stat *st,
+		 enum chartfs_life *life) WUR;
+int chartfs_readdir(struct chartfs *c, const char *path, void *buf,
+		    chartfs_fill_fn filler) WUR;
+int chartfs_open(struct chartfs *c, const char *path, struct fuse_file_info *fi) WUR;
+/* A close of a handle: cannot fail. */
+void chartfs_release(struct chartfs *c, struct fuse_file_info *fi);
 /* xattr.c, ops_write.c: */
-int chartfs_getxattr(const char *path, const char *name, char *value, size_t size);
-int chartfs_listxattr(const char *path, char *list, size_t size);
-int chartfs_create(const char *path, mode_t mode, struct fuse_file_info *fi);
+int chartfs_getxattr(struct chartfs *c, const char *path, const char *name, char *value,
+		     size_t size) WUR;
+int chartfs_listxattr(struct chartfs *c, const char *path, char *list, size_t size) WUR;
+int chartfs_create(struct chartfs *c, const char *path, mode_t mode,
+		   struct fuse_file_info *fi) WUR;
 /* Is path the name of an upload, open or lingering? */
-bool chartfs_upload_name(const char *path);
-int chartfs_open_write(const char *path, struct model *m, struct path_res *r,
-		       struct fuse_file_info *fi);
+bool chartfs_upload_name(struct chartfs *c, const char *path);
+int chartfs_open_write(struct chartfs *c, const char *path, struct model *m,
+		       struct path_res *r, struct fuse_file_info *fi) WUR;
 /* Writes need the handle OPEN or CREATE gave (read-write mounts always
  * get OPEN, see fs/ll.c). */
 int chartfs_write(const char *path, const char *buf, size_t size, off_t off,
-		  struct fuse_file_info *fi);
+		  struct fuse_file_info *fi) WUR;
 /* A close: pushes what was written; *pushed says whether it tried. */
-int chartfs_flush(struct fuse_file_info *fi, bool *pushed);
+int chartfs_flush(struct chartfs *c, struct fuse_file_info *fi, bool *pushed) WUR;
 /* ftruncate through a write handle, or truncate(2) of a file being
  * written (found by path); fi may be NULL. */
-int chartfs_truncate(const char *path, off_t size, struct fuse_file_info *fi);
-int chartfs_mkdir(const char *path, mode_t mode);
-int chartfs_unlink(const char *path);
-int chartfs_rmdir(const char *path);
-int chartfs_rename(const char *from, const char *to, unsigned int flags);
-int chartfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi);
-int chartfs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi);
-int chartfs_utimens(const char *path, const struct timespec tv[2],
-		    struct fuse_file_info *fi);
-int chartfs_setxattr(const char *path, const char *name, const char *value, size_t size,
-		     int flags);
-int chartfs_removexattr(const char *path, const char *name);
-int chartfs_symlink(const char *from, const char *to);
+int chartfs_truncate(struct chartfs *c, const char *path, off_t size,
+		     struct fuse_file_info *fi) WUR;
+int chartfs_mkdir(struct chartfs *c, const char *path, mode_t mode) WUR;
+int chartfs_unlink(struct chartfs *c, const char *path) WUR;
+int chartfs_rmdir(struct chartfs *c, const char *path) WUR;
+int chartfs_rename(struct chartfs *c, const char *from, const char *to,
+		   unsigned int flags) WUR;
+int chartfs_chmod(struct chartfs *c, const char *path, mode_t mode,
+		  struct fuse_file_info *fi) WUR;
+int chartfs_chown(struct chartfs *c, const char *path, uid_t uid, gid_t gid,
+		  struct fuse_file_info *fi) WUR;
+int chartfs_utimens(struct chartfs *c, const char *path, const struct timespec tv[2],
+		    struct fuse_file_info *fi) WUR;
+int chartfs_setxattr(struct chartfs *c, const char *path, const char *name,
+		     const char *value, size_t size, int flags) WUR;
+int chartfs_removexattr(struct chartfs *c, const char *path, const char *name) WUR;
+int chartfs_symlink(struct chartfs *c, const char *from, const char *to) WUR;
 
 #endif

@@ -61,7 +61,7 @@ void ll_reply_entry(struct chartfs_ll *ll, fuse_req_t req, const char *path,
 
 	if (!n) {
 		if (fi)
-			(void)chartfs_release(fi);
+			chartfs_release(ll_ctx(req), fi);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -71,7 +71,7 @@ void ll_reply_entry(struct chartfs_ll *ll, fuse_req_t req, const char *path,
 	 * reference, so neither may we. */
 	if ((fi ? fuse_reply_create(req, e, fi) : fuse_reply_entry(req, e)) != 0) {
 		if (fi)
-			(void)chartfs_release(fi);
+			chartfs_release(ll_ctx(req), fi);
 		inodes_forget(ll->inodes, n, 1);
 	}
 }
@@ -115,7 +115,7 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	if (!ll_child_path(req, parent, name, &path))
 		return;
-	ret = chartfs_stat(path, &e.attr, &life);
+	ret = chartfs_stat(ll_ctx(req), path, &e.attr, &life);
 	if (ret == -ENOENT) {
 		/* ino 0: the kernel keeps the miss for entry_timeout. */
 		e.entry_timeout = negative_timeout(ll, inodes_get(ll->inodes, parent));
@@ -155,7 +155,7 @@ void ll_reply_attr(fuse_req_t req, struct inodes_node *n)
 	struct chartfs_ll *ll = fuse_req_userdata(req);
 	enum chartfs_life life;
 	struct stat st;
-	int ret = chartfs_stat(n->path, &st, &life);
+	int ret = chartfs_stat(ll_ctx(req), n->path, &st, &life);
 
 	if (ret) {
 		fuse_reply_err(req, -ret);
@@ -189,7 +189,8 @@ static ino_t dent_ino(const struct inodes_node *dir, const char *name)
 }
 
 /* dir's listing, gathered now, with every inode number set. */
-static int gather(const struct inodes_node *dir, struct inodes_listing **out)
+static int gather(struct chartfs *c, const struct inodes_node *dir,
+		  struct inodes_listing **out)
 {
 	struct inodes_listing *l = inodes_listing_new();
 	size_t i;
@@ -197,7 +198,7 @@ static int gather(const struct inodes_node *dir, struct inodes_listing **out)
 
 	if (!l)
 		return -ENOMEM;
-	ret = chartfs_readdir(dir->path, l, inodes_listing_add);
+	ret = chartfs_readdir(c, dir->path, l, inodes_listing_add);
 	for (i = 0; !ret && i < l->n; i++)
 		if (!l->v[i].st.st_ino)
 			l->v[i].st.st_ino = dent_ino(dir, l->names + l->v[i].name);
@@ -230,7 +231,7 @@ static int pass_listing(struct chartfs_ll *ll, struct inodes_node *dir, off_t of
 		*out = l;
 		return 0;
 	}
-	ret = gather(dir, &l);
+	ret = gather(ll->c, dir, &l);
 	if (ret)
 		return ret;
 	inodes_listing_keep(ll->inodes, dir, l);
@@ -413,11 +414,11 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 		return;
 	}
-	ret = chartfs_open(n->path, fi);
+	ret = chartfs_open(ll_ctx(req), n->path, fi);
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else if (fuse_reply_open(req, fi) != 0)
-		(void)chartfs_release(fi);
+		chartfs_release(ll_ctx(req), fi);
 }
 
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -432,7 +433,7 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	/* No handle (the kernel sends no OPEN, see ll_init): one for this
 	 * read alone. */
 	if (!h) {
-		ret = chartfs_open(inodes_get(ll->inodes, ino)->path, &once);
+		ret = chartfs_open(ll_ctx(req), inodes_get(ll->inodes, ino)->path, &once);
 		if (ret) {
 			fuse_reply_err(req, -ret);
 			return;
@@ -444,13 +445,14 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	bv.buf[0].fd = h->fd;
 	bv.buf[0].pos = off;
 	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
-	(void)chartfs_release(&once);
+	chartfs_release(ll_ctx(req), &once);
 }
 
 static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	fuse_reply_err(req, -chartfs_release(fi));
+	chartfs_release(ll_ctx(req), fi);
+	fuse_reply_err(req, 0);
 }
 
 static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -482,8 +484,8 @@ static void do_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t si
 		fuse_reply_err(req, ENOMEM);
 	else
 		reply_xattr(req, size,
-			    name ? chartfs_getxattr(path, name, buf, size)
-				 : chartfs_listxattr(path, buf, size),
+			    name ? chartfs_getxattr(ll_ctx(req), path, name, buf, size)
+				 : chartfs_listxattr(ll_ctx(req), path, buf, size),
 			    buf);
 	free(buf);
 }
@@ -539,7 +541,6 @@ int chartfs_ll_new(struct chartfs *c, struct fuse_args *args, struct chartfs_ll 
 	if (!ll)
 		return -ENOMEM;
 	ll->c = c;
-	chartfs_self = c;
 	ret = inodes_new(c->ttl, &ll->inodes);
 	if (ret)
 		goto out;

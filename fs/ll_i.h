@@ -14,6 +14,12 @@ struct chartfs_ll {
 	bool no_opendir; /* OPENDIR answered ENOSYS: the kernel keeps listings */
 };
 
+/* The mount a request is for. */
+static inline struct chartfs *ll_ctx(fuse_req_t req)
+{
+	return ((struct chartfs_ll *)fuse_req_userdata(req))->c;
+}
+
 /* The node a request names. */
 struct inodes_node *ll_req_node(fuse_req_t req, fuse_ino_t ino);
 /* The kernel's entry and attribute timeout for an entry of this life. */

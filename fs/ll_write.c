@@ -92,7 +92,7 @@ void ll_access(fuse_req_t req, fuse_ino_t ino, int mask)
 
 	/* Every entry is readable by all, and a directory searchable. */
 	if (mask & (W_OK | X_OK)) {
-		ret = chartfs_stat(ll_req_node(req, ino)->path, &st, &life);
+		ret = chartfs_stat(ll_ctx(req), ll_req_node(req, ino)->path, &st, &life);
 		if (!ret && (mask & X_OK) && !(st.st_mode & 0111))
 			ret = -EACCES;
 		/* A question, not a write: no log line. */
@@ -110,9 +110,9 @@ void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	int ret = ll_may_write(req, "setattr", n->path);
 
 	if (!ret && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
-		ret = chartfs_chown(n->path, attr->st_uid, attr->st_gid, fi);
+		ret = chartfs_chown(ll_ctx(req), n->path, attr->st_uid, attr->st_gid, fi);
 	if (!ret && (to_set & FUSE_SET_ATTR_SIZE))
-		ret = chartfs_truncate(n->path, attr->st_size, fi);
+		ret = chartfs_truncate(ll_ctx(req), n->path, attr->st_size, fi);
 	if (!ret && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
 		struct timespec tv[2] = {attr->st_atim, attr->st_mtim};
 
@@ -124,10 +124,10 @@ void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			tv[1].tv_nsec = UTIME_OMIT;
 		else if (to_set & FUSE_SET_ATTR_MTIME_NOW)
 			tv[1].tv_nsec = UTIME_NOW;
-		ret = chartfs_utimens(n->path, tv, fi);
+		ret = chartfs_utimens(ll_ctx(req), n->path, tv, fi);
 	}
 	if (!ret && (to_set & FUSE_SET_ATTR_MODE))
-		ret = chartfs_chmod(n->path, attr->st_mode, fi);
+		ret = chartfs_chmod(ll_ctx(req), n->path, attr->st_mode, fi);
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
@@ -154,7 +154,7 @@ void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct chartfs_ll *ll = fuse_req_userdata(req);
 	const char *path = inodes_get(ll->inodes, ino)->path;
 	bool pushed;
-	int ret = chartfs_flush(fi, &pushed);
+	int ret = chartfs_flush(ll_ctx(req), fi, &pushed);
 
 	/* A push adds a tag directory, maybe repositories above it. */
 	if (!ret && pushed)
@@ -176,9 +176,9 @@ static void reply_made(fuse_req_t req, const char *path, int ret,
 	enum chartfs_life life;
 
 	if (!ret) {
-		ret = chartfs_stat(path, &e.attr, &life);
+		ret = chartfs_stat(ll_ctx(req), path, &e.attr, &life);
 		if (ret && fi)
-			(void)chartfs_release(fi);
+			chartfs_release(ll_ctx(req), fi);
 	}
 	if (ret)
 		fuse_reply_err(req, -ret);
@@ -199,7 +199,7 @@ void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
-		reply_made(req, path, chartfs_create(path, mode, fi), fi);
+		reply_made(req, path, chartfs_create(ll_ctx(req), path, mode, fi), fi);
 	free(path);
 }
 
@@ -215,13 +215,14 @@ void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
-		reply_made(req, path, chartfs_mkdir(path, mode), NULL);
+		reply_made(req, path, chartfs_mkdir(ll_ctx(req), path, mode), NULL);
 	free(path);
 }
 
 /* Answer with what op (called what) says of parent/name. */
 static void reply_name_op(fuse_req_t req, fuse_ino_t parent, const char *name,
-			  const char *what, int (*op)(const char *path))
+			  const char *what,
+			  int (*op)(struct chartfs *c, const char *path))
 {
 	char *path;
 	int ret;
@@ -229,7 +230,7 @@ static void reply_name_op(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (!ll_child_path(req, parent, name, &path))
 		return;
 	ret = ll_may_write(req, what, path);
-	fuse_reply_err(req, -(ret ? ret : op(path)));
+	fuse_reply_err(req, -(ret ? ret : op(ll_ctx(req), path)));
 	free(path);
 }
 
@@ -243,7 +244,7 @@ void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	ret = ll_may_write(req, "unlink", path);
 	if (!ret)
-		ret = chartfs_unlink(path);
+		ret = chartfs_unlink(ll_ctx(req), path);
 	/* The deleted tag's directory, which the kernel may hold for the ttl:
 	 * dropped once this UNLINK, which holds the directory's lock, is
 	 * answered (no wait here). */
@@ -268,7 +269,8 @@ void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 		return;
 	if (ll_child_path(req, newparent, newname, &to)) {
 		ret = ll_may_write(req, "rename", from);
-		fuse_reply_err(req, -(ret ? ret : chartfs_rename(from, to, flags)));
+		fuse_reply_err(
+		    req, -(ret ? ret : chartfs_rename(ll_ctx(req), from, to, flags)));
 		free(to);
 	}
 	free(from);
@@ -282,7 +284,7 @@ void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char 
 	if (!ll_child_path(req, parent, name, &path))
 		return;
 	ret = ll_may_write(req, "symlink", path);
-	fuse_reply_err(req, -(ret ? ret : chartfs_symlink(link, path)));
+	fuse_reply_err(req, -(ret ? ret : chartfs_symlink(ll_ctx(req), link, path)));
 	free(path);
 }
 
@@ -294,8 +296,9 @@ void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
 	if (!ll_child_path(req, newparent, newname, &path))
 		return;
 	ret = ll_may_write(req, "link", path);
-	fuse_reply_err(req,
-		       -(ret ? ret : chartfs_symlink(ll_req_node(req, ino)->path, path)));
+	fuse_reply_err(req, -(ret ? ret
+				  : chartfs_symlink(ll_ctx(req),
+						    ll_req_node(req, ino)->path, path)));
 	free(path);
 }
 
@@ -305,8 +308,9 @@ void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *v
 	const char *path = ll_req_node(req, ino)->path;
 	int ret = ll_may_write(req, "setxattr", path);
 
-	fuse_reply_err(req,
-		       -(ret ? ret : chartfs_setxattr(path, name, value, size, flags)));
+	fuse_reply_err(
+	    req,
+	    -(ret ? ret : chartfs_setxattr(ll_ctx(req), path, name, value, size, flags)));
 }
 
 void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
@@ -314,5 +318,5 @@ void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	const char *path = ll_req_node(req, ino)->path;
 	int ret = ll_may_write(req, "removexattr", path);
 
-	fuse_reply_err(req, -(ret ? ret : chartfs_removexattr(path, name)));
+	fuse_reply_err(req, -(ret ? ret : chartfs_removexattr(ll_ctx(req), path, name)));
 }

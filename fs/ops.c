@@ -15,11 +15,9 @@
 #include "common/log.h"
 #include "fs/inodes.h"
 
-struct chartfs *chartfs_self;
-
-void chartfs_fill_stat(struct stat *st, bool dir, off_t size, time_t mtime)
+void chartfs_fill_stat(struct chartfs *c, struct stat *st, bool dir, off_t size,
+		       time_t mtime)
 {
-	struct chartfs *c = chartfs_ctx();
 
 	memset(st, 0, sizeof(*st));
 	st->st_mode = dir ? S_IFDIR | 0555 : S_IFREG | 0444;
@@ -37,10 +35,8 @@ void chartfs_fill_stat(struct stat *st, bool dir, off_t size, time_t mtime)
  * the mounting user's, and -o write_group's (fs/ll_write.c: ll_may_write
  * admits exactly these callers). Chart contents and read-only mounts keep
  * none. */
-static void add_write_bits(struct stat *st)
+static void add_write_bits(const struct chartfs *c, struct stat *st)
 {
-	const struct chartfs *c = chartfs_ctx();
-
 	if (!c->read_only)
 		st->st_mode |= c->write_group ? 0220 : 0200;
 }
@@ -136,10 +132,11 @@ static ino_t digest_ino(const char *digest, const char *what)
 }
 
 /* A file being written, asked about every time. */
-static int upload_stat(struct stat *st, off_t size, time_t mtime, enum chartfs_life *life)
+static int upload_stat(struct chartfs *c, struct stat *st, off_t size, time_t mtime,
+		       enum chartfs_life *life)
 {
-	chartfs_fill_stat(st, false, size, mtime);
-	add_write_bits(st);
+	chartfs_fill_stat(c, st, false, size, mtime);
+	add_write_bits(c, st);
 	*life = CHARTFS_LIFE_NOW;
 	return 0;
 }
@@ -147,9 +144,9 @@ static int upload_stat(struct stat *st, off_t size, time_t mtime, enum chartfs_l
 static int registry_stat(struct chartfs *c, const char *path, struct stat *st,
 			 enum chartfs_life *life);
 
-int chartfs_stat(const char *path, struct stat *st, enum chartfs_life *life)
+int chartfs_stat(struct chartfs *c, const char *path, struct stat *st,
+		 enum chartfs_life *life)
 {
-	struct chartfs *c = chartfs_ctx();
 	struct upload *up;
 	struct stat rst;
 	int ret;
@@ -159,7 +156,7 @@ int chartfs_stat(const char *path, struct stat *st, enum chartfs_life *life)
 	if (up && !up->closed) {
 		ret = fstat(up->fd, &rst) < 0 ? -errno : 0;
 		if (!ret)
-			upload_stat(st, rst.st_size, rst.st_mtime, life);
+			upload_stat(c, st, rst.st_size, rst.st_mtime, life);
 		chartfs_upload_put(c, up);
 		return ret;
 	}
@@ -168,7 +165,7 @@ int chartfs_stat(const char *path, struct stat *st, enum chartfs_life *life)
 	if (up) {
 		ret = registry_stat(c, path, st, life);
 		if (ret == -ENOENT)
-			ret = upload_stat(st, up->size, up->mtime, life);
+			ret = upload_stat(c, st, up->size, up->mtime, life);
 		chartfs_upload_put(c, up);
 		return ret;
 	}
@@ -188,14 +185,14 @@ static int registry_stat(struct chartfs *c, const char *path, struct stat *st,
 
 	ret = chartfs_resolve(c, path, &m, &r);
 	if (ret == CHARTFS_HOSTS_ROOT) {
-		chartfs_fill_stat(st, true, 0, c->start);
+		chartfs_fill_stat(c, st, true, 0, c->start);
 		return 0;
 	}
 	if (ret)
 		return ret;
 	if (r.kind == PATH_DIR) {
-		chartfs_fill_stat(st, true, 0, model_start_time(m));
-		add_write_bits(st);
+		chartfs_fill_stat(c, st, true, 0, model_start_time(m));
+		add_write_bits(c, st);
 		return 0;
 	}
 	ret = chartfs_get_tag(m, &r, &t);
@@ -203,19 +200,19 @@ static int registry_stat(struct chartfs *c, const char *path, struct stat *st,
 		return ret;
 	switch (r.kind) {
 	case PATH_TAG:
-		chartfs_fill_stat(st, true, 0, tag_mtime(m, t));
+		chartfs_fill_stat(c, st, true, 0, tag_mtime(m, t));
 		st->st_ino = digest_ino(t->digest, "/");
 		*life = CHARTFS_LIFE_TAG;
 		break;
 	case PATH_PKG:
-		chartfs_fill_stat(st, false, t->chart->size, tag_mtime(m, t));
-		add_write_bits(st);
+		chartfs_fill_stat(c, st, false, t->chart->size, tag_mtime(m, t));
+		add_write_bits(c, st);
 		st->st_ino = digest_ino(t->digest, ".tgz");
 		break;
 	case PATH_PROV:
 		/* Writable as the package is: a cp of it replaces the layer. */
-		chartfs_fill_stat(st, false, t->prov->size, tag_mtime(m, t));
-		add_write_bits(st);
+		chartfs_fill_stat(c, st, false, t->prov->size, tag_mtime(m, t));
+		add_write_bits(c, st);
 		st->st_ino = digest_ino(t->digest, ".tgz.prov");
 		break;
 	default:
@@ -224,7 +221,7 @@ static int registry_stat(struct chartfs *c, const char *path, struct stat *st,
 			ret = -errno;
 		if (ret)
 			break;
-		chartfs_fill_stat(st, S_ISDIR(rst.st_mode),
+		chartfs_fill_stat(c, st, S_ISDIR(rst.st_mode),
 				  S_ISDIR(rst.st_mode) ? 0 : rst.st_size,
 				  tag_mtime(m, t));
 		if ((size_t)snprintf(real, sizeof(real), "/%s", r.rest) < sizeof(real))
@@ -237,6 +234,7 @@ static int registry_stat(struct chartfs *c, const char *path, struct stat *st,
 }
 
 struct fill_ctx {
+	struct chartfs *c;
 	void *buf;
 	chartfs_fill_fn filler;
 };
@@ -246,10 +244,10 @@ static int fill_entry(void *arg, const struct model_entry *e)
 	struct fill_ctx *f = arg;
 	struct stat st;
 
-	chartfs_fill_stat(&st, e->is_dir, e->size, e->mtime);
+	chartfs_fill_stat(f->c, &st, e->is_dir, e->size, e->mtime);
 	/* A namespace or repository (no digest) or a package: not a tag. */
 	if (!e->is_dir || !e->digest)
-		add_write_bits(&st);
+		add_write_bits(f->c, &st);
 	if (e->digest)
 		st.st_ino = digest_ino(e->digest, e->is_dir ? "/"
 						  : e->prov ? ".tgz.prov"
@@ -265,7 +263,8 @@ static int fill_entry(void *arg, const struct model_entry *e)
 /* The root of an every-registry mount: one directory per host. */
 static int fill_host(void *arg, const char *host)
 {
-	struct model_entry e = {host, true, 0, chartfs_ctx()->start, NULL, false};
+	struct model_entry e = {host, true, 0, ((struct fill_ctx *)arg)->c->start,
+				NULL, false};
 
 	return fill_entry(arg, &e);
 }
@@ -292,7 +291,7 @@ static int list_real_dir(const char *real, const char *digest, const char *rest,
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		if (fstatat(dirfd(d), de->d_name, &rst, AT_SYMLINK_NOFOLLOW) == 0) {
-			chartfs_fill_stat(&st, S_ISDIR(rst.st_mode),
+			chartfs_fill_stat(f->c, &st, S_ISDIR(rst.st_mode),
 					  S_ISDIR(rst.st_mode) ? 0 : rst.st_size, mtime);
 		} else {
 			/* Evicted under us: the name, and a LOOKUP will tell. */
@@ -314,10 +313,10 @@ static int list_real_dir(const char *real, const char *digest, const char *rest,
 	return ret;
 }
 
-int chartfs_readdir(const char *path, void *buf, chartfs_fill_fn filler)
+int chartfs_readdir(struct chartfs *c, const char *path, void *buf,
+		    chartfs_fill_fn filler)
 {
-	struct chartfs *c = chartfs_ctx();
-	struct fill_ctx f = {buf, filler};
+	struct fill_ctx f = {c, buf, filler};
 	struct model_tag *t = NULL;
 	struct model *m = NULL;
 	struct path_res r;
@@ -369,9 +368,8 @@ static int prov_open(struct model *m, struct path_res *r, struct model_tag *t, i
 	return -errno;
 }
 
-int chartfs_open(const char *path, struct fuse_file_info *fi)
+int chartfs_open(struct chartfs *c, const char *path, struct fuse_file_info *fi)
 {
-	struct chartfs *c = chartfs_ctx();
 	struct model_tag *t = NULL;
 	struct model *m = NULL;
 	struct path_res r;
@@ -387,9 +385,9 @@ int chartfs_open(const char *path, struct fuse_file_info *fi)
 		/* The name of a file being written, or pushed moments ago
 		 * (the same cp again): a new file, as at its create. */
 		if ((ret == -ENOENT || (!ret && r.kind == PATH_UNKNOWN)) &&
-		    chartfs_upload_name(path))
-			return chartfs_create(path, 0, fi);
-		return ret ? ret : chartfs_open_write(path, m, &r, fi);
+		    chartfs_upload_name(c, path))
+			return chartfs_create(c, path, 0, fi);
+		return ret ? ret : chartfs_open_write(c, path, m, &r, fi);
 	}
 	if (ret)
 		return ret;
@@ -441,11 +439,10 @@ int chartfs_open(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
-int chartfs_release(struct fuse_file_info *fi)
+void chartfs_release(struct chartfs *c, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
 	if (h)
-		chartfs_handle_free(chartfs_ctx(), h);
-	return 0;
+		chartfs_handle_free(c, h);
 }

@@ -65,9 +65,9 @@ static int overwritable(const struct path_res *r)
 	return r->kind == PATH_DIR || r->kind == PATH_TAG ? -EISDIR : -EROFS;
 }
 
-int chartfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+int chartfs_create(struct chartfs *c, const char *path, mode_t mode,
+		   struct fuse_file_info *fi)
 {
-	struct chartfs *c = chartfs_ctx();
 	struct ns_node *dir;
 	struct model *m;
 	struct path_res r;
@@ -80,17 +80,16 @@ int chartfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	return start_upload(c, path, m, dir, fi);
 }
 
-int chartfs_open_write(const char *path, struct model *m, struct path_res *r,
-		       struct fuse_file_info *fi)
+int chartfs_open_write(struct chartfs *c, const char *path, struct model *m,
+		       struct path_res *r, struct fuse_file_info *fi)
 {
 	int ret = overwritable(r);
 
-	return ret ? ret : start_upload(chartfs_ctx(), path, m, r->node, fi);
+	return ret ? ret : start_upload(c, path, m, r->node, fi);
 }
 
-bool chartfs_upload_name(const char *path)
+bool chartfs_upload_name(struct chartfs *c, const char *path)
 {
-	struct chartfs *c = chartfs_ctx();
 	struct upload *up = chartfs_upload_find(c, path);
 
 	if (up)
@@ -203,9 +202,8 @@ out:
 	return ret;
 }
 
-int chartfs_flush(struct fuse_file_info *fi, bool *pushed)
+int chartfs_flush(struct chartfs *c, struct fuse_file_info *fi, bool *pushed)
 {
-	struct chartfs *c = chartfs_ctx();
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
 	*pushed = false;
@@ -220,9 +218,9 @@ int chartfs_flush(struct fuse_file_info *fi, bool *pushed)
 	return push_upload(c, h->up, pushed);
 }
 
-int chartfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+int chartfs_truncate(struct chartfs *c, const char *path, off_t size,
+		     struct fuse_file_info *fi)
 {
-	struct chartfs *c = chartfs_ctx();
 	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
 	struct upload *up = h ? h->up : NULL;
 	int ret;
@@ -255,9 +253,8 @@ int chartfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	return ret;
 }
 
-int chartfs_mkdir(const char *path, mode_t mode)
+int chartfs_mkdir(struct chartfs *c, const char *path, mode_t mode)
 {
-	struct chartfs *c = chartfs_ctx();
 	struct model_tag *t;
 	struct ns_node *dir;
 	struct model *m;
@@ -309,9 +306,8 @@ static int unlink_upload(struct chartfs *c, const char *path)
 	return 0;
 }
 
-int chartfs_unlink(const char *path)
+int chartfs_unlink(struct chartfs *c, const char *path)
 {
-	struct chartfs *c = chartfs_ctx();
 	struct model *m;
 	struct path_res r;
 	int ret;
@@ -339,9 +335,8 @@ int chartfs_unlink(const char *path)
 /* Only a directory mkdir made, that never received a chart, goes: the
  * registry has no empty namespaces to delete, nor a way to delete a
  * repository but tag by tag (rm of its packages). */
-int chartfs_rmdir(const char *path)
+int chartfs_rmdir(struct chartfs *c, const char *path)
 {
-	struct chartfs *c = chartfs_ctx();
 	struct model *m;
 	struct path_res r;
 	int ret;
@@ -378,9 +373,9 @@ static bool same_dir(const char *a, const char *b)
  * file's name, so nothing in the registry changes, and a package already
  * at the new name (the one just pushed) stays. A retag would be the rename
  * of a package; not offered. */
-int chartfs_rename(const char *from, const char *to, unsigned int flags)
+int chartfs_rename(struct chartfs *c, const char *from, const char *to,
+		   unsigned int flags)
 {
-	struct chartfs *c = chartfs_ctx();
 	struct upload *up;
 	struct model *m;
 	struct path_res r;
@@ -406,9 +401,8 @@ int chartfs_rename(const char *from, const char *to, unsigned int flags)
 
 /* Attribute changes are accepted (and ignored) on files being written, so
  * `cp -p` and `install` work; elsewhere the registry decides. */
-static int setattr_result(const char *path, struct fuse_file_info *fi)
+static int setattr_result(struct chartfs *c, const char *path, struct fuse_file_info *fi)
 {
-	struct chartfs *c = chartfs_ctx();
 	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL; /* may be 0 */
 	struct upload *up;
 
@@ -421,32 +415,33 @@ static int setattr_result(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
-int chartfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+int chartfs_chmod(struct chartfs *c, const char *path, mode_t mode,
+		  struct fuse_file_info *fi)
 {
 	(void)mode;
-	return setattr_result(path, fi);
+	return setattr_result(c, path, fi);
 }
 
-int chartfs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+int chartfs_chown(struct chartfs *c, const char *path, uid_t uid, gid_t gid,
+		  struct fuse_file_info *fi)
 {
 	(void)uid;
 	(void)gid;
-	return setattr_result(path, fi);
+	return setattr_result(c, path, fi);
 }
 
-int chartfs_utimens(const char *path, const struct timespec tv[2],
+int chartfs_utimens(struct chartfs *c, const char *path, const struct timespec tv[2],
 		    struct fuse_file_info *fi)
 {
 	(void)tv;
-	return setattr_result(path, fi);
+	return setattr_result(c, path, fi);
 }
 
 /* Extended attributes cannot be set: there are no ACLs here at all, and a
  * file being written keeps none (cp -p, cp -a and install then carry on,
  * as on any filesystem without them); elsewhere the registry decides. */
-static int xattr_result(const char *path, const char *name)
+static int xattr_result(struct chartfs *c, const char *path, const char *name)
 {
-	struct chartfs *c = chartfs_ctx();
 	struct upload *up;
 
 	if (!strncmp(name, "system.posix_acl_", 17))
@@ -458,22 +453,23 @@ static int xattr_result(const char *path, const char *name)
 	return -EOPNOTSUPP;
 }
 
-int chartfs_setxattr(const char *path, const char *name, const char *value, size_t size,
-		     int flags)
+int chartfs_setxattr(struct chartfs *c, const char *path, const char *name,
+		     const char *value, size_t size, int flags)
 {
 	(void)value;
 	(void)size;
 	(void)flags;
-	return xattr_result(path, name);
+	return xattr_result(c, path, name);
 }
 
-int chartfs_removexattr(const char *path, const char *name)
+int chartfs_removexattr(struct chartfs *c, const char *path, const char *name)
 {
-	return xattr_result(path, name);
+	return xattr_result(c, path, name);
 }
 
-int chartfs_symlink(const char *from, const char *to)
+int chartfs_symlink(struct chartfs *c, const char *from, const char *to)
 {
+	(void)c;
 	(void)from;
 	(void)to;
 	return -EROFS;

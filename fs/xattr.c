@@ -124,10 +124,9 @@ static int tag_xattr(const struct model_tag *t, const char *name, char *out, siz
 	return -ENODATA;
 }
 
-static int do_xattr(const char *path, const char *name, char *out, size_t size,
-		    struct xattr_list *list)
+static int do_xattr(struct chartfs *c, const char *path, const char *name, char *out,
+		    size_t size, struct xattr_list *list)
 {
-	struct chartfs *c = chartfs_ctx();
 	struct model_tag *t = NULL;
 	struct model *m = NULL;
 	struct path_res r;
@@ -154,19 +153,20 @@ static int do_xattr(const char *path, const char *name, char *out, size_t size,
 	return ret;
 }
 
-int chartfs_getxattr(const char *path, const char *name, char *value, size_t size)
+int chartfs_getxattr(struct chartfs *c, const char *path, const char *name, char *value,
+		     size_t size)
 {
 	/* Every attribute here is user.*; ls -l asks each entry for
 	 * security.selinux and system.posix_acl_*, which need not resolve the
 	 * path (nor refresh a tag whose ttl has run out). */
 	if (strncmp(name, "user.", 5) != 0)
 		return -ENODATA;
-	return do_xattr(path, name, value, size, NULL);
+	return do_xattr(c, path, name, value, size, NULL);
 }
 
-int chartfs_listxattr(const char *path, char *list, size_t size)
+int chartfs_listxattr(struct chartfs *c, const char *path, char *list, size_t size)
 {
 	struct xattr_list l = {list, size, 0};
 
-	return do_xattr(path, NULL, NULL, 0, &l);
+	return do_xattr(c, path, NULL, NULL, 0, &l);
 }
