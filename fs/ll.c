@@ -61,7 +61,7 @@ void ll_reply_entry(struct chartfs_ll *ll, fuse_req_t req, const char *path,
 
 	if (!n) {
 		if (fi)
-			chartfs_release(ll_ctx(req), fi);
+			chartfs_release(ll->c, fi);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -71,7 +71,7 @@ void ll_reply_entry(struct chartfs_ll *ll, fuse_req_t req, const char *path,
 	 * reference, so neither may we. */
 	if ((fi ? fuse_reply_create(req, e, fi) : fuse_reply_entry(req, e)) != 0) {
 		if (fi)
-			chartfs_release(ll_ctx(req), fi);
+			chartfs_release(ll->c, fi);
 		inodes_forget(ll->inodes, n, 1);
 	}
 }
@@ -414,11 +414,11 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 		return;
 	}
-	ret = chartfs_open(ll_ctx(req), n->path, fi);
+	ret = chartfs_open(ll->c, n->path, fi);
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else if (fuse_reply_open(req, fi) != 0)
-		chartfs_release(ll_ctx(req), fi);
+		chartfs_release(ll->c, fi); /* req is gone: ll, not ll_ctx(req) */
 }
 
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -445,7 +445,7 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	bv.buf[0].fd = h->fd;
 	bv.buf[0].pos = off;
 	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
-	chartfs_release(ll_ctx(req), &once);
+	chartfs_release(ll->c, &once); /* req is gone: ll, not ll_ctx(req) */
 }
 
 static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

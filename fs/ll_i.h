@@ -14,7 +14,8 @@ struct chartfs_ll {
 	bool no_opendir; /* OPENDIR answered ENOSYS: the kernel keeps listings */
 };
 
-/* The mount a request is for. */
+/* The mount a request is for; only until the request is answered (a
+ * reply frees it). */
 static inline struct chartfs *ll_ctx(fuse_req_t req)
 {
 	return ((struct chartfs_ll *)fuse_req_userdata(req))->c;
