@@ -110,11 +110,6 @@ static int tree_file(struct model *m, struct path_res *r, struct model_tag *t, c
 	const char *tree;
 	int ret = model_tag_tree(m, r->node, t, &tree);
 
-	/* Evicted (-o cache_max, maybe by another daemon): make it again. */
-	if (!ret && access(tree, F_OK) != 0) {
-		model_tag_files_gone(m, t);
-		ret = model_tag_tree(m, r->node, t, &tree);
-	}
 	if (ret)
 		return ret;
 	if ((size_t)snprintf(buf, len, "%s%s%s", tree, r->rest[0] ? "/" : "", r->rest) >=
@@ -373,7 +368,6 @@ int chartfs_open(struct chartfs *c, const char *path, struct fuse_file_info *fi)
 	struct model_tag *t = NULL;
 	struct model *m = NULL;
 	struct path_res r;
-	const char *blob;
 	char real[4096];
 	struct handle *h;
 	int ret, fd = -1;
@@ -397,16 +391,8 @@ int chartfs_open(struct chartfs *c, const char *path, struct fuse_file_info *fi)
 	if (ret)
 		return ret;
 	if (r.kind == PATH_PKG) {
-		ret = model_tag_blob(m, r.node, t, &blob);
-		if (!ret)
-			fd = open(blob, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (!ret && fd < 0 && errno == ENOENT) {
-			/* Evicted meanwhile: fetch it again. */
-			model_tag_files_gone(m, t);
-			ret = model_tag_blob(m, r.node, t, &blob);
-			if (!ret)
-				fd = open(blob, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		}
+		fd = ret = model_tag_open_blob(m, r.node, t);
+		ret = ret < 0 ? ret : 0;
 	} else if (r.kind == PATH_PROV) {
 		ret = prov_open(m, &r, t, &fd);
 	} else {

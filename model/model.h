@@ -110,14 +110,13 @@ int model_tag_blob(struct model *m, struct ns_node *node, struct model_tag *t,
  * into buf (len bytes). -ENOENT if none. */
 int model_tag_prov(struct model *m, struct ns_node *node, struct model_tag *t, char *buf,
 		   size_t len) WUR;
-/* Path of the unpacked chart of t (fetching and unpacking it). */
+/* Path of the unpacked chart of t (fetching and unpacking it; made again
+ * when it was evicted, here or by another daemon sharing the cache). */
 int model_tag_tree(struct model *m, struct ns_node *node, struct model_tag *t,
 		   const char **path) WUR;
-
-/* The cached files of t went away (evicted by -o cache_max, here or by
- * another daemon sharing the cache): the next model_tag_tree/blob makes
- * them again. The path strings stay valid (same digest, same path). */
-void model_tag_files_gone(struct model *m, struct model_tag *t);
+/* The cached chart blob of t opened for reading (fetched, or fetched again
+ * when it was evicted): the fd (the caller's), or -errno. */
+int model_tag_open_blob(struct model *m, struct ns_node *node, struct model_tag *t) WUR;
 
 /* The registry-side name of a repository node (prefix applied). Caller frees. */
 char *model_repo_name(const struct model *m, const struct ns_node *node);

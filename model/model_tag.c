@@ -2,9 +2,11 @@
 #include "model/model_i.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "model/timefmt.h"
@@ -681,8 +683,9 @@ int model_tag_prov(struct model *m, struct ns_node *node, struct model_tag *t, c
 	return read_errno(ret);
 }
 
-int model_tag_tree(struct model *m, struct ns_node *node, struct model_tag *t,
-		   const char **path)
+/* The unpacked chart of t as the model knows it (made when it is not). */
+static int tree_once(struct model *m, struct ns_node *node, struct model_tag *t,
+		     const char **path)
 {
 	char buf[4096];
 	const char *blob;
@@ -741,10 +744,45 @@ int model_digest_shared(struct model *m, struct ns_node *node, const char *tag,
 	return ret;
 }
 
-void model_tag_files_gone(struct model *m, struct model_tag *t)
+/* The cached files of t went away (evicted by -o cache_max, here or by
+ * another daemon sharing the cache): the next tree_once or model_tag_blob
+ * makes them again. The path strings stay valid (same digest, same path). */
+static void files_gone(struct model *m, struct model_tag *t)
 {
 	pthread_mutex_lock(&m->lock);
 	t->tree_stale = true;
 	t->blob_stale = true;
 	pthread_mutex_unlock(&m->lock);
+}
+
+int model_tag_tree(struct model *m, struct ns_node *node, struct model_tag *t,
+		   const char **path)
+{
+	int ret = tree_once(m, node, t, path);
+
+	/* Evicted (-o cache_max, maybe by another daemon): made again. */
+	if (!ret && access(*path, F_OK) != 0) {
+		files_gone(m, t);
+		ret = tree_once(m, node, t, path);
+	}
+	return ret;
+}
+
+int model_tag_open_blob(struct model *m, struct ns_node *node, struct model_tag *t)
+{
+	const char *blob;
+	int ret = model_tag_blob(m, node, t, &blob), fd = -1;
+
+	if (!ret)
+		fd = open(blob, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (!ret && fd < 0 && errno == ENOENT) {
+		/* Evicted meanwhile: fetched again. */
+		files_gone(m, t);
+		ret = model_tag_blob(m, node, t, &blob);
+		if (!ret)
+			fd = open(blob, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	}
+	if (!ret && fd < 0)
+		ret = -errno;
+	return ret ? ret : fd;
 }
