@@ -14,11 +14,10 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 
 import pytest
 
-from util import read, sanitizer_env, sanitizer_reports
+from util import Foreground, read, sanitizer_env, sanitizer_reports
 
 NOBODY = 65534
 REPO = "charts/helm-oci-test"
@@ -36,7 +35,7 @@ def as_user(cmd, uid=NOBODY, gid=NOBODY, groups=None):
                           timeout=60, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
 
 
-class Daemon:
+class Daemon(Foreground):
     """chartfs -f -o allow_other,... as root, its log in a file. With
     uid: run as that user, given CAP_SYS_ADMIN to mount (so no fuse.conf
     user_allow_other is needed) and CAP_DAC_OVERRIDE to open this
@@ -66,46 +65,10 @@ class Daemon:
                    "--ambient-caps=+sys_admin,+dac_override", "--", binary]
         self.home = home if uid is not None else None
         o = ",".join(["plain_http", "allow_other", "ttl=0", "cache_dir=" + cache, *opts])
-        with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen([*cmd, "-f", "-o", o, host, self.mnt], env=env,
-                                         stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 20
-        while not os.path.ismount(self.mnt):
-            if self.proc.poll() is not None or time.time() > deadline:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError("chartfs did not mount: " + self.log())
-            time.sleep(0.02)
-
-    def path(self, *parts):
-        return os.path.join(self.mnt, *parts)
-
-    def log(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
+        super().__init__([*cmd, "-f", "-o", o, host, self.mnt], self.mnt, self.log_path, env)
 
     def refusals(self):
         return [l for l in self.log().splitlines() if "by uid %d refused" % NOBODY in l]
-
-    def stop(self):
-        """Unmount and wait for the daemon; a problem description or None."""
-        problem = None
-        if self.proc.poll() is not None:
-            problem = "chartfs on %s died while mounted: %s" % (self.mnt, self.log())
-        for _ in range(50):
-            if subprocess.run(["fusermount3", "-u", self.mnt],
-                              capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            subprocess.run(["fusermount3", "-u", "-z", self.mnt], capture_output=True)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            problem = "chartfs did not exit within 20 s of its unmount"
-        return problem
 
 
 @pytest.fixture

@@ -20,14 +20,14 @@ import time
 
 import pytest
 
-from util import cache_state, member, read, sanitizer_env, sanitizer_reports, tmp_entries
+from util import Foreground, cache_state, member, read, sanitizer_env, sanitizer_reports, tmp_entries
 
 REPO = "charts/test/helm-oci-test"  # in the shared `registry` fixture
 PAGE = 4096
 ENOSPC_TEXT = os.strerror(errno.ENOSPC)  # "No space left on device"
 
 
-class Daemon:
+class Daemon(Foreground):
     """chartfs -f on mnt, logging to a file; the cache on a small tmpfs."""
 
     def __init__(self, binary, host, root, env):
@@ -36,26 +36,8 @@ class Daemon:
         self.filler = os.path.join(root, "fs", "filler")
         self.log_path = os.path.join(root, "chartfs.log")
         os.makedirs(self.mnt)
-        with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen(
-                [binary, "-f", "-o", "plain_http,ttl=600,cache_dir=" + self.cache_dir,
-                 host, self.mnt], env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 20
-        while not os.path.ismount(self.mnt):
-            if not self.alive() or time.time() > deadline:
-                self.proc.kill()
-                raise AssertionError("chartfs did not mount: " + self.log())
-            time.sleep(0.02)
-
-    def path(self, *parts):
-        return os.path.join(self.mnt, *parts)
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def log(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
+        super().__init__([binary, "-f", "-o", "plain_http,ttl=600,cache_dir=" + self.cache_dir,
+                          host, self.mnt], self.mnt, self.log_path, env)
 
     def fill(self, room=0):
         """Fill the cache's filesystem, then free `room` bytes of it."""
@@ -76,21 +58,6 @@ class Daemon:
     def free(self):
         os.unlink(self.filler)
 
-    def stop(self):
-        for _ in range(50):
-            if subprocess.run(["fusermount3", "-u", self.mnt],
-                              capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            subprocess.run(["fusermount3", "-u", "-z", self.mnt], capture_output=True)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return "chartfs did not exit within 20 s of its unmount"
-        return None
 
 
 @pytest.fixture
@@ -112,8 +79,7 @@ def small_cache(chartfs_bin, env, tmp_path):
         return daemons[-1]
 
     yield start
-    problems = ["chartfs on %s died while mounted" % d.mnt for d in daemons if not d.alive()]
-    problems += [p for p in (d.stop() for d in daemons) if p]
+    problems = [p for p in (d.stop() for d in daemons) if p]
     for fs in tmpfs:
         if subprocess.run(["umount", fs], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", fs], capture_output=True)

@@ -18,7 +18,6 @@ import gzip
 import io
 import json
 import os
-import re
 import resource
 import secrets
 import subprocess
@@ -29,8 +28,8 @@ import time
 import pytest
 
 from proxy import RegistryProxy
-from util import (HELM_CHART, HELM_CONFIG, Registry, cache_state, expect_errno, ls, read,
-                  sanitizer_env, sanitizer_reports, tmp_entries)
+from util import (HELM_CHART, HELM_CONFIG, Foreground, Registry, cache_state, expect_errno,
+                  ls, read, sanitizer_env, sanitizer_reports, tmp_entries)
 
 IO_TIMEOUT = 2
 CHART_YAML = b"apiVersion: v2\nname: %s\nversion: 0.1.0\n"
@@ -77,7 +76,7 @@ def lim(tmp_path_factory):
     reg.stop()
 
 
-class Daemon:
+class Daemon(Foreground):
     """chartfs -f on a directory, its log in a file; `limit` is the
     (soft, hard) RLIMIT_NOFILE it starts with."""
 
@@ -94,32 +93,12 @@ class Daemon:
                 resource.setrlimit(resource.RLIMIT_NOFILE, limit)
 
         o = ",".join(["plain_http", "ttl=600", "cache_dir=" + self.cache_dir, *opts])
-        with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen([binary, "-f", "-o", o, host, self.mnt],
-                                         env=sanitizer_env(env, self.san), stdout=log,
-                                         stderr=subprocess.STDOUT, preexec_fn=preexec)
-        deadline = time.time() + 20
-        while not os.path.ismount(self.mnt):
-            if self.proc.poll() is not None or time.time() > deadline:
-                self.proc.kill()
-                raise AssertionError("chartfs did not mount: " + self.log())
-            time.sleep(0.02)
-
-    def path(self, *parts):
-        return os.path.join(self.mnt, *parts)
-
-    def log(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
+        super().__init__([binary, "-f", "-o", o, host, self.mnt], self.mnt, self.log_path,
+                         sanitizer_env(env, self.san), preexec_fn=preexec)
 
     def stop(self):
-        subprocess.run(["fusermount3", "-u", "-z", self.mnt], capture_output=True)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
+        problem = super().stop()
+        assert problem is None, problem
         assert sanitizer_reports(self.san) == []
 
 

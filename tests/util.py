@@ -428,6 +428,57 @@ class Mount:
         return None
 
 
+class Foreground:
+    """chartfs -f (argv, ending in MOUNTPOINT mnt) in the background of a
+    test, its output in log_path; returns once mnt is mounted. For tests
+    that start the daemon their own way (another user, a descriptor limit,
+    a small tmpfs); util.Mount is the daemonized form."""
+
+    def __init__(self, argv, mnt, log_path, env, preexec_fn=None):
+        self.mnt, self.log_path = mnt, log_path
+        with open(log_path, "w") as log:
+            self.proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         preexec_fn=preexec_fn)
+        deadline = time.time() + 20
+        while not os.path.ismount(mnt):
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("chartfs did not mount: " + self.log())
+            time.sleep(0.02)
+
+    def path(self, *parts):
+        return os.path.join(self.mnt, *parts)
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        """Unmount (retried while busy, then lazily) and wait for the daemon:
+        a problem description, or None."""
+        problem = None
+        if not self.alive():
+            problem = "chartfs on %s died while mounted: %s" % (self.mnt, self.log())
+        for _ in range(50):
+            if subprocess.run(["fusermount3", "-u", self.mnt],
+                              capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            subprocess.run(["fusermount3", "-u", "-z", self.mnt], capture_output=True)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            problem = "chartfs did not exit within 20 s of its unmount"
+        return problem
+
+
 class Mounts:
     """Mounts made by a fixture; close() unmounts them all and reports a
     daemon that died while mounted, one that would not exit, or sanitizer
