@@ -680,21 +680,9 @@ class RedirectingProxy:
                     return
                 n = int(self.headers.get("Content-Length", 0) or 0)
                 body = self.rfile.read(n) if n else None
-                c = http.client.HTTPConnection("127.0.0.1", reg.port, timeout=30)
                 # Host as sent, so the registry's Location URLs name the proxy.
                 hdrs = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
-                c.request(self.command, self.path, body=body, headers=hdrs)
-                r = c.getresponse()
-                data = r.read()
-                self.send_response(r.status)
-                for k, v in r.getheaders():
-                    if k.lower() not in ("connection", "transfer-encoding", "content-length"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                c.close()
+                relay(self, reg.port, body, hdrs)
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = forward
 
@@ -727,6 +715,24 @@ def test_redirected_blob_get_carries_no_authorization(e, packages):
 
 
 # ---- secrets stay secret ----------------------------------------------------------
+
+def relay(handler, port, body, headers):
+    """Send handler's request to the registry on 127.0.0.1:port and its
+    answer back, whole (the test proxies here need no streaming)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request(handler.command, handler.path, body=body, headers=headers)
+    r = c.getresponse()
+    data = r.read()
+    handler.send_response(r.status)
+    for k, v in r.getheaders():
+        if k.lower() not in ("connection", "transfer-encoding", "content-length"):
+            handler.send_header(k, v)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(data)
+    c.close()
+
 
 def run_foreground(e, target, opts, env=None, debug=True):
     """chartfs -f [-d] in the background of the test: (Popen, mnt, cache, log)."""
@@ -864,19 +870,7 @@ class HarborLikeProxy:
                         self.end_headers()
                         return
                     hdrs["Authorization"] = "Bearer " + catalog_token()
-                c = http.client.HTTPConnection("127.0.0.1", reg.port, timeout=30)
-                c.request(self.command, self.path, body=body, headers=hdrs)
-                r = c.getresponse()
-                data = r.read()
-                self.send_response(r.status)
-                for k, v in r.getheaders():
-                    if k.lower() not in ("connection", "transfer-encoding", "content-length"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                c.close()
+                relay(self, reg.port, body, hdrs)
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = forward
 
