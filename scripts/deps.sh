@@ -6,8 +6,9 @@ set -euo pipefail
 pkgs=(
 	meson ninja-build pkg-config gcc                      # build
 	libfuse3-dev fuse3 libcurl4-openssl-dev libjansson-dev # libraries
-	libarchive-dev libssl-dev libyaml-dev libyaml-0-2 zlib1g-dev
+	libarchive-dev libssl-dev libyaml-dev libyaml-0-2 zlib1g-dev libgpgme-dev
 	docker-registry python3-pytest attr gnupg             # tests: registry, pytest, getfattr, helm --sign
+	python3-cryptography                                  # tests: an independent cosign signer
 	apache2-utils unzip curl openssl procps               # htpasswd, helm unpack, demo
 	rsync                                                 # tests: the copy tools users run
 	valgrind clang libclang-rt-14-dev clang-format        # sanitizers, style
