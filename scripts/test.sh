@@ -36,6 +36,7 @@ no_leftover_processes() { # label, base temp dir
 
 scripts/deps.sh
 scripts/helm.sh
+scripts/sigstore.sh
 scripts/build.sh
 ASAN=1 scripts/build.sh
 
