@@ -131,9 +131,8 @@ static void catalog_lead(struct model *m, unsigned gen)
 		pthread_mutex_lock(&m->lock);
 		apply_catalog_locked(m, &names);
 		m->catalog_ever = true;
-		m->catalog_loading = false;
 		m->catalog_at = mono_ago(age);
-		pthread_cond_broadcast(&m->cond);
+		flight_done_locked(m, &m->catalog_loading);
 		pthread_mutex_unlock(&m->lock);
 		strv_free(&names);
 		return;
@@ -150,7 +149,6 @@ static void catalog_lead(struct model *m, unsigned gen)
 		denied = oci_ping(m->client) == -EACCES;
 
 	pthread_mutex_lock(&m->lock);
-	m->catalog_loading = false;
 	if (ret == 0) {
 		apply_catalog_locked(m, &names);
 		m->catalog_ever = true;
@@ -175,7 +173,7 @@ static void catalog_lead(struct model *m, unsigned gen)
 	 * forgotten: this answer may be older than that. */
 	if (m->catalog_gen == gen)
 		m->catalog_at = now_mono();
-	pthread_cond_broadcast(&m->cond);
+	flight_done_locked(m, &m->catalog_loading);
 	pthread_mutex_unlock(&m->lock);
 	strv_free(&names);
 }
@@ -199,11 +197,9 @@ static void refresh_catalog(struct model *m)
 			pthread_mutex_unlock(&m->lock);
 			return;
 		}
-		if (!m->catalog_loading)
+		if (flight_lead_locked(m, &m->catalog_loading))
 			break;
-		pthread_cond_wait(&m->cond, &m->lock);
 	}
-	m->catalog_loading = true;
 	gen = m->catalog_gen;
 	pthread_mutex_unlock(&m->lock);
 	catalog_lead(m, gen);
@@ -215,11 +211,10 @@ void model_revalidate_catalog(struct model *m)
 	bool lead;
 
 	pthread_mutex_lock(&m->lock);
-	lead = !m->catalog_unsupported && !fresh(m, m->catalog_at) && !m->catalog_loading;
-	if (lead) {
-		m->catalog_loading = true;
+	lead = !m->catalog_unsupported && !fresh(m, m->catalog_at) &&
+	       flight_try_lead_locked(&m->catalog_loading);
+	if (lead)
 		gen = m->catalog_gen;
-	}
 	pthread_mutex_unlock(&m->lock);
 	if (lead)
 		catalog_lead(m, gen);

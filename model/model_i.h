@@ -105,6 +105,40 @@ static inline bool miss_due_locked(const struct model *m, struct timespec *asked
 	return true;
 }
 
+/* One thread fetches, the others wait: a name being fetched (the catalog,
+ * a repository's tag list) has a busy flag under the model lock, and every
+ * waiter sleeps on m->cond, as blobcache.c's flight_begin/flight_end do per
+ * blob. flight_lead_locked() makes the caller the leader when nobody is
+ * (true: it sets *busy, fetches without the lock, then calls
+ * flight_done_locked()); otherwise it waits for one change and returns
+ * false, and the caller looks again at what it would serve. Lock held. */
+static inline bool flight_lead_locked(struct model *m, bool *busy)
+{
+	if (!*busy) {
+		*busy = true;
+		return true;
+	}
+	pthread_cond_wait(&m->cond, &m->lock);
+	return false;
+}
+
+/* The same for work that may be skipped (a background refresh, a snapshot
+ * load): lead when nobody does, never wait. Lock held. */
+static inline bool flight_try_lead_locked(bool *busy)
+{
+	if (*busy)
+		return false;
+	*busy = true;
+	return true;
+}
+
+/* The leader is done (success or not): wake every waiter. Lock held. */
+static inline void flight_done_locked(struct model *m, bool *busy)
+{
+	*busy = false;
+	pthread_cond_broadcast(&m->cond);
+}
+
 /* An answer that expired may be served while a background refresh asks
  * again (stale-while-revalidate); one forgotten ({0}: SIGHUP, a push or
  * delete through the mount) may not: the next access waits for the

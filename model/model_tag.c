@@ -172,19 +172,17 @@ static void load_snapshot_once(struct model *m, struct ns_node *node)
 
 	pthread_mutex_lock(&m->lock);
 	r = model_node_repo(node);
-	if (!r || r->ever_listed || r->listing) {
+	if (!r || r->ever_listed || !flight_try_lead_locked(&r->listing)) {
 		pthread_mutex_unlock(&m->lock);
 		return;
 	}
-	r->listing = true;
 	pthread_mutex_unlock(&m->lock);
 	name = model_repo_name(m, node);
 	if (name)
 		(void)model_snap_load_tags(m, node, name);
 	free(name);
 	pthread_mutex_lock(&m->lock);
-	r->listing = false;
-	pthread_cond_broadcast(&m->cond);
+	flight_done_locked(m, &r->listing);
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -205,7 +203,6 @@ static int tags_lead(struct model *m, struct ns_node *node, struct repo *r, unsi
 		strv_sort_uniq(&tags);
 
 	pthread_mutex_lock(&m->lock);
-	r->listing = false;
 	if (ret == 0) {
 		ret = model_apply_tags_locked(r, &tags);
 		r->ever_listed = true;
@@ -223,7 +220,7 @@ static int tags_lead(struct model *m, struct ns_node *node, struct repo *r, unsi
 		 * access asks and answers with the error. */
 		r->listed = (struct timespec){0};
 	}
-	pthread_cond_broadcast(&m->cond);
+	flight_done_locked(m, &r->listing);
 	pthread_mutex_unlock(&m->lock);
 	strv_free(&tags);
 	free(name);
@@ -266,11 +263,9 @@ int model_refresh_tags(struct model *m, struct ns_node *node)
 			pthread_mutex_unlock(&m->lock);
 			return 0;
 		}
-		if (!r->listing)
+		if (flight_lead_locked(m, &r->listing))
 			break;
-		pthread_cond_wait(&m->cond, &m->lock);
 	}
-	r->listing = true;
 	gen = r->gen;
 	pthread_mutex_unlock(&m->lock);
 	return tags_lead(m, node, r, gen);
@@ -426,11 +421,9 @@ void model_revalidate_repo(struct model *m, struct ns_node *node)
 
 	pthread_mutex_lock(&m->lock);
 	r = node->repo;
-	lead = !fresh(m, r->listed) && !r->listing;
-	if (lead) {
-		r->listing = true;
+	lead = !fresh(m, r->listed) && flight_try_lead_locked(&r->listing);
+	if (lead)
 		gen = r->gen;
-	}
 	pthread_mutex_unlock(&m->lock);
 	if (lead)
 		ret = tags_lead(m, node, r, gen);
