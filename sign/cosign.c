@@ -1,26 +1,9 @@
-/* cosign.c - STUB until issue 17's core lands: nothing verifies. */
+/* cosign.c - STUB until issue 17's core makes bundles. */
 #include "sign/cosign.h"
 
 #include <errno.h>
 #include <string.h>
 
-int cosign_simple_verify(const struct sign_keys *k, const char *manifest_digest,
-			 const void *payload, size_t len, const char *sig_b64,
-			 struct sign_result *r)
-{
-	(void)k, (void)manifest_digest, (void)payload, (void)len, (void)sig_b64;
-	memset(r, 0, sizeof(*r));
-	r->verdict = SIGN_BROKEN;
-	return 0;
-}
-int cosign_bundle_verify(const struct sign_keys *k, const char *manifest_digest,
-			 const void *bundle, size_t len, struct sign_result *r)
-{
-	(void)k, (void)manifest_digest, (void)bundle, (void)len;
-	memset(r, 0, sizeof(*r));
-	r->verdict = SIGN_BROKEN;
-	return 0;
-}
 int cosign_bundle_make(const struct sign_key *k, const char *manifest_digest,
 		       struct oci_buf *out)
 {

@@ -10,6 +10,7 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "common/digest.h"
 #include "common/file.h"
@@ -65,7 +66,7 @@ static int keys_push(struct sign_keys *k, EVP_PKEY *pk)
 	return 0;
 }
 
-/* Is the error OpenSSL left after PEM_read_bio_PUBKEY the end of the text? */
+/* Is the error PEM_read_bio left the end of the text? */
 static bool pem_at_end(void)
 {
 	unsigned long e = ERR_peek_last_error();
@@ -73,36 +74,58 @@ static bool pem_at_end(void)
 	return ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
 }
 
-/* The public keys of one PEM text into k. */
+/* One "PUBLIC KEY" block's DER into k (the found'th key of path). */
+static int keys_der(struct sign_keys *k, const char *path, size_t found,
+		    const unsigned char *der, long len)
+{
+	EVP_PKEY *pk = d2i_PUBKEY(NULL, &der, len);
+	const char *why;
+
+	if (!pk) {
+		log_err("sign: verify_key %s: PEM public key %zu does not parse", path,
+			found);
+		return -EINVAL;
+	}
+	if ((why = sign_pkey_unsupported(pk))) {
+		log_err("sign: verify_key %s: key %zu is %s", path, found, why);
+		EVP_PKEY_free(pk);
+		return -EINVAL;
+	}
+	if (k->n >= SIGN_KEYS_MAX) {
+		log_err("sign: verify_key %s: more than %d keys in all", path,
+			SIGN_KEYS_MAX);
+		EVP_PKEY_free(pk);
+		return -EINVAL;
+	}
+	return keys_push(k, pk);
+}
+
+/* The public keys of one PEM text into k. Blocks of other kinds (a
+ * certificate next to the key) are passed over, as OpenSSL's own readers
+ * do; PEM_read_bio is used because OpenSSL 3's PEM_read_bio_PUBKEY ends a
+ * text and fails on a broken key with the same error. */
 static int keys_parse(struct sign_keys *k, const char *path, const char *text, size_t len)
 {
 	BIO *bio = BIO_new_mem_buf(text, (int)len);
+	char *name = NULL, *header = NULL;
+	unsigned char *der = NULL;
 	size_t found = 0;
-	EVP_PKEY *pk;
-	const char *why;
+	long dlen = 0;
 	int ret = 0;
 
 	if (!bio)
 		return -ENOMEM;
 	ERR_clear_error();
-	while (!ret && (pk = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL))) {
-		found++;
-		if ((why = sign_pkey_unsupported(pk))) {
-			log_err("sign: verify_key %s: key %zu is %s", path, found, why);
-			EVP_PKEY_free(pk);
-			ret = -EINVAL;
-		} else if (k->n >= SIGN_KEYS_MAX) {
-			log_err("sign: verify_key %s: more than %d keys in all", path,
-				SIGN_KEYS_MAX);
-			EVP_PKEY_free(pk);
-			ret = -EINVAL;
-		} else {
-			ret = keys_push(k, pk);
-		}
+	while (!ret && PEM_read_bio(bio, &name, &header, &der, &dlen) == 1) {
+		if (!strcmp(name, PEM_STRING_PUBLIC))
+			ret = keys_der(k, path, ++found, der, dlen);
+		OPENSSL_free(name);
+		OPENSSL_free(header);
+		OPENSSL_free(der);
 	}
 	if (!ret && !pem_at_end()) {
-		log_err("sign: verify_key %s: PEM public key %zu does not parse", path,
-			found + 1);
+		log_err("sign: verify_key %s: PEM block after key %zu does not parse",
+			path, found);
 		ret = -EINVAL;
 	} else if (!ret && !found) {
 		log_err("sign: verify_key %s: holds no PEM public key", path);
