@@ -42,7 +42,10 @@ static int statement(const char *manifest_digest, struct oci_buf *out)
 	return ret;
 }
 
-/* The base64 signature of the statement's DSSE PAE by k. */
+/* The base64 signature of the statement's DSSE PAE by k. A P-384 key
+ * signs with SHA-256, not with the SHA-384 cosign sign would use: cosign
+ * verify --key (without --signature-digest-algorithm) and @sigstore/verify
+ * check P-384 signatures with SHA-256, and chartfs's verifier takes both. */
 static int envelope_sig(const struct sign_key *k, const struct oci_buf *st,
 			char **sig_b64)
 {

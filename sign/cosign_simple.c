@@ -42,8 +42,10 @@ int cosign_simple_verify(const struct sign_keys *k, const char *manifest_digest,
 	ret = sign_b64_decode(sig_b64, strlen(sig_b64), &sig, &siglen);
 	if (ret == -ENOMEM)
 		return ret;
-	if (ret || !siglen)
+	if (ret || !siglen) {
+		free(sig);
 		return 0;
+	}
 	/* The payload names no key: every configured one is tried, and a
 	 * signature none verifies cannot be told from another key's. */
 	for (i = 0; k && i < k->n && !good; i++)

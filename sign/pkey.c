@@ -103,8 +103,9 @@ bool sign_pkey_verify(EVP_PKEY *pk, const void *data, size_t len,
 
 	switch (EVP_PKEY_get_base_id(pk)) {
 	case EVP_PKEY_EC:
-		/* cosign v3 signs with the curve's own hash; cosign v2 and
-		 * sigstore-js use SHA-256 for every curve. */
+		/* cosign v3 signs with a P-384 key's own hash (sigstore's
+		 * default), cosign v2 and sigstore-js use SHA-256 for every
+		 * curve: either is the key holder's signature. */
 		if (is_p384(pk))
 			good = verify_md(pk, EVP_sha384(), data, len, sig, siglen);
 		if (!good)
@@ -136,9 +137,9 @@ int sign_pkey_sign(EVP_PKEY *pk, const void *data, size_t len, unsigned char **s
 
 	*sig = NULL;
 	*siglen = 0;
-	if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC)
-		md = is_p384(pk) ? EVP_sha384() : EVP_sha256();
-	else if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA)
+	/* SHA-256 for every curve: `cosign verify --key` checks with SHA-256
+	 * unless told otherwise, and so does sigstore-js. */
+	if (EVP_PKEY_get_base_id(pk) != EVP_PKEY_ED25519)
 		md = EVP_sha256();
 	ctx = EVP_MD_CTX_new();
 	if (!ctx) {

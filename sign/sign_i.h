@@ -47,9 +47,9 @@ int sign_pub_names(EVP_PKEY *pk, struct sign_pub *out) WUR;
  * P-384 keys; RSA: PKCS#1 v1.5 SHA-256; Ed25519: pure. */
 bool sign_pkey_verify(EVP_PKEY *pk, const void *data, size_t len,
 		      const unsigned char *sig, size_t siglen);
-/* Sign data with the private key pk as cosign v3 does (ECDSA DER with
- * SHA-256, SHA-384 for P-384; RSA PKCS#1 v1.5 SHA-256; Ed25519 pure) into a
- * malloc'd *sig. */
+/* Sign data with the private key pk as `cosign verify --key` checks by
+ * default (ECDSA DER with SHA-256 on both curves, RSA PKCS#1 v1.5 SHA-256,
+ * Ed25519 pure) into a malloc'd *sig. */
 int sign_pkey_sign(EVP_PKEY *pk, const void *data, size_t len, unsigned char **sig,
 		   size_t *siglen) WUR;
 
