@@ -14,7 +14,16 @@
  *   keyring SIGN_WRONG_KEY, a bad signature SIGN_BAD_SIG, a files: entry
  *   for the package missing or naming another sha256 SIGN_OTHER_DIGEST),
  *   or -errno when gpgme itself failed (one log line).
- * - No network, no FUSE.
+ * - No network, no FUSE. gpg runs as a child of the calling thread
+ *   (gpgme forks and waits for it): the process must not set SIGCHLD to
+ *   SIG_IGN, and prov_init makes SIGPIPE ignored (gpgme's own rule).
+ * - Trust: a good signature by any key of the keyring is OK, whatever
+ *   that key's validity or ownertrust in GnuPG's web of trust, as helm
+ *   checks (the keyring is the trust). A key that expired or was revoked
+ *   makes SIGN_BAD_SIG, as does an expired signature.
+ * - r->fpr on SIGN_OK is "openpgp:" + the 40 uppercase hex digits of the
+ *   signing key's primary fingerprint, as `gpg --fingerprint` and
+ *   `helm verify` print it (a subkey signature names its primary key).
  */
 #ifndef CHARTFS_SIGN_PROV_H
 #define CHARTFS_SIGN_PROV_H
@@ -24,7 +33,19 @@
 #include "common/compiler.h"
 #include "sign/verdict.h"
 
+/* A keyring file larger than this is refused (-EFBIG). */
+#define PROV_KEYRING_MAX (8 << 20)
+/* A provenance larger than this is SIGN_BROKEN unread: helm writes about
+ * one KiB; a caller need not fetch more. */
+#define PROV_MAX (1 << 20)
+
 struct prov_keyring;
+
+/* Initialise gpgme (gpgme_check_version) and check that gpg is there:
+ * 0, or -ENOSYS with one log line. Call it once from the main thread
+ * before any other thread starts (gpgme's rule); prov_keyring_load calls
+ * it too (under pthread_once), for programs with one thread. */
+int prov_init(void) WUR;
 
 int prov_keyring_load(const char *path, const char *workdir,
 		      struct prov_keyring **out) WUR;
