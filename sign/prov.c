@@ -21,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -91,7 +93,7 @@ static const char *gstr(gpgme_error_t e, char *buf, size_t size)
 	return buf;
 }
 
-static int ctx_new(gpgme_protocol_t proto, const char *home, gpgme_ctx_t *out)
+static int ctx_new(const char *home, gpgme_ctx_t *out)
 {
 	gpgme_ctx_t ctx = NULL;
 	gpgme_error_t e;
@@ -99,9 +101,9 @@ static int ctx_new(gpgme_protocol_t proto, const char *home, gpgme_ctx_t *out)
 
 	e = gpgme_new(&ctx);
 	if (!e)
-		e = gpgme_set_protocol(ctx, proto);
-	if (!e && proto == GPGME_PROTOCOL_OpenPGP)
-		e = gpgme_ctx_set_engine_info(ctx, proto, NULL, home);
+		e = gpgme_set_protocol(ctx, GPGME_PROTOCOL_OpenPGP);
+	if (!e)
+		e = gpgme_ctx_set_engine_info(ctx, GPGME_PROTOCOL_OpenPGP, NULL, home);
 	if (e) {
 		log_err("prov: gpgme context: %s", gstr(e, msg, sizeof(msg)));
 		gpgme_release(ctx);
@@ -122,22 +124,39 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 
 /* gpg-agent or dirmngr should never run for the home (no-autostart), but a
  * gpg that started one anyway must not outlive the keyring: gpgconf stops
- * whatever serves this home. Failures only cost a log line. */
+ * whatever serves this home. It is waited for (gpgme_op_spawn does not
+ * wait), so no process is left when the keyring is gone. Failures only
+ * cost a log line. */
 static void home_stop_daemons(const char *home)
 {
 	const char *gpgconf = gpgme_get_dirinfo("gpgconf-name");
-	const char *argv[] = {"gpgconf", "--homedir", home, "--kill", "all", NULL};
-	gpgme_ctx_t ctx;
-	gpgme_error_t e;
-	char msg[128];
+	char *const argv[] = {"gpgconf", "--homedir", (char *)home,
+			      "--kill",	 "all",	      NULL};
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int err, st;
 
-	if (!gpgconf || ctx_new(GPGME_PROTOCOL_SPAWN, NULL, &ctx))
+	if (!gpgconf || posix_spawn_file_actions_init(&fa))
 		return;
-	e = gpgme_op_spawn(ctx, gpgconf, argv, NULL, NULL, NULL, 0);
-	if (e)
-		log_warn("prov: gpgconf --kill all for %s: %s", home,
-			 gstr(e, msg, sizeof(msg)));
-	gpgme_release(ctx);
+	err = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	if (!err)
+		err = posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	if (!err)
+		err = posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	if (!err)
+		err = posix_spawn(&pid, gpgconf, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (err) {
+		log_warn("prov: cannot run %s: %s", gpgconf, strerror(err));
+		return;
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR) {
+			log_warn("prov: waiting for gpgconf: %s", strerror(errno));
+			return;
+		}
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		log_warn("prov: gpgconf --kill all for %s failed", home);
 }
 
 static void home_remove(const char *home)
@@ -214,7 +233,7 @@ static int import_keys(const char *home, const char *path, const char *buf, size
 	char msg[128];
 	int ret;
 
-	ret = ctx_new(GPGME_PROTOCOL_OpenPGP, home, &ctx);
+	ret = ctx_new(home, &ctx);
 	if (ret)
 		return ret;
 	e = gpgme_data_new_from_mem(&d, buf, len, 0);
@@ -598,7 +617,7 @@ int prov_verify(const struct prov_keyring *kr, const void *prov, size_t len,
 	block = len <= PROV_MAX ? clear_block(prov, len, &blen) : NULL;
 	if (!block)
 		return 0;
-	ret = ctx_new(GPGME_PROTOCOL_OpenPGP, kr->home, &ctx);
+	ret = ctx_new(kr->home, &ctx);
 	if (ret)
 		return ret;
 	e = gpgme_data_new_from_mem(&sig, block, blen, 0);

@@ -156,6 +156,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	printf("keyring %s\n", prov_keyring_id(kr));
+	/* gpgme forks: nothing buffered may be written twice. */
+	fflush(stdout);
 	rc = check(kr, prov, len, argv, nthreads);
 	prov_keyring_free(kr);
 	free(prov);
