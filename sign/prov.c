@@ -191,6 +191,7 @@ static int home_make(const char *workdir, char *home, size_t size)
 
 	ret = file_pathf(home, size, "%s/gnupg-XXXXXX", workdir);
 	if (ret) {
+		home[0] = '\0'; /* a truncated path is nothing to remove */
 		log_err("prov: workdir %s: %s", workdir, strerror(-ret));
 		return ret;
 	}
@@ -610,6 +611,7 @@ int prov_verify(const struct prov_keyring *kr, const void *prov, size_t len,
 	const char *block;
 	char *text = NULL;
 	size_t blen = 0, tlen = 0;
+	char msg[128];
 	int ret = 0;
 
 	memset(r, 0, sizeof(*r));
@@ -624,6 +626,7 @@ int prov_verify(const struct prov_keyring *kr, const void *prov, size_t len,
 	if (!e)
 		e = gpgme_data_new(&plain);
 	if (e) {
+		log_err("prov: gpgme data: %s", gstr(e, msg, sizeof(msg)));
 		ret = gerr(e);
 		goto out;
 	}
