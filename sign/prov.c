@@ -22,11 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <yaml.h>
 
+#include "client/manifest.h"
 #include "common/digest.h"
 #include "common/file.h"
 #include "common/log.h"
@@ -47,8 +49,13 @@ static const char gpg_conf[] = "no-autostart\n"
 			       "no-auto-key-import\n"
 			       "no-auto-check-trustdb\n";
 
+/* Homes a concurrent cleaner removed before we locked them (see
+ * home_make), made again at most this many times. */
+#define HOME_TRIES 3
+
 struct prov_keyring {
 	char home[PATH_MAX];
+	int home_fd; /* holds the home's flock while the keyring lives */
 	char id[DIGEST_STR_MAX];
 };
 
@@ -182,36 +189,66 @@ static int write_all(int fd, const char *s, size_t len)
 	return 0;
 }
 
-/* mkdtemp makes the home 0700, as gpg wants it; gpg.conf is written before
- * any gpg runs there. */
-static int home_make(const char *workdir, char *home, size_t size)
+/* mkdtemp makes the home 0700, as gpg wants it. It is locked (flock) for
+ * as long as the keyring lives, so a cleaner of workdir that skips what a
+ * running daemon holds (cache/blobcache.c's leftovers rule) leaves it; one
+ * that removed it between mkdtemp and the lock leaves it unlinked
+ * (st_nlink 0), and another is made. */
+static int home_lock(const char *workdir, char *home, size_t size, int *fd)
 {
-	char conf[PATH_MAX];
-	int fd, ret;
+	struct stat st;
+	int i, ret = -ENOENT;
 
-	ret = file_pathf(home, size, "%s/gnupg-XXXXXX", workdir);
-	if (ret) {
-		home[0] = '\0'; /* a truncated path is nothing to remove */
-		log_err("prov: workdir %s: %s", workdir, strerror(-ret));
-		return ret;
+	for (i = 0; i < HOME_TRIES && ret == -ENOENT; i++) {
+		ret = file_pathf(home, size, "%s/gnupg-XXXXXX", workdir);
+		if (ret || !mkdtemp(home)) {
+			ret = ret ? ret : -errno;
+			home[0] = '\0'; /* nothing of ours to remove */
+			break;
+		}
+		*fd = open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		if (*fd < 0) {
+			ret = -errno;
+			break;
+		}
+		while ((ret = flock(*fd, LOCK_EX) < 0 ? -errno : 0) == -EINTR)
+			;
+		if (ret == -ENOLCK || ret == -EOPNOTSUPP)
+			ret = 0; /* no flock there: the cleaner's age rule applies */
+		if (!ret && fstat(*fd, &st) < 0)
+			ret = -errno;
+		else if (!ret && st.st_nlink == 0)
+			ret = -ENOENT;
+		if (ret == -ENOENT) {
+			close(*fd);
+			*fd = -1;
+		}
 	}
-	if (!mkdtemp(home)) {
-		ret = -errno;
+	if (ret)
 		log_err("prov: cannot make a GnuPG home in %s: %s", workdir,
 			strerror(-ret));
-		home[0] = '\0';
+	return ret;
+}
+
+/* The home, with a gpg.conf written before any gpg runs there. */
+static int home_make(const char *workdir, char *home, size_t size, int *fd)
+{
+	char conf[PATH_MAX];
+	int cfd, ret;
+
+	ret = home_lock(workdir, home, size, fd);
+	if (ret)
 		return ret;
-	}
 	ret = file_pathf(conf, sizeof(conf), "%s/gpg.conf", home);
 	if (ret)
 		goto out;
-	fd = open(conf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
+	cfd = open(conf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (cfd < 0) {
 		ret = -errno;
 		goto out;
 	}
-	ret = write_all(fd, gpg_conf, sizeof(gpg_conf) - 1);
-	if (close(fd) < 0 && !ret)
+	ret = write_all(cfd, gpg_conf, sizeof(gpg_conf) - 1);
+	if (close(cfd) < 0 && !ret)
 		ret = -errno;
 out:
 	if (ret)
@@ -297,12 +334,13 @@ int prov_keyring_load(const char *path, const char *workdir, struct prov_keyring
 		ret = -ENOMEM;
 		goto out;
 	}
+	kr->home_fd = -1;
 	ret = digest_buf(buf, len, kr->id);
 	if (ret) {
 		log_err("keyring %s: cannot digest: %s", path, strerror(-ret));
 		goto out;
 	}
-	ret = home_make(workdir, kr->home, sizeof(kr->home));
+	ret = home_make(workdir, kr->home, sizeof(kr->home), &kr->home_fd);
 	if (!ret)
 		ret = import_keys(kr->home, path, buf, len);
 out:
@@ -321,6 +359,8 @@ void prov_keyring_free(struct prov_keyring *kr)
 		return;
 	if (kr->home[0])
 		home_remove(kr->home);
+	if (kr->home_fd >= 0)
+		close(kr->home_fd);
 	free(kr);
 }
 
@@ -616,7 +656,7 @@ int prov_verify(const struct prov_keyring *kr, const void *prov, size_t len,
 
 	memset(r, 0, sizeof(*r));
 	r->verdict = SIGN_BROKEN;
-	block = len <= PROV_MAX ? clear_block(prov, len, &blen) : NULL;
+	block = len <= OCI_PROV_LAYER_MAX ? clear_block(prov, len, &blen) : NULL;
 	if (!block)
 		return 0;
 	ret = ctx_new(kr->home, &ctx);

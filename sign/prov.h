@@ -4,11 +4,17 @@
  *
  * Contract:
  * - Threads: a loaded keyring may be used by any thread; each check makes
- *   its own gpgme context. Loading is done once (mount, SIGHUP).
+ *   its own gpgme context and gpg process. Loading is done once (mount,
+ *   SIGHUP); prov_keyring_free must wait for the checks using that keyring
+ *   (a SIGHUP swaps a new one in and frees the old after its last check).
  * - The keyring file (binary or armored public keys, as helm's
  *   --keyring takes) is imported into a private GnuPG home made under
  *   workdir (mode 0700, removed by prov_keyring_free); the user's own
- *   ~/.gnupg is never read or written.
+ *   ~/.gnupg is never read or written. The home, workdir/gnupg-XXXXXX, is
+ *   held by an flock while the keyring lives (a cleaner of workdir may
+ *   take an unlocked one for a leftover). A keyring with secret keys is
+ *   refused (-EINVAL): importing them would need gpg-agent and copy them
+ *   to disk; `gpg --export` writes the public keyring.
  * - prov_verify returns 0 with r filled (SIGN_OK, or why not: no valid
  *   clear signature or an unparseable body is SIGN_BROKEN, a key not in the
  *   keyring SIGN_WRONG_KEY, a bad signature SIGN_BAD_SIG, a files: entry
@@ -35,9 +41,6 @@
 
 /* A keyring file larger than this is refused (-EFBIG). */
 #define PROV_KEYRING_MAX (8 << 20)
-/* A provenance larger than this is SIGN_BROKEN unread: helm writes about
- * one KiB; a caller need not fetch more. */
-#define PROV_MAX (1 << 20)
 
 struct prov_keyring;
 
@@ -54,7 +57,8 @@ void prov_keyring_free(struct prov_keyring *kr);
 const char *prov_keyring_id(const struct prov_keyring *kr);
 
 /* The provenance bytes of package pkg_name ("web-0.1.0.tgz") whose blob
- * digest is pkg_digest ("sha256:<hex>"). */
+ * digest is pkg_digest ("sha256:<hex>"). Bytes over OCI_PROV_LAYER_MAX
+ * (client/manifest.h, 1 MiB: the layer's own cap) are SIGN_BROKEN unread. */
 int prov_verify(const struct prov_keyring *kr, const void *prov, size_t len,
 		const char *pkg_name, const char *pkg_digest, struct sign_result *r) WUR;
 

@@ -20,8 +20,9 @@ from util import CHARTS, ROOT, file_sha256, isolated_env, sanitizer_env, sanitiz
 
 SIGNER = "Chart Signer <signer@example.com>"
 OTHER = "Other Signer <other@example.com>"
+SUBKEY = "Subkey Signer <subkey@example.com>"
 WEB = "web-1.0.0.tgz"
-PROV_MAX = 1 << 20  # sign/prov.h
+OCI_PROV_LAYER_MAX = 1 << 20  # client/manifest.h: the cap prov_verify reads up to
 
 
 def _gpg(home, *args):
@@ -98,10 +99,16 @@ def keys(tmp_path_factory, helm3, helm4):
     home.mkdir(mode=0o700)
     k = {"dir": d}
     try:
-        for uid in (SIGNER, OTHER):
+        for uid in (SIGNER, OTHER, SUBKEY):
             _gpg(home, "--quick-gen-key", uid, "rsa2048", "sign", "never")
-        fa, fb = _fpr(home, SIGNER), _fpr(home, OTHER)
-        k["fpr"], k["other_fpr"] = fa, fb
+        fa, fb, fs = _fpr(home, SIGNER), _fpr(home, OTHER), _fpr(home, SUBKEY)
+        k["fpr"], k["other_fpr"], k["sub_fpr"] = fa, fb, fs
+        # A signing subkey: gpg signs with it, not with the primary key.
+        _gpg(home, "--quick-add-key", fs, "rsa2048", "sign", "never")
+        (d / "sub.gpg").write_bytes(_gpg(home, "--export", fs))
+        k["sub.gpg"] = d / "sub.gpg"
+        k["sub-signed"] = _clearsign(home, d, "sub-signed", "name: web\n...\nfiles:\n"
+                                     "  %s: %s\n" % (WEB, "sha256:" + "1" * 64), fs)
         for name, args in {"signer.gpg": [fa], "signer.asc": ["--armor", fa],
                            "other.gpg": [fb], "both.gpg": []}.items():
             (d / name).write_bytes(_gpg(home, "--export", *args))
@@ -252,6 +259,18 @@ def test_two_signatures_one_by_the_keyring(keys, tool):
         assert (out["verdict"], out["fpr"]) == ("SIGN_OK", "openpgp:" + fpr), ring
 
 
+def test_subkey_signature_names_the_primary_key(keys, tool, tmp_path):
+    """fpr is the primary key's, as helm verify and gpg --fingerprint show
+    it, though the signature names the subkey."""
+    out = _check(tool, keys["sub.gpg"], keys["sub-signed"], digest="sha256:" + "1" * 64)
+    assert (out["verdict"], out["fpr"]) == ("SIGN_OK", "openpgp:" + keys["sub_fpr"])
+    lp = tmp_path / "list-packets"
+    lp.mkdir(mode=0o700)
+    sig = subprocess.run(["gpg", "--list-packets"], input=open(keys["sub-signed"], "rb").read(),
+                         capture_output=True, env=dict(os.environ, GNUPGHOME=str(lp)))
+    assert keys["sub_fpr"][-16:] not in sig.stdout.decode(), "signed by the primary key"
+
+
 @pytest.mark.parametrize("case", ["opaque", "detached", "garbage", "empty", "unsigned",
                                   "no-separator", "files-list", "files-twice", "too-big"])
 def test_not_a_readable_provenance_is_broken(keys, tool, case, tmp_path):
@@ -263,7 +282,7 @@ def test_not_a_readable_provenance_is_broken(keys, tool, case, tmp_path):
         # The signed text without its signature.
         "unsigned": data[:data.index(b"-----BEGIN PGP SIGNATURE-----")],
         # A good provenance behind more unsigned text than a provenance holds.
-        "too-big": b"x" * PROV_MAX + b"\n" + data,
+        "too-big": b"x" * OCI_PROV_LAYER_MAX + b"\n" + data,
     }
     if case in made:
         path = tmp_path / case

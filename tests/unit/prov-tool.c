@@ -19,12 +19,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client/manifest.h"
 #include "common/file.h"
 #include "sign/prov.h"
 
 #define TOOL_MAX_THREADS 64
-/* Read past PROV_MAX so the tool can show what prov_verify does with it. */
-#define TOOL_PROV_READ_MAX (4 * PROV_MAX)
+/* Read past the layer's cap to show what prov_verify does with more. */
+#define TOOL_PROV_READ_MAX (4 * OCI_PROV_LAYER_MAX)
 
 struct job {
 	const struct prov_keyring *kr;
