@@ -15,12 +15,12 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD
-from util import CHARTS, ROOT, file_sha256, isolated_env, sanitizer_env, sanitizer_reports
+from util import CHARTS, file_sha256, isolated_env, sanitizer_env, sanitizer_reports
 
 SIGNER = "Chart Signer <signer@example.com>"
 OTHER = "Other Signer <other@example.com>"
 SUBKEY = "Subkey Signer <subkey@example.com>"
+EXPIRED = "Expired Signer <expired@example.com>"
 WEB = "web-1.0.0.tgz"
 OCI_PROV_LAYER_MAX = 1 << 20  # client/manifest.h: the cap prov_verify reads up to
 
@@ -103,6 +103,16 @@ def keys(tmp_path_factory, helm3, helm4):
             _gpg(home, "--quick-gen-key", uid, "rsa2048", "sign", "never")
         fa, fb, fs = _fpr(home, SIGNER), _fpr(home, OTHER), _fpr(home, SUBKEY)
         k["fpr"], k["other_fpr"], k["sub_fpr"] = fa, fb, fs
+        # A key that expired in 2020, and a text it signed back then.
+        past = ("--faked-system-time", "20200101T000000")
+        _gpg(home, *past, "--quick-gen-key", EXPIRED, "rsa2048", "sign", "1d")
+        fe = _fpr(home, EXPIRED)
+        (d / "expired.gpg").write_bytes(_gpg(home, "--export", fe))
+        k["expired.gpg"] = d / "expired.gpg"
+        (d / "expired.txt").write_text("name: web\n...\nfiles: {}\n")
+        _gpg(home, *past, "--local-user", fe, "--clearsign", "-o", str(d / "expired-signed"),
+             str(d / "expired.txt"))
+        k["expired-signed"] = d / "expired-signed"
         # A signing subkey: gpg signs with it, not with the primary key.
         _gpg(home, "--quick-add-key", fs, "rsa2048", "sign", "never")
         (d / "sub.gpg").write_bytes(_gpg(home, "--export", fs))
@@ -219,6 +229,12 @@ def test_revoked_key_is_bad_sig(keys, tool):
     assert out["verdict"] == "SIGN_BAD_SIG"
 
 
+def test_expired_key_is_bad_sig(keys, tool):
+    """Signed while the key was valid; the key has expired since."""
+    out = _check(tool, keys["expired.gpg"], keys["expired-signed"], digest="sha256:" + "1" * 64)
+    assert out["verdict"] == "SIGN_BAD_SIG"
+
+
 def test_provenance_for_another_digest_or_package(keys, tool):
     prov = str(keys["helm4"]) + ".prov"
     other = "sha256:" + "0" * 64
@@ -293,13 +309,15 @@ def test_not_a_readable_provenance_is_broken(keys, tool, case, tmp_path):
     assert (out["verdict"], out["mech"], out["fpr"]) == ("SIGN_BROKEN", "-", "-")
 
 
-@pytest.mark.parametrize("ring", ["garbage", "empty", "secring.gpg"])
+@pytest.mark.parametrize("ring", ["garbage", "empty", "secring.gpg", "too-big"])
 def test_keyring_without_public_key_is_refused(keys, tool, ring, tmp_path):
     if ring in keys:
         path = keys[ring]
     else:
         path = tmp_path / ring
-        path.write_bytes(os.urandom(2048) if ring == "garbage" else b"")
+        # too-big: a good keyring behind more than PROV_KEYRING_MAX (8 MiB).
+        path.write_bytes({"garbage": os.urandom(2048), "empty": b"",
+                          "too-big": b"\0" * (8 << 20) + keys["signer.gpg"].read_bytes()}[ring])
     rc, out, err = tool(path, str(keys["helm4"]) + ".prov", WEB, file_sha256(keys["helm4"]))
     assert rc == 2 and "verdict" not in out, (rc, out, err)
     lines = [l for l in err.splitlines() if str(path) in l]
