@@ -92,8 +92,10 @@ def _texts(home, d, fa, fb, digest):
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory, helm3, helm4):
-    """Two keys, their keyrings, web signed by helm v3 and v4, another
-    chart signed by helm v4, and gpg's own clear-signed texts."""
+    """Keys (a signer, another, one with a signing subkey, one expired
+    since it signed) and their keyrings (binary, armored, all keys in one,
+    revoked, helm's secring), web signed by helm v3 and v4, another chart
+    signed by helm v4, and gpg's own clear-signed texts."""
     d = tmp_path_factory.mktemp("prov")
     home = d / "gnupg"
     home.mkdir(mode=0o700)
