@@ -14,6 +14,7 @@
 #include "cache/chartmeta.h"
 #include "cache/unpack.h"
 #include "common/log.h"
+#include "model/push_sign.h"
 #include "model/timefmt.h"
 
 struct blob {
@@ -230,7 +231,7 @@ out:
 }
 
 int push_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_path,
-	       bool immutable)
+	       bool immutable, struct push_signer *signer)
 {
 	struct oci_client *c = model_client(m);
 	struct pkg p = {0};
@@ -243,7 +244,7 @@ int push_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_p
 	struct strv keys = {0}, values = {0};
 	struct ns_node *node;
 	char *repo = NULL, *manifest = NULL;
-	char created[32];
+	char created[32], what[512];
 	bool kept = false;
 	long long size;
 	int ret;
@@ -302,6 +303,13 @@ int push_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_p
 		goto out;
 	}
 	log_info("model: pushed %s:%s (%s)", repo, p.tag, layer.digest);
+	/* Signed before the tag is shown: a mount that verifies must not
+	 * see it, and remember it, unsigned. A failure leaves the chart
+	 * pushed (shown, cached) and the close -EIO. */
+	snprintf(what, sizeof(what), "%s:%s", repo, p.tag);
+	if (signer)
+		ret =
+		    push_sign_manifest(signer, c, repo, what, manifest, strlen(manifest));
 	if (model_add_repo(m, p.repo_full, &node) == 0)
 		model_changed(m, node);
 	/* The bytes are verified and ours: keep them as the cached blob. */
@@ -367,6 +375,10 @@ int push_delete(struct model *m, struct ns_node *node, const char *tag)
 			 tag);
 		ret = -EPERM;
 	}
+	/* The manifest itself is gone (not only a tag, as above): so is what
+	 * its signatures sign. Their tag schema index goes with it. */
+	if (!ret)
+		push_sign_forget(c, repo, digest);
 out:
 	if (!ret)
 		log_info("model: deleted %s:%s", repo, tag);
