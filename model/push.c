@@ -230,6 +230,27 @@ out:
 	return ret;
 }
 
+/* Blobs first: a manifest is only PUT once everything it names is there,
+ * so a failed upload leaves no tag behind. */
+static int send_chart(struct oci_client *c, const char *repo, const char *tag,
+		      const struct blob *layers, size_t nlayers,
+		      const struct blob *config, const char *manifest)
+{
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; !ret && i < nlayers; i++)
+		ret = push_blob(c, repo, &layers[i]);
+	if (!ret)
+		ret = push_blob(c, repo, config);
+	if (!ret)
+		ret = oci_manifest_put(c, repo, tag, OCI_MT_MANIFEST, manifest,
+				       strlen(manifest));
+	if (ret)
+		log_warn("model: push %s:%s failed: %s", repo, tag, strerror(-ret));
+	return ret;
+}
+
 int push_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_path,
 	       bool immutable, struct push_signer *signer)
 {
@@ -288,20 +309,9 @@ int push_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_p
 		ret = -ENOMEM;
 		goto out;
 	}
-	/* Blobs first: a manifest is only PUT once everything it names is
-	 * there, so a failed upload leaves no tag behind. */
-	ret = push_blob(c, repo, &layer);
-	if (!ret && nlayers > 1)
-		ret = push_blob(c, repo, &prov);
-	if (!ret)
-		ret = push_blob(c, repo, &config);
-	if (!ret)
-		ret = oci_manifest_put(c, repo, p.tag, OCI_MT_MANIFEST, manifest,
-				       strlen(manifest));
-	if (ret) {
-		log_warn("model: push %s:%s failed: %s", repo, p.tag, strerror(-ret));
+	ret = send_chart(c, repo, p.tag, layers, nlayers, &config, manifest);
+	if (ret)
 		goto out;
-	}
 	log_info("model: pushed %s:%s (%s)", repo, p.tag, layer.digest);
 	/* Signed before the tag is shown: a mount that verifies must not
 	 * see it, and remember it, unsigned. A failure leaves the chart
