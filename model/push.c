@@ -344,6 +344,32 @@ out:
 	return ret;
 }
 
+/* The model does not fetch the tags signing tools add (cosign's
+ * sha256-<hex>[.sig], hidden from listings), so model_digest_shared counts
+ * them as sharing the digest: every signed chart would be EBUSY. Ask the
+ * registry where each points instead; one that cannot be told stays. */
+static int drop_signature_tags(struct oci_client *c, const char *repo, const char *digest,
+			       struct strv *others)
+{
+	struct strv kept = {0};
+	char d[DIGEST_STR_MAX];
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; !ret && i < others->n; i++) {
+		const char *t = others->v[i];
+		int err = path_is_signature_tag(t) ? oci_manifest_head(c, repo, t, d) : 0;
+
+		if (path_is_signature_tag(t) &&
+		    (err == -ENOENT || (!err && strcmp(d, digest))))
+			continue;
+		ret = strv_push(&kept, t);
+	}
+	strv_free(others);
+	*others = kept;
+	return ret;
+}
+
 int push_delete(struct model *m, struct ns_node *node, const char *tag)
 {
 	struct oci_client *c = model_client(m);
@@ -367,6 +393,8 @@ int push_delete(struct model *m, struct ns_node *node, const char *tag)
 	memcpy(digest, t->digest, sizeof(digest));
 	model_tag_put(m, t);
 	ret = model_digest_shared(m, node, tag, digest, &others);
+	if (!ret)
+		ret = drop_signature_tags(c, repo, digest, &others);
 	if (ret)
 		goto out;
 	if (others.n) {

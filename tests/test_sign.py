@@ -179,7 +179,7 @@ def test_cp_pushes_chart_and_signature_sigstore_accepts(registry_factory, mount,
     helm4.pull(reg.host, REPO, "0.2.0", str(tmp_path / "pull"))
     assert (tmp_path / "pull" / "helm-oci-test-0.2.0.tgz").read_bytes() == open(src, "rb").read()
     # The tag schema's tag is cosign's business: not a chart in the mount.
-    assert os.listdir(m.path(REPO)) == ["0.2.0"]
+    assert sorted(os.listdir(m.path(REPO))) == ["0.2.0", "helm-oci-test-0.2.0.tgz"]
     assert "pushed but unsigned" not in m.log()
 
 
@@ -213,16 +213,15 @@ def test_signing_one_manifest_twice_keeps_both(registry_factory, mount, packages
     m = mount(reg.host, opts=("sign_key=" + key.path,))
     os.mkdir(m.path("charts"))
     src = packages["helm-oci-test-0.1.0"]
-    for _ in range(5):
+    pushed = []
+    while len(pushed) < 2 or pushed[-1] != pushed[-2]:
+        if len(pushed) == 8:
+            pytest.skip("two copies never fell within one second")
         assert cp(src, m.path("charts/")).returncode == 0, m.log()
-        first = reg.manifest(REPO, "0.1.0")[1]
-        assert cp(src, m.path("charts/")).returncode == 0, m.log()
-        if reg.manifest(REPO, "0.1.0")[1] == first:
-            break
-    else:
-        pytest.skip("two copies never fell within one second")
+        pushed.append(reg.manifest(REPO, "0.1.0")[1])
     digest, sigs = signatures(reg, REPO, "0.1.0")
-    assert len(sigs) == 2 and sigs[0][1] != sigs[1][1]
+    assert len(sigs) == pushed.count(digest) >= 2
+    assert len(set(b for _, b in sigs)) == len(sigs)
     for _, bundle in sigs:
         check_statement(bundle, digest, key)
         assert sigstore_verify(tmp_path, bundle, key.pub_path)[0]
@@ -275,7 +274,7 @@ def test_failed_signature_push_fails_close_chart_stays(registry_factory, mount, 
         _, digest, _ = reg.manifest(REPO, "0.2.0")
         assert reg.tags(REPO) == ["0.2.0"]
         assert referrers_index(reg, REPO, digest) is None
-        assert os.listdir(m.path(REPO)) == ["0.2.0"]
+        assert sorted(os.listdir(m.path(REPO))) == ["0.2.0", "helm-oci-test-0.2.0.tgz"]
         helm4.pull(reg.host, REPO, "0.2.0", str(tmp_path / "pull"))
         assert (tmp_path / "pull" / "helm-oci-test-0.2.0.tgz").read_bytes() == \
             open(src, "rb").read()
@@ -306,7 +305,7 @@ def test_rm_deletes_the_signature_too(registry_factory, mount, packages, keys):
     digest, _ = signatures(reg, REPO, "0.1.0")
     other, _ = signatures(reg, REPO, "0.2.0")
     idx = referrers_index(reg, REPO, digest)
-    os.unlink(m.path(REPO, "0.1.0", "helm-oci-test-0.1.0.tgz"))
+    os.unlink(m.path(REPO, "helm-oci-test-0.1.0.tgz"))
     # distribution 2.8 deletes by digest: the manifest, its referrer and
     # their index go; the other chart keeps its own.
     assert reg.tags(REPO) == ["0.2.0", "sha256-" + other[7:]]
