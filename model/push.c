@@ -518,7 +518,8 @@ out:
 	return out;
 }
 
-int push_prov(struct model *m, struct ns_node *dir, int fd, const char *spool_path)
+int push_prov(struct model *m, struct ns_node *dir, int fd, const char *spool_path,
+	      struct push_signer *signer)
 {
 	struct oci_client *c = model_client(m);
 	struct prov_info p = {0};
@@ -528,7 +529,7 @@ int push_prov(struct model *m, struct ns_node *dir, int fd, const char *spool_pa
 	struct blob prov = {HELM_MT_PROV, {0}, 0, fd};
 	struct ns_node *node;
 	char *text = NULL, *repo_full = NULL, *repo = NULL, *tag = NULL, *manifest = NULL;
-	char pending[4096];
+	char pending[4096], what[512];
 	bool kept = false;
 	struct stat st;
 	long long size;
@@ -609,6 +610,12 @@ int push_prov(struct model *m, struct ns_node *dir, int fd, const char *spool_pa
 				       strlen(manifest));
 	if (!ret)
 		log_info("model: %s:%s: provenance added", repo, tag);
+	/* A new manifest: signed as a chart's own push is. */
+	if (!ret && signer) {
+		snprintf(what, sizeof(what), "%s:%s", repo, tag);
+		ret =
+		    push_sign_manifest(signer, c, repo, what, manifest, strlen(manifest));
+	}
 	/* The manifest may have changed, even when the answer was lost. */
 	if (model_add_repo(m, repo_full, &node) == 0)
 		model_changed(m, node);

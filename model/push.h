@@ -39,8 +39,10 @@ int push_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_p
  * its chart's manifest as helm's provenance layer, now if the chart is in
  * the registry, or when the chart is copied in later (only when the
  * registry says the chart's tag is not there: other errors fail). As for
- * push_chart, the file at spool_path is gone on return. */
-int push_prov(struct model *m, struct ns_node *dir, int fd, const char *spool_path) WUR;
+ * push_chart, the file at spool_path is gone on return, and a signer signs
+ * the new manifest. */
+int push_prov(struct model *m, struct ns_node *dir, int fd, const char *spool_path,
+	      struct push_signer *signer) WUR;
 
 /* Delete tag of repository node. */
 int push_delete(struct model *m, struct ns_node *node, const char *tag) WUR;

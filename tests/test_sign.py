@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from util import OCI_MANIFEST, TOOLS, sha256
+from util import OCI_MANIFEST, TOOLS, sha256, signed_package
 
 REPO = "charts/helm-oci-test"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -225,6 +225,26 @@ def test_signing_one_manifest_twice_keeps_both(registry_factory, mount, packages
     for _, bundle in sigs:
         check_statement(bundle, digest, key)
         assert sigstore_verify(tmp_path, bundle, key.pub_path)[0]
+
+
+def test_provenance_added_later_signs_the_new_manifest(registry_factory, mount, helm4, keys,
+                                                       tmp_path):
+    """A .prov copied after its chart makes a new manifest for the tag: it
+    is signed as the chart's own push was."""
+    reg = registry_factory()
+    key = keys["ecdsa"]
+    tgz, prov = signed_package(helm4, tmp_path)
+    m = mount(reg.host, opts=("sign_key=" + key.path,))
+    os.mkdir(m.path("charts"))
+    assert cp(tgz, m.path("charts/")).returncode == 0, m.log()
+    before, _ = signatures(reg, "charts/web", "1.0.0")
+    assert cp(prov, m.path("charts/")).returncode == 0, m.log()
+    man, _, _ = reg.manifest("charts/web", "1.0.0")
+    assert len(man["layers"]) == 2
+    digest, sigs = signatures(reg, "charts/web", "1.0.0")
+    assert digest != before and len(sigs) == 1
+    check_statement(sigs[0][1], digest, key)
+    assert sigstore_verify(tmp_path, sigs[0][1], key.pub_path)[0]
 
 
 def test_key_file_others_can_read_fails_the_mount(registry_factory, mount, keys, tmp_path):
