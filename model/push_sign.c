@@ -15,10 +15,8 @@
 #include "sign/keys.h"
 
 /* The empty config every referrer names (OCI image-spec's empty
- * descriptor): "{}", its digest and size. */
+ * descriptor, sha256:44136fa3...). */
 #define EMPTY_CONFIG "{}"
-#define EMPTY_CONFIG_DIGEST                                                              \
-	"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 
 /* A loaded key and the signatures being made with it. */
 struct held_key {

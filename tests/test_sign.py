@@ -96,6 +96,16 @@ def sigstore_verify(tmp_path, bundle, pub_path):
     return r.returncode == 0, (r.stdout + r.stderr).strip()
 
 
+def chartfs_verdict(build_dir, tmp_path, bundle, pub_path, digest):
+    """What chartfs's own verifier (sign/cosign.c, which -o verify_key
+    uses) concludes of a bundle, through tests/unit/sign_tool.c."""
+    path = tmp_path / ("bundle-%s.json" % sha256(bundle)[7:19])
+    path.write_bytes(bundle)
+    r = subprocess.run([os.path.join(build_dir, "tests", "unit", "sign-tool"), "verify-bundle",
+                        pub_path, digest, str(path)], capture_output=True, text=True, timeout=60)
+    return r.stdout.split()[0] if r.stdout else r.stderr
+
+
 def referrers_index(reg, repo, digest):
     """The referrers tag schema index of a manifest digest, or None."""
     st, hdr, body = reg.request("GET", "/v2/%s/manifests/sha256-%s" % (repo, digest[7:]),
@@ -158,7 +168,7 @@ def keys(tmp_path):
 
 @pytest.mark.parametrize("kind", ["ecdsa", "ed25519"])
 def test_cp_pushes_chart_and_signature_sigstore_accepts(registry_factory, mount, helm4, packages,
-                                                        keys, kind, tmp_path):
+                                                        keys, kind, tmp_path, build_dir):
     reg = registry_factory()
     key = keys[kind]
     m = mount(reg.host, opts=("sign_key=" + key.path,))
@@ -176,6 +186,10 @@ def test_cp_pushes_chart_and_signature_sigstore_accepts(registry_factory, mount,
     assert ok, said
     ok, said = sigstore_verify(tmp_path, bundle, keys["other"].pub_path)
     assert not ok and "SIGNATURE_ERROR" in said, said
+    # And chartfs's own verifier, the one -o verify_key uses, agrees.
+    assert chartfs_verdict(build_dir, tmp_path, bundle, key.pub_path, digest) == "ok"
+    assert chartfs_verdict(build_dir, tmp_path, bundle, keys["other"].pub_path,
+                           digest) == "wrong_key"
     helm4.pull(reg.host, REPO, "0.2.0", str(tmp_path / "pull"))
     assert (tmp_path / "pull" / "helm-oci-test-0.2.0.tgz").read_bytes() == open(src, "rb").read()
     # The tag schema's tag is cosign's business: not a chart in the mount.
