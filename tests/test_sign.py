@@ -376,3 +376,22 @@ def test_sighup_reads_the_key_again(registry_factory, mount, packages, keys, tmp
     assert cp(packages["helm-oci-test-0.2.0"], m.path("charts/")).returncode == 0, m.log()
     digest, sigs = signatures(reg, REPO, "0.2.0")
     assert sigstore_verify(tmp_path, sigs[0][1], keys["other"].pub_path)[0]
+
+
+def test_rm_leaves_an_index_that_lists_other_artifacts(registry_factory, mount, packages, keys):
+    """Referrers other tools attached (an SBOM) are not chartfs's to delete:
+    an index that lists one stays whole, the chart goes."""
+    reg = registry_factory()
+    m = mount(reg.host, opts=("sign_key=" + keys["ecdsa"].path,))
+    os.mkdir(m.path("charts"))
+    assert cp(packages["helm-oci-test-0.1.0"], m.path("charts/")).returncode == 0, m.log()
+    digest, _ = signatures(reg, REPO, "0.1.0")
+    idx = referrers_index(reg, REPO, digest)
+    sbom = reg.push_artifact(REPO, "sbom", [(b"{}", "application/spdx+json")])
+    idx["manifests"].append({"mediaType": OCI_MANIFEST, "digest": sbom, "size": 1,
+                             "artifactType": "application/spdx+json"})
+    reg.push_manifest(REPO, "sha256-" + digest[7:], idx, media_type=OCI_INDEX)
+    reg.delete_manifest(REPO, sbom)  # the tag "sbom" only made it
+    os.unlink(m.path(REPO, "helm-oci-test-0.1.0.tgz"))
+    assert reg.tags(REPO) == ["sha256-" + digest[7:]]
+    assert referrers_index(reg, REPO, digest) == idx
