@@ -259,7 +259,10 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 		set_str(&rs->content_type, v);
 	else if ((v = header_value(buf, len, "Docker-Content-Digest")))
 		set_str(&rs->docker_digest, v);
-	else if ((v = header_value(buf, len, "Link"))) {
+	else if ((v = header_value(buf, len, "OCI-Subject"))) {
+		rs->oci_subject = true;
+		free(v);
+	} else if ((v = header_value(buf, len, "Link"))) {
 		if (!rs->link_next)
 			rs->link_next = http_link_next(v);
 		free(v);

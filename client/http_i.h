@@ -125,6 +125,9 @@ struct http_resp {
 	char *link_next;
 	char *content_type;
 	char *docker_digest;
+	/* An OCI-Subject header came: the registry processed a pushed
+	 * manifest's subject (it has the referrers API). */
+	bool oci_subject;
 	/* The most useful WWW-Authenticate value seen (one offering Bearer over
 	 * one offering Basic over anything else), and the best scheme in it. */
 	char *www_auth;

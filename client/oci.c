@@ -495,8 +495,20 @@ int oci_manifest_head(struct oci_client *c, const char *repo, const char *ref,
 int oci_manifest_put(struct oci_client *c, const char *repo, const char *ref,
 		     const char *media_type, const void *body, size_t len)
 {
+	bool subject;
+
+	return oci_manifest_put_subject(c, repo, ref, media_type, body, len, &subject);
+}
+
+int oci_manifest_put_subject(struct oci_client *c, const char *repo, const char *ref,
+			     const char *media_type, const void *body, size_t len,
+			     bool *subject)
+{
+	struct http_resp rs = {0};
 	struct call k;
 	int ret;
+
+	*subject = false;
 
 	ret = check_args("manifest put", repo, ref, false);
 	if (ret)
@@ -510,7 +522,10 @@ int oci_manifest_put(struct oci_client *c, const char *repo, const char *ref,
 	k.rq.content_type = media_type;
 	k.rq.body = body;
 	k.rq.body_len = len;
-	return call_send(c, &k, NULL);
+	ret = call_send(c, &k, &rs);
+	*subject = !ret && rs.oci_subject;
+	http_resp_clear(&rs);
+	return ret;
 }
 
 int oci_manifest_delete(struct oci_client *c, const char *repo, const char *ref)

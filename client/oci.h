@@ -147,6 +147,13 @@ int oci_blob_upload(struct oci_client *c, const char *repo, const char *digest, 
 /* PUT a manifest under ref (tag or digest) with the given Content-Type. */
 int oci_manifest_put(struct oci_client *c, const char *repo, const char *ref,
 		     const char *media_type, const void *body, size_t len) WUR;
+/* The same for a manifest with a subject: *subject says whether the
+ * registry answered with an OCI-Subject header, i.e. it keeps the
+ * referrers itself (distribution-spec "Pushing Manifests with Subject");
+ * without one, the pusher updates the referrers tag schema. */
+int oci_manifest_put_subject(struct oci_client *c, const char *repo, const char *ref,
+			     const char *media_type, const void *body, size_t len,
+			     bool *subject) WUR;
 
 /* DELETE a manifest by tag or digest. -EINVAL when the registry refuses a tag
  * (distribution 2.8: 400 DIGEST_INVALID), -EOPNOTSUPP when deletes are

@@ -14,6 +14,7 @@
 #include "client/oci.h"
 #include "model/hosts.h"
 #include "model/model.h"
+#include "model/push_sign.h"
 
 /* A file being written into the mount: a chart on its way to the registry. */
 struct upload {
@@ -67,6 +68,8 @@ struct chartfs {
 	pthread_mutex_t up_lock;
 	struct upload *uploads;
 	struct handle *handles;
+	/* -o sign_key, or NULL: pushes go unsigned. */
+	struct push_signer *signer;
 };
 
 /* How long the kernel may trust an entry (fs/ll.c turns it into timeouts). */

@@ -156,13 +156,14 @@ void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	bool pushed;
 	int ret = chartfs_flush(ll_ctx(req), fi, &pushed);
 
-	/* A push adds a tag directory, maybe repositories above it. */
-	if (!ret && pushed)
+	/* A push adds a tag directory, maybe repositories above it; so does
+	 * one that fails after its manifest (an unsigned chart is in). */
+	if (pushed)
 		inodes_inval_dirs(ll->inodes, path);
 	/* It may replace a tag the kernel holds under its old digest, in the
 	 * file's directory (the repository) or a kid (a namespace's): dropped
 	 * before the reply close(2) waits for. */
-	if (!ret && pushed)
+	if (pushed)
 		inodes_inval_beside(ll->inodes, path, 2, true);
 	fuse_reply_err(req, -ret);
 }

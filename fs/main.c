@@ -50,6 +50,7 @@ struct options {
 	char *password_file;
 	char *log_file;
 	char *write_group;
+	char *sign_key;
 	int nonopts;
 };
 
@@ -83,6 +84,7 @@ static const struct fuse_opt chartfs_opts[] = {
 	OPT("password_file=%s", password_file),
 	OPT("log_file=%s", log_file),
 	OPT("write_group=%s", write_group),
+	OPT("sign_key=%s", sign_key),
 	FUSE_OPT_END,
 };
 
@@ -113,6 +115,7 @@ static const char *const help_lines[] = {
 	"    -o ro                  read-only mount: no publishing or deleting",
 	"    -o log_file=FILE       once detached, log to FILE instead of syslog",
 	"    -o write_group=GROUP   members of GROUP (a name or gid) may write too (default: only the mounting user)",
+	"    -o sign_key=FILE       sign every chart pushed with this private key (PKCS#8 PEM), as cosign does",
 };
 /* clang-format on */
 
@@ -421,6 +424,8 @@ static void *reloader_main(void *arg)
 			hosts_reload_creds(r->c->hosts);
 		else if (r->c->client && !r->o->offline)
 			reload_registry_creds(r);
+		if (r->c->signer)
+			push_signer_reload(r->c->signer);
 		forget_names();
 	}
 }
@@ -760,6 +765,9 @@ static int build_registry(struct run *r)
 			"chartfs: OpenSSL offers no sha256, which every digest needs\n");
 		return -EIO;
 	}
+	/* Before the registry is asked anything; sign_key_load says why. */
+	if (o->sign_key && push_signer_new(o->sign_key, &c->signer) != 0)
+		return -EINVAL;
 	if (blobcache_new(c->cache_dir, &c->bc) != 0) {
 		fprintf(stderr, "chartfs: cannot open cache directory %s\n",
 			c->cache_dir);
@@ -842,7 +850,7 @@ static void options_free(struct options *o)
 	    &o->ttl,	   &o->parallel,	&o->prefetch,	      &o->connect_timeout,
 	    &o->cache_max, &o->io_timeout,	&o->ca_file,	      &o->cert_file,
 	    &o->key_file,  &o->registry_config, &o->username,	      &o->password_file,
-	    &o->log_file,  &o->write_group};
+	    &o->log_file,  &o->write_group,	&o->sign_key};
 	size_t i;
 
 	for (i = 0; i < sizeof(owned) / sizeof(owned[0]); i++) {
@@ -860,6 +868,7 @@ static void run_free(struct run *r)
 	hosts_free(r->c.hosts);
 	chartfs_upload_free_all(&r->c);
 	model_free(r->c.model);
+	push_signer_free(r->c.signer);
 	oci_client_free(r->c.client);
 	blobcache_free(r->c.bc);
 	free(r->c.cache_dir);

@@ -192,9 +192,9 @@ static int push_upload(struct chartfs *c, struct upload *up, bool *pushed)
 	up->dirty = false;
 	*pushed = true;
 	if (is_prov(fd))
-		ret = push_prov(up->model, up->dir, fd, snap);
+		ret = push_prov(up->model, up->dir, fd, snap, c->signer);
 	else
-		ret = push_chart(up->model, up->dir, fd, snap, c->immutable);
+		ret = push_chart(up->model, up->dir, fd, snap, c->immutable, c->signer);
 	close(fd);
 	up->push_err = ret;
 out:

@@ -14,6 +14,7 @@
 #include "cache/chartmeta.h"
 #include "cache/unpack.h"
 #include "common/log.h"
+#include "model/push_sign.h"
 #include "model/timefmt.h"
 
 struct blob {
@@ -229,8 +230,29 @@ out:
 	return ret;
 }
 
+/* Blobs first: a manifest is only PUT once everything it names is there,
+ * so a failed upload leaves no tag behind. */
+static int send_chart(struct oci_client *c, const char *repo, const char *tag,
+		      const struct blob *layers, size_t nlayers,
+		      const struct blob *config, const char *manifest)
+{
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; !ret && i < nlayers; i++)
+		ret = push_blob(c, repo, &layers[i]);
+	if (!ret)
+		ret = push_blob(c, repo, config);
+	if (!ret)
+		ret = oci_manifest_put(c, repo, tag, OCI_MT_MANIFEST, manifest,
+				       strlen(manifest));
+	if (ret)
+		log_warn("model: push %s:%s failed: %s", repo, tag, strerror(-ret));
+	return ret;
+}
+
 int push_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_path,
-	       bool immutable)
+	       bool immutable, struct push_signer *signer)
 {
 	struct oci_client *c = model_client(m);
 	struct pkg p = {0};
@@ -243,7 +265,7 @@ int push_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_p
 	struct strv keys = {0}, values = {0};
 	struct ns_node *node;
 	char *repo = NULL, *manifest = NULL;
-	char created[32];
+	char created[32], what[512];
 	bool kept = false;
 	long long size;
 	int ret;
@@ -287,21 +309,17 @@ int push_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_p
 		ret = -ENOMEM;
 		goto out;
 	}
-	/* Blobs first: a manifest is only PUT once everything it names is
-	 * there, so a failed upload leaves no tag behind. */
-	ret = push_blob(c, repo, &layer);
-	if (!ret && nlayers > 1)
-		ret = push_blob(c, repo, &prov);
-	if (!ret)
-		ret = push_blob(c, repo, &config);
-	if (!ret)
-		ret = oci_manifest_put(c, repo, p.tag, OCI_MT_MANIFEST, manifest,
-				       strlen(manifest));
-	if (ret) {
-		log_warn("model: push %s:%s failed: %s", repo, p.tag, strerror(-ret));
+	ret = send_chart(c, repo, p.tag, layers, nlayers, &config, manifest);
+	if (ret)
 		goto out;
-	}
 	log_info("model: pushed %s:%s (%s)", repo, p.tag, layer.digest);
+	/* Signed before the tag is shown: a mount that verifies must not
+	 * see it, and remember it, unsigned. A failure leaves the chart
+	 * pushed (shown, cached) and the close -EIO. */
+	snprintf(what, sizeof(what), "%s:%s", repo, p.tag);
+	if (signer)
+		ret =
+		    push_sign_manifest(signer, c, repo, what, manifest, strlen(manifest));
 	if (model_add_repo(m, p.repo_full, &node) == 0)
 		model_changed(m, node);
 	/* The bytes are verified and ours: keep them as the cached blob. */
@@ -323,6 +341,32 @@ out:
 	free(manifest);
 	free(repo);
 	pkg_clear(&p);
+	return ret;
+}
+
+/* The model does not fetch the tags signing tools add (cosign's
+ * sha256-<hex>[.sig], hidden from listings), so model_digest_shared counts
+ * them as sharing the digest: every signed chart would be EBUSY. Ask the
+ * registry where each points instead; one that cannot be told stays. */
+static int drop_signature_tags(struct oci_client *c, const char *repo, const char *digest,
+			       struct strv *others)
+{
+	struct strv kept = {0};
+	char d[DIGEST_STR_MAX];
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; !ret && i < others->n; i++) {
+		const char *t = others->v[i];
+		int err = path_is_signature_tag(t) ? oci_manifest_head(c, repo, t, d) : 0;
+
+		if (path_is_signature_tag(t) &&
+		    (err == -ENOENT || (!err && strcmp(d, digest))))
+			continue;
+		ret = strv_push(&kept, t);
+	}
+	strv_free(others);
+	*others = kept;
 	return ret;
 }
 
@@ -349,6 +393,8 @@ int push_delete(struct model *m, struct ns_node *node, const char *tag)
 	memcpy(digest, t->digest, sizeof(digest));
 	model_tag_put(m, t);
 	ret = model_digest_shared(m, node, tag, digest, &others);
+	if (!ret)
+		ret = drop_signature_tags(c, repo, digest, &others);
 	if (ret)
 		goto out;
 	if (others.n) {
@@ -367,6 +413,10 @@ int push_delete(struct model *m, struct ns_node *node, const char *tag)
 			 tag);
 		ret = -EPERM;
 	}
+	/* The manifest itself is gone (not only a tag, as above): so is what
+	 * its signatures sign. Their tag schema index goes with it. */
+	if (!ret)
+		push_sign_forget(c, repo, digest);
 out:
 	if (!ret)
 		log_info("model: deleted %s:%s", repo, tag);
@@ -468,7 +518,8 @@ out:
 	return out;
 }
 
-int push_prov(struct model *m, struct ns_node *dir, int fd, const char *spool_path)
+int push_prov(struct model *m, struct ns_node *dir, int fd, const char *spool_path,
+	      struct push_signer *signer)
 {
 	struct oci_client *c = model_client(m);
 	struct prov_info p = {0};
@@ -478,7 +529,7 @@ int push_prov(struct model *m, struct ns_node *dir, int fd, const char *spool_pa
 	struct blob prov = {HELM_MT_PROV, {0}, 0, fd};
 	struct ns_node *node;
 	char *text = NULL, *repo_full = NULL, *repo = NULL, *tag = NULL, *manifest = NULL;
-	char pending[4096];
+	char pending[4096], what[512];
 	bool kept = false;
 	struct stat st;
 	long long size;
@@ -559,6 +610,12 @@ int push_prov(struct model *m, struct ns_node *dir, int fd, const char *spool_pa
 				       strlen(manifest));
 	if (!ret)
 		log_info("model: %s:%s: provenance added", repo, tag);
+	/* A new manifest: signed as a chart's own push is. */
+	if (!ret && signer) {
+		snprintf(what, sizeof(what), "%s:%s", repo, tag);
+		ret =
+		    push_sign_manifest(signer, c, repo, what, manifest, strlen(manifest));
+	}
 	/* The manifest may have changed, even when the answer was lost. */
 	if (model_add_repo(m, repo_full, &node) == 0)
 		model_changed(m, node);
