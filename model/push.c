@@ -518,6 +518,40 @@ out:
 	return out;
 }
 
+/* The spool of a .prov upload: its digest and size into prov, its text
+ * (NUL-terminated, the caller's) into *text. -EINVAL for a size no
+ * provenance file has. */
+static int read_prov(int fd, struct blob *prov, char **text)
+{
+	struct stat st;
+	long long size;
+	ssize_t n;
+	int ret;
+
+	*text = NULL;
+	/* The size first: a sparse file is not worth hashing to refuse. */
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_size <= 0 || st.st_size > PUSH_PROV_MAX)
+		return -EINVAL;
+	ret = digest_fd(fd, prov->digest, &size);
+	if (ret)
+		return ret;
+	if (size != st.st_size)
+		return -EIO;
+	prov->size = (uint64_t)size;
+	*text = calloc(1, (size_t)size + 1);
+	if (!*text)
+		return -ENOMEM;
+	n = pread(fd, *text, (size_t)size, 0);
+	if (n != size) {
+		free(*text);
+		*text = NULL;
+		return n < 0 ? -errno : -EIO;
+	}
+	return 0;
+}
+
 int push_prov(struct model *m, struct ns_node *dir, int fd, const char *spool_path,
 	      struct push_signer *signer)
 {
@@ -531,38 +565,13 @@ int push_prov(struct model *m, struct ns_node *dir, int fd, const char *spool_pa
 	char *text = NULL, *repo_full = NULL, *repo = NULL, *tag = NULL, *manifest = NULL;
 	char pending[4096], what[512];
 	bool kept = false;
-	struct stat st;
-	long long size;
-	ssize_t n;
 	int ret;
 
-	/* The size first: a sparse file is not worth hashing to refuse. */
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	if (st.st_size <= 0 || st.st_size > PUSH_PROV_MAX) {
-		ret = -EINVAL;
+	ret = read_prov(fd, &prov, &text);
+	if (ret == -EINVAL)
 		goto refuse;
-	}
-	ret = digest_fd(fd, prov.digest, &size);
 	if (ret)
 		goto out;
-	if (size != st.st_size) {
-		ret = -EIO;
-		goto out;
-	}
-	prov.size = (uint64_t)size;
-	text = calloc(1, (size_t)size + 1);
-	if (!text) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	n = pread(fd, text, (size_t)size, 0);
-	if (n != size) {
-		ret = n < 0 ? -errno : -EIO;
-		goto out;
-	}
 	ret = parse_prov(text, &p);
 	if (ret)
 		goto refuse;
