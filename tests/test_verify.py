@@ -133,6 +133,16 @@ def make_bundle(tmp_path, key, host, repo, digest):
     return r.stdout
 
 
+def tamper_bundle(bundle):
+    """The same bundle with one bit of its signature flipped."""
+    doc = json.loads(bundle)
+    sig = doc["dsseEnvelope"]["signatures"][0]
+    raw = bytearray(base64.b64decode(sig["sig"]))
+    raw[-3] ^= 0x01
+    sig["sig"] = base64.b64encode(bytes(raw)).decode()
+    return json.dumps(doc).encode()
+
+
 def push_bundle(reg, repo, subject_digest, bundle):
     """Attach bundle to the manifest subject_digest as cosign v3 does on a
     registry without the referrers API: a referrer manifest pushed by
@@ -245,7 +255,9 @@ def test_tag_scheme_shows_only_what_the_key_signed(registry_factory, mount, helm
     expect_refused(m, repo, "1.0.1", d["1.0.1"], NO_SIG)
     expect_refused(m, repo, "1.0.2", d["1.0.2"], OTHER_KEY)
     expect_refused(m, repo, "1.0.3", d["1.0.3"], OTHER_DIGEST)
-    expect_refused(m, repo, "1.0.4", d["1.0.4"], BAD_SIG)
+    # A simple signature names no key: one that no key verifies cannot be
+    # told from another key's (a bundle's hint can: see the bundle test).
+    expect_refused(m, repo, "1.0.4", d["1.0.4"], OTHER_KEY)
     expect_refused(m, repo, "1.0.6", d["1.0.6"], BROKEN)
     expect_errno(errno.EACCES, os.stat, m.path("copy/web/1.0.0"))
     assert verdict_lines(m, "copy/web", "1.0.0", d["1.0.0"]) == [NO_SIG]
@@ -327,7 +339,7 @@ def test_bundles_through_the_referrers_tag_schema(registry_factory, mount, helm4
     a, b = keys
     reg = registry_factory()
     repo = "charts/web"
-    d = push_versions(helm4, reg, tmp_path, ["1.0.0", "1.0.1", "1.0.2", "1.0.3"])
+    d = push_versions(helm4, reg, tmp_path, ["1.0.0", "1.0.1", "1.0.2", "1.0.3", "1.0.4"])
     push_bundle(reg, repo, d["1.0.0"], make_bundle(tmp_path, a, reg.host, repo, d["1.0.0"]))
     push_bundle(reg, repo, d["1.0.1"], make_bundle(tmp_path, b, reg.host, repo, d["1.0.1"]))
     # A bundle by the key whose statement names another chart.
@@ -335,6 +347,9 @@ def test_bundles_through_the_referrers_tag_schema(registry_factory, mount, helm4
     # Two bundles, one good.
     push_bundle(reg, repo, d["1.0.3"], make_bundle(tmp_path, b, reg.host, repo, d["1.0.3"]))
     push_bundle(reg, repo, d["1.0.3"], make_bundle(tmp_path, a, reg.host, repo, d["1.0.3"]))
+    # The key's bundle, its signature tampered with (the hint names the key).
+    push_bundle(reg, repo, d["1.0.4"],
+                tamper_bundle(make_bundle(tmp_path, a, reg.host, repo, d["1.0.4"])))
     m = mount(reg.host, opts=("verify_key=" + key_file(tmp_path, "a.pub", a),))
     assert ls(m.path(repo)) == ["1.0.0", "1.0.3", "web-1.0.0.tgz", "web-1.0.3.tgz"]
     assert os.getxattr(m.path(repo, "1.0.0"), XATTR).decode() == "cosign-bundle " + a.fpr
@@ -342,6 +357,7 @@ def test_bundles_through_the_referrers_tag_schema(registry_factory, mount, helm4
         "cosign-bundle " + a.fpr)
     expect_refused(m, repo, "1.0.1", d["1.0.1"], OTHER_KEY)
     expect_refused(m, repo, "1.0.2", d["1.0.2"], OTHER_DIGEST)
+    expect_refused(m, repo, "1.0.4", d["1.0.4"], BAD_SIG)
     # The index tags stay hidden.
     assert not any(n.startswith("sha256-") for n in ls(m.path(repo)))
 
