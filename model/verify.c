@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "client/manifest.h"
@@ -573,6 +574,7 @@ static int check_prov(const struct vctx *x, struct ns_node *node, struct model_t
 {
 	char path[4096], pkg[512];
 	char *data = NULL;
+	struct stat st;
 	size_t len = 0;
 	int fd, ret;
 
@@ -580,16 +582,19 @@ static int check_prov(const struct vctx *x, struct ns_node *node, struct model_t
 	r->verdict = SIGN_NONE;
 	if (!t->chart || !t->prov)
 		return 0;
+	/* Fetched, checked against its digest and logged by the model. */
 	ret = model_tag_prov(x->m, node, t, path, sizeof(path));
 	if (ret)
 		return ret;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -errno;
-	ret = file_read_fd(fd, OCI_PROV_LAYER_MAX, &data, &len, NULL);
-	close(fd);
-	if (ret)
+	ret = fd < 0 ? -errno : file_read_fd(fd, OCI_PROV_LAYER_MAX, &data, &len, &st);
+	if (fd >= 0)
+		close(fd);
+	if (ret) {
+		log_warn("verify: %s:%s: cannot read the cached provenance %s: %s",
+			 x->repo, t->tag, path, strerror(-ret));
 		return ret;
+	}
 	prov_pkg_name(node, t, pkg, sizeof(pkg));
 	ret = prov_verify(x->s->kr, data, len, pkg, t->chart->digest, r);
 	free(data);
