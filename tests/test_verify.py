@@ -319,6 +319,47 @@ def test_sighup_reads_the_keys_again(registry_factory, mount, helm4, tmp_path, k
     assert os.getxattr(m.path(repo, "1.0.1"), XATTR).decode() == "cosign-tag " + b.fpr
 
 
+def test_a_registry_that_cannot_be_asked_gives_no_verdict(registry_factory, mount, helm4,
+                                                           tmp_path, keys):
+    """Signatures that could not be read (a 503) are no verdict: the tag is
+    left out of that listing and EIO by name, nothing is kept, and it is
+    shown once the registry answers again."""
+    a, _ = keys
+    reg = registry_factory()
+    repo = "charts/web"
+    d = push_versions(helm4, reg, tmp_path, ["1.0.0"])
+    push_tag_signatures(reg, repo, d["1.0.0"], [cosign_sign(reg, repo, d["1.0.0"], a)])
+    with RegistryProxy(reg.host) as proxy:
+        proxy.fail(r"/manifests/sha256-[0-9a-f]{64}\.sig$", status=503, times=None)
+        m = mount(proxy.host, ttl=1, opts=("verify_key=" + key_file(tmp_path, "a.pub", a),))
+        assert ls(m.path(repo)) == []
+        expect_errno(errno.EIO, os.stat, m.path(repo, "1.0.0"))
+        assert verdict_lines(m, repo, "1.0.0", d["1.0.0"]) == []
+        assert "sha256-%s.sig: " % d["1.0.0"][7:] in m.log()
+        proxy.clear_faults()
+        assert os.path.isdir(m.path(repo, "1.0.0"))
+        deadline = time.time() + 10
+        while ls(m.path(repo)) == [] and time.time() < deadline:
+            time.sleep(0.1)
+        assert ls(m.path(repo)) == ["1.0.0", "web-1.0.0.tgz"]
+
+
+def test_every_registry_mount_verifies_each_host(registry_factory, mount, helm4, tmp_path,
+                                                 keys):
+    """One key set for every host of an every-registry mount."""
+    a, _ = keys
+    reg = registry_factory()
+    repo = "charts/web"
+    d = push_versions(helm4, reg, tmp_path, ["1.0.0", "1.0.1"])
+    push_tag_signatures(reg, repo, d["1.0.0"], [cosign_sign(reg, repo, d["1.0.0"], a)])
+    m = mount(None, opts=("plain_http_hosts=" + reg.host,
+                          "verify_key=" + key_file(tmp_path, "a.pub", a)), plain_http=False)
+    assert ls(m.path(reg.host, repo)) == ["1.0.0", "web-1.0.0.tgz"]
+    expect_errno(errno.EACCES, os.stat, m.path(reg.host, repo, "1.0.1"))
+    assert os.getxattr(m.path(reg.host, repo, "1.0.0"), XATTR).decode() == (
+        "cosign-tag " + a.fpr)
+
+
 @pytest.mark.parametrize("content", [b"not a key\n", None])
 def test_a_key_file_that_does_not_load_fails_the_mount(registry_factory, mount, tmp_path,
                                                         content):
