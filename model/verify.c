@@ -707,6 +707,21 @@ bool model_tag_shown_locked(struct model *m, const struct ns_node *node,
 	return hit && r.verdict == SIGN_OK;
 }
 
+void model_verify_forget(struct model *m, const struct ns_node *node, const char *digest)
+{
+	struct verifier *v = m->verify;
+	char key[VERIFY_KEY_MAX];
+	struct ventry *e;
+
+	if (!v || tag_key(m, node, digest, key, sizeof(key)) != 0)
+		return;
+	pthread_mutex_lock(&v->lock);
+	e = cache_find_locked(v, key, key_hash(key));
+	if (e)
+		cache_drop_locked(v, e);
+	pthread_mutex_unlock(&v->lock);
+}
+
 /* ---- listings ----------------------------------------------------------- */
 
 struct vjob {

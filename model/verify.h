@@ -71,6 +71,11 @@ int model_tag_verify(struct model *m, struct ns_node *node, struct model_tag *t,
  * is not shown (model_tag_shown_locked). */
 void model_verify_listed(struct model *m, struct ns_node *node);
 
+/* Forget the verdict on digest in repository node (a push through the
+ * mount that signed it: the "no signature" a lookup reached between the
+ * chart and its signature must not hide it for the ttl). */
+void model_verify_forget(struct model *m, const struct ns_node *node, const char *digest);
+
 /* May t be listed? True with verification off, for signature tags, and
  * for a tag whose kept verdict is SIGN_OK; model lock held. */
 bool model_tag_shown_locked(struct model *m, const struct ns_node *node,
