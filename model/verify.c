@@ -31,8 +31,7 @@
 
 /* One loaded key set; checks hold a reference while they run. */
 struct vset {
-	int refs; /* under the verifier's lock */
-	unsigned gen;
+	int refs;		 /* under the verifier's lock */
 	struct sign_keys *keys;	 /* -o verify_key, or NULL */
 	struct prov_keyring *kr; /* -o keyring, or NULL */
 };
@@ -52,7 +51,7 @@ struct verifier {
 	char *key_paths, *keyring_path, *workdir;
 	unsigned ttl;
 	struct vset *set;
-	unsigned gen; /* set->gen: bumped at each reload */
+	unsigned gen; /* bumped at each reload: verdicts of another are stale */
 	struct ventry *buckets[VERIFY_BUCKETS];
 	struct ventry *oldest, *newest;
 	size_t n;
@@ -69,7 +68,7 @@ static void set_free(struct vset *s)
 	free(s);
 }
 
-static int set_load(const struct verifier *v, unsigned gen, struct vset **out)
+static int set_load(const struct verifier *v, struct vset **out)
 {
 	struct vset *s = calloc(1, sizeof(*s));
 	int ret = 0;
@@ -78,7 +77,6 @@ static int set_load(const struct verifier *v, unsigned gen, struct vset **out)
 	if (!s)
 		return -ENOMEM;
 	s->refs = 1;
-	s->gen = gen;
 	if (v->key_paths) {
 		ret = sign_keys_load(v->key_paths, &s->keys);
 		if (ret == -ENOSYS)
@@ -99,13 +97,16 @@ static int set_load(const struct verifier *v, unsigned gen, struct vset **out)
 	return 0;
 }
 
-static struct vset *set_get(struct verifier *v)
+/* The set in use, referenced, and the generation its verdicts are kept
+ * under. */
+static struct vset *set_get(struct verifier *v, unsigned *gen)
 {
 	struct vset *s;
 
 	pthread_mutex_lock(&v->lock);
 	s = v->set;
 	s->refs++;
+	*gen = v->gen;
 	pthread_mutex_unlock(&v->lock);
 	return s;
 }
@@ -278,7 +279,7 @@ int verify_new(const char *verify_key, const char *keyring, const char *workdir,
 	ret = -ENOMEM;
 	if ((verify_key && !v->key_paths) || (keyring && !v->keyring_path) || !v->workdir)
 		goto out;
-	ret = set_load(v, v->gen, &v->set);
+	ret = set_load(v, &v->set);
 out:
 	if (ret)
 		verify_free(v);
@@ -304,21 +305,17 @@ void verify_free(struct verifier *v)
 int verify_reload(struct verifier *v)
 {
 	struct vset *s, *old;
-	unsigned gen;
 	int ret;
 
-	pthread_mutex_lock(&v->lock);
-	gen = v->gen + 1;
-	pthread_mutex_unlock(&v->lock);
-	ret = set_load(v, gen, &s);
+	ret = set_load(v, &s);
 	pthread_mutex_lock(&v->lock);
 	/* Either way what was concluded is asked again: a signature may
-	 * have come or gone meanwhile, and SIGHUP says "look again". */
+	 * have come or gone meanwhile, and SIGHUP says "look again". Checks
+	 * still running keep their answer to themselves. */
 	cache_clear_locked(v);
-	v->gen = gen;
+	v->gen++;
 	if (ret) {
-		/* The keys in use stay; their verdicts are forgotten too. */
-		v->set->gen = gen;
+		/* The keys in use stay. */
 		s = NULL;
 	} else {
 		old = v->set;
@@ -657,6 +654,7 @@ int model_tag_verify(struct model *m, struct ns_node *node, struct model_tag *t,
 	char key[VERIFY_KEY_MAX];
 	struct vctx x = {m, NULL, t->digest, NULL};
 	struct vset *s;
+	unsigned gen;
 	char *repo;
 	bool hit;
 	int ret;
@@ -675,14 +673,14 @@ int model_tag_verify(struct model *m, struct ns_node *node, struct model_tag *t,
 	repo = model_repo_name(m, node);
 	if (!repo)
 		return -ENOMEM;
-	s = set_get(v);
+	s = set_get(v, &gen);
 	x.repo = repo;
 	x.s = s;
 	ret = check_tag(&x, node, t, r);
 	if (ret)
 		log_debug("verify: %s:%s (%s): not checked: %s", repo, t->tag, t->digest,
 			  strerror(-ret));
-	else if (cache_put(v, key, s->gen, r))
+	else if (cache_put(v, key, gen, r))
 		say(repo, t, r);
 	set_put(v, s);
 	free(repo);
