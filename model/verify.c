@@ -55,6 +55,9 @@ struct verifier {
 	struct ventry *buckets[VERIFY_BUCKETS];
 	struct ventry *oldest, *newest;
 	size_t n;
+	/* Registries (base URLs) that answered without the referrers API:
+	 * asked by the tag schema only, until SIGHUP. One per host. */
+	struct strv no_referrers;
 };
 
 /* ---- key sets ----------------------------------------------------------- */
@@ -293,6 +296,7 @@ void verify_free(struct verifier *v)
 	if (!v)
 		return;
 	cache_clear_locked(v);
+	strv_free(&v->no_referrers);
 	if (v->set)
 		set_put(v, v->set);
 	free(v->key_paths);
@@ -313,6 +317,7 @@ int verify_reload(struct verifier *v)
 	 * have come or gone meanwhile, and SIGHUP says "look again". Checks
 	 * still running keep their answer to themselves. */
 	cache_clear_locked(v);
+	strv_free(&v->no_referrers);
 	v->gen++;
 	if (ret) {
 		/* The keys in use stay. */
@@ -485,17 +490,40 @@ out:
 	return ret;
 }
 
+/* Has the model's registry answered without the referrers API? Else
+ * (with learnt) remember that it did. */
+static bool no_referrers(struct verifier *v, const struct model *m, bool learnt)
+{
+	const char *base = oci_client_base_url(m->client);
+	bool known = false;
+	size_t i;
+
+	pthread_mutex_lock(&v->lock);
+	for (i = 0; i < v->no_referrers.n && !known; i++)
+		known = !strcmp(v->no_referrers.v[i], base);
+	/* Best effort: not remembered, it is asked again. */
+	if (!known && learnt)
+		(void)!strv_push(&v->no_referrers, base);
+	pthread_mutex_unlock(&v->lock);
+	return known;
+}
+
 /* The index of referrers of the chart: the referrers API, or where the
- * registry has none, the referrers tag schema. out empty: none. */
+ * registry has none (a registry that has it never answers 404, so one
+ * answer tells), the referrers tag schema. out empty: none. */
 static int referrers_index(const struct vctx *x, struct oci_buf *out)
 {
+	struct verifier *v = x->m->verify;
 	struct oci_fetched f = {0};
 	char ref[96];
-	int ret;
+	int ret = -EOPNOTSUPP;
 
-	ret = oci_referrers(x->m->client, x->repo, x->digest, COSIGN_MT_BUNDLE, out);
+	if (!no_referrers(v, x->m, false))
+		ret = oci_referrers(x->m->client, x->repo, x->digest, COSIGN_MT_BUNDLE,
+				    out);
 	if (ret != -EOPNOTSUPP)
 		return ret;
+	(void)no_referrers(v, x->m, true);
 	sig_tag(x->digest, "", ref, sizeof(ref));
 	ret = oci_manifest_get(x->m->client, x->repo, ref, &f);
 	if (ret == -ENOENT)

@@ -25,6 +25,8 @@
  *   first. A verdict of SIGN_OK is kept for good (content under a digest
  *   never changes); a failure is asked again after the model's ttl (a
  *   signature may be pushed after its chart), logged once per key set.
+ * - A registry that answers without the referrers API (distribution 2.8's
+ *   404) is asked through the referrers tag schema only, until SIGHUP.
  * - Errors: a registry that could not be asked (network, 5xx, refused) is
  *   no verdict: -errno, nothing cached, the client's one log line. Each
  *   failed check is one log line: "verify: REPO:TAG (DIGEST): <verdict>".
