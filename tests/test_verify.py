@@ -458,3 +458,13 @@ def test_keyring_shows_charts_whose_provenance_verifies(registry_factory, mount,
     assert r.returncode == 0, r.stdout + r.stderr
     expect_refused(m, repo, "1.0.1", d["1.0.1"], OTHER_DIGEST)
     expect_refused(m, repo, "1.0.2", d["1.0.2"], NO_SIG)
+    # SIGHUP imports the keyring again (a new private GnuPG home): the same
+    # verdicts, reached again.
+    os.kill(m.pid, signal.SIGHUP)
+    deadline = time.time() + 10
+    while "keys read again" not in m.log() and time.time() < deadline:
+        time.sleep(0.1)
+    assert "keys read again" in m.log()
+    assert ls(m.path(repo)) == ["1.0.0", "web-1.0.0.tgz", "web-1.0.0.tgz.prov"]
+    expect_errno(errno.EACCES, os.stat, m.path(repo, "web-1.0.1.tgz"))
+    assert verdict_lines(m, repo, "1.0.1", d["1.0.1"]) == [OTHER_DIGEST] * 2
