@@ -360,6 +360,31 @@ def test_every_registry_mount_verifies_each_host(registry_factory, mount, helm4,
         "cosign-tag " + a.fpr)
 
 
+def test_prefetch_unpacks_only_verified_charts(registry_factory, mount, helm4, tmp_path,
+                                               keys):
+    """-o prefetch warms the verdicts and never unpacks what no key verifies."""
+    a, _ = keys
+    reg = registry_factory()
+    repo = "charts/web"
+    d = push_versions(helm4, reg, tmp_path, ["1.0.0", "1.0.1"])
+    push_tag_signatures(reg, repo, d["1.0.0"], [cosign_sign(reg, repo, d["1.0.0"], a)])
+    m = mount(reg.host, opts=("prefetch=4", "verify_key=" + key_file(tmp_path, "a.pub", a)))
+    assert ls(m.path("charts")) == ["web"]
+    tree = {v: os.path.join(m.cache_dir, "trees", "sha256",
+                            reg.chart_layer(repo, v)["digest"][7:]) for v in d}
+    deadline = time.time() + 10
+    while not os.path.isdir(tree["1.0.0"]) and time.time() < deadline:
+        time.sleep(0.05)
+    assert os.path.isdir(tree["1.0.0"])
+    # Refused in the background already: said once, and never unpacked.
+    deadline = time.time() + 10
+    while not verdict_lines(m, repo, "1.0.1", d["1.0.1"]) and time.time() < deadline:
+        time.sleep(0.05)
+    assert verdict_lines(m, repo, "1.0.1", d["1.0.1"]) == [NO_SIG]
+    assert not os.path.exists(tree["1.0.1"])
+    assert ls(m.path(repo)) == ["1.0.0", "web-1.0.0.tgz"]
+
+
 @pytest.mark.parametrize("content", [b"not a key\n", None])
 def test_a_key_file_that_does_not_load_fails_the_mount(registry_factory, mount, tmp_path,
                                                         content):
