@@ -385,6 +385,27 @@ def test_prefetch_unpacks_only_verified_charts(registry_factory, mount, helm4, t
     assert ls(m.path(repo)) == ["1.0.0", "web-1.0.0.tgz"]
 
 
+def test_an_unsigned_copy_is_pushed_but_not_shown(registry_factory, mount, helm4, tmp_path,
+                                                  keys):
+    """cp -p of a chart no key signed: pushed (cp exits 0), its name found
+    by stat for a while as any pushed file's, then refused as any unsigned
+    tag."""
+    a, _ = keys
+    reg = registry_factory()
+    m = mount(reg.host, opts=("verify_key=" + key_file(tmp_path, "a.pub", a),))
+    # Into the repository's own directory: the name written is the package's.
+    os.makedirs(m.path("charts/web"))
+    r = run("cp", "-p", helm4.package(os.path.join(CHARTS, "web")), m.path("charts/web/"))
+    assert r.returncode == 0, r.stderr
+    # The name written lingers as any pushed file's (a copy tool's stat
+    # after its close finds it), never listed; the tag is refused.
+    assert os.stat(m.path("charts/web/web-1.0.0.tgz")).st_size == os.path.getsize(
+        helm4.package(os.path.join(CHARTS, "web")))
+    assert reg.tags("charts/web") == ["1.0.0"]
+    assert ls(m.path("charts/web")) == []
+    expect_errno(errno.EACCES, os.stat, m.path("charts/web/1.0.0"))
+
+
 @pytest.mark.parametrize("content", [b"not a key\n", None])
 def test_a_key_file_that_does_not_load_fails_the_mount(registry_factory, mount, tmp_path,
                                                         content):
