@@ -747,6 +747,7 @@ static int build_session(struct run *r)
 static int setup_verify(struct run *r)
 {
 	const struct options *o = &r->o;
+	char tmp[PATH_MAX];
 
 	if (!o->verify_key && !o->keyring)
 		return 0;
@@ -755,9 +756,13 @@ static int setup_verify(struct run *r)
 				"without -o verify_key and -o keyring\n");
 		return -EINVAL;
 	}
-	return verify_new(o->verify_key, o->keyring, r->c.cache_dir, r->ttl, &r->verify)
-		   ? -EINVAL
-		   : 0;
+	/* The keyring's GnuPG home goes with the cache's temp entries: held
+	 * (flock) while the daemon runs, removed by the next one after a
+	 * kill. */
+	if (file_pathf(tmp, sizeof(tmp), "%s/tmp", blobcache_dir(r->c.bc)) != 0)
+		return -ENAMETOOLONG;
+	return verify_new(o->verify_key, o->keyring, tmp, r->ttl, &r->verify) ? -EINVAL
+									      : 0;
 }
 
 /* The cache directory, then the registry (or every registry) behind it. */

@@ -17,6 +17,7 @@ referrers mode for the API).
 """
 import base64
 import errno
+import glob
 import hashlib
 import json
 import os
@@ -514,3 +515,6 @@ def test_keyring_shows_charts_whose_provenance_verifies(registry_factory, mount,
     assert ls(m.path(repo)) == ["1.0.0", "web-1.0.0.tgz", "web-1.0.0.tgz.prov"]
     expect_errno(errno.EACCES, os.stat, m.path(repo, "web-1.0.1.tgz"))
     assert verdict_lines(m, repo, "1.0.1", d["1.0.1"]) == [OTHER_DIGEST] * 2
+    # One private GnuPG home, among the cache's temp entries (a killed
+    # daemon's is removed by the next mount): the one before SIGHUP is gone.
+    assert len(glob.glob(os.path.join(m.cache_dir, "tmp", "gnupg-*"))) == 1
