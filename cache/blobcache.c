@@ -53,13 +53,13 @@ struct flight {
 };
 
 /* Temp entries a daemon holds a lock on (flock) for as long as it has them
- * open (tmp_file, tmp_dir): one that no one holds is a leftover of a
- * killed daemon, whatever its age, since daemons sharing the cache dir
- * hold theirs. Other entries (meta, evict, pending provenance) keep the
- * age rule. */
+ * open (tmp_file, tmp_dir; and the private GnuPG home of -o keyring,
+ * sign/prov.c): one that no one holds is a leftover of a killed daemon,
+ * whatever its age, since daemons sharing the cache dir hold theirs. Other
+ * entries (meta, evict, pending provenance) keep the age rule. */
 static bool locked_kind(const char *name)
 {
-	static const char *const kinds[] = {"blob-", "put-", "spool-", "tree-"};
+	static const char *const kinds[] = {"blob-", "put-", "spool-", "tree-", "gnupg-"};
 	size_t i;
 
 	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)

@@ -30,10 +30,60 @@ static bool media_type_ok(const char *s)
 	return n > 0;
 }
 
+static void annotations_free(struct oci_annotation *a, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(a[i].key);
+		free(a[i].value);
+	}
+	free(a);
+}
+
 static void descriptor_clear(struct oci_descriptor *d)
 {
 	free(d->media_type);
 	d->media_type = NULL;
+	annotations_free(d->annotations, d->n_annotations);
+	d->annotations = NULL;
+	d->n_annotations = 0;
+}
+
+/* Keep string-valued annotations of obj into *out (n of them); anything
+ * else is not an annotation. */
+static int parse_annotations(json_t *obj, struct oci_annotation **out, size_t *n)
+{
+	const char *key;
+	json_t *v;
+	size_t size;
+
+	if (!obj || json_is_null(obj))
+		return 0;
+	if (!json_is_object(obj))
+		return -EINVAL;
+	size = json_object_size(obj);
+	if (!size)
+		return 0;
+	*out = calloc(size, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	json_object_foreach(obj, key, v)
+	{
+		struct oci_annotation *a = &(*out)[*n];
+		if (!json_is_string(v))
+			continue;
+		a->key = strdup(key);
+		a->value = strdup(json_string_value(v));
+		if (!a->key || !a->value) {
+			free(a->key);
+			free(a->value);
+			a->key = a->value = NULL;
+			return -ENOMEM;
+		}
+		(*n)++;
+	}
+	return 0;
 }
 
 static int parse_descriptor(json_t *o, struct oci_descriptor *d)
@@ -54,6 +104,12 @@ static int parse_descriptor(json_t *o, struct oci_descriptor *d)
 	memcpy(d->digest, dg, strlen(dg) + 1);
 	d->size = (int64_t)json_integer_value(size);
 	d->has_urls = urls && json_array_size(urls) > 0;
+	/* Lenient: a layer's annotations never made a manifest unreadable. */
+	if (parse_annotations(json_object_get(o, "annotations"), &d->annotations,
+			      &d->n_annotations) == -ENOMEM) {
+		descriptor_clear(d);
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -79,41 +135,6 @@ static int parse_layers(json_t *arr, struct oci_manifest *m)
 		if (ret)
 			return ret;
 		m->n_layers++;
-	}
-	return 0;
-}
-
-/* Keep string-valued annotations; anything else is not an annotation. */
-static int parse_annotations(json_t *obj, struct oci_manifest *m)
-{
-	const char *key;
-	json_t *v;
-	size_t n;
-
-	if (!obj || json_is_null(obj))
-		return 0;
-	if (!json_is_object(obj))
-		return -EINVAL;
-	n = json_object_size(obj);
-	if (!n)
-		return 0;
-	m->annotations = calloc(n, sizeof(*m->annotations));
-	if (!m->annotations)
-		return -ENOMEM;
-	json_object_foreach(obj, key, v)
-	{
-		struct oci_annotation *a = &m->annotations[m->n_annotations];
-		if (!json_is_string(v))
-			continue;
-		a->key = strdup(key);
-		a->value = strdup(json_string_value(v));
-		if (!a->key || !a->value) {
-			free(a->key);
-			free(a->value);
-			a->key = a->value = NULL;
-			return -ENOMEM;
-		}
-		m->n_annotations++;
 	}
 	return 0;
 }
@@ -179,7 +200,8 @@ int oci_manifest_parse(const char *body, size_t len, const char *content_type,
 					   m);
 	}
 	if (!ret)
-		ret = parse_annotations(json_object_get(root, "annotations"), m);
+		ret = parse_annotations(json_object_get(root, "annotations"),
+					&m->annotations, &m->n_annotations);
 	if (!ret)
 		*out = m;
 out:
@@ -200,11 +222,7 @@ void oci_manifest_free(struct oci_manifest *m)
 	for (i = 0; i < m->n_layers; i++)
 		descriptor_clear(&m->layers[i]);
 	free(m->layers);
-	for (i = 0; i < m->n_annotations; i++) {
-		free(m->annotations[i].key);
-		free(m->annotations[i].value);
-	}
-	free(m->annotations);
+	annotations_free(m->annotations, m->n_annotations);
 	free(m);
 }
 
@@ -252,16 +270,25 @@ const struct oci_descriptor *oci_manifest_prov_layer(const struct oci_manifest *
 	return NULL;
 }
 
-const char *oci_manifest_annotation(const struct oci_manifest *m, const char *key)
+static const char *annotation_in(const struct oci_annotation *a, size_t n,
+				 const char *key)
 {
 	size_t i;
 
-	if (!m || !key)
-		return NULL;
-	for (i = 0; i < m->n_annotations; i++)
-		if (!strcmp(m->annotations[i].key, key))
-			return m->annotations[i].value;
+	for (i = 0; key && i < n; i++)
+		if (!strcmp(a[i].key, key))
+			return a[i].value;
 	return NULL;
+}
+
+const char *oci_manifest_annotation(const struct oci_manifest *m, const char *key)
+{
+	return m ? annotation_in(m->annotations, m->n_annotations, key) : NULL;
+}
+
+const char *oci_descriptor_annotation(const struct oci_descriptor *d, const char *key)
+{
+	return d ? annotation_in(d->annotations, d->n_annotations, key) : NULL;
 }
 
 static bool is_alnum_lower(char c)

@@ -17,16 +17,20 @@
 #include "common/compiler.h"
 #include "common/digest.h"
 
+struct oci_annotation {
+	char *key;
+	char *value;
+};
+
 struct oci_descriptor {
 	char *media_type;
 	char digest[DIGEST_STR_MAX];
 	int64_t size;
 	bool has_urls; /* foreign layer: never fetched */
-};
-
-struct oci_annotation {
-	char *key;
-	char *value;
+	/* The descriptor's own string annotations (cosign's signature rides
+	 * on a layer's); anything but a string map is left out. */
+	struct oci_annotation *annotations;
+	size_t n_annotations;
 };
 
 struct oci_manifest {
@@ -62,6 +66,8 @@ const struct oci_descriptor *oci_manifest_chart_layer(const struct oci_manifest 
 const struct oci_descriptor *oci_manifest_prov_layer(const struct oci_manifest *m);
 /* Value of an annotation, or NULL. */
 const char *oci_manifest_annotation(const struct oci_manifest *m, const char *key);
+/* Value of a descriptor's own annotation, or NULL. */
+const char *oci_descriptor_annotation(const struct oci_descriptor *d, const char *key);
 
 /* True iff tag matches [A-Za-z0-9_][A-Za-z0-9._-]{0,127}. */
 bool oci_tag_valid(const char *tag);

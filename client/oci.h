@@ -168,4 +168,27 @@ void oci_client_cancel(struct oci_client *c);
 /* Counters since the client was made (for the root xattrs and benchmarks). */
 uint64_t oci_client_requests(const struct oci_client *c);
 
+/* ---- referrers and small blobs (client/referrers.c) --------------------- */
+
+/* The largest referrers answer read (an index of referrer descriptors). */
+#define OCI_REFERRERS_MAX (1u * 1024 * 1024)
+/* The largest blob oci_blob_get_mem reads; callers cap lower. */
+#define OCI_BLOB_MEM_MAX (4u * 1024 * 1024)
+
+/* GET /v2/<repo>/referrers/<digest>[?artifactType=...]: the image index
+ * bytes (at most OCI_REFERRERS_MAX) into out. A registry without the
+ * referrers API (404, as distribution 2.8 answers; 405; 400; or a 200 that
+ * is no image index) is -EOPNOTSUPP, logged at debug only: the caller
+ * falls back to the referrers tag schema (tag sha256-<hex>, read with
+ * oci_manifest_get). An index the registry did not filter may list other
+ * artifact types: the caller filters again. */
+int oci_referrers(struct oci_client *c, const char *repo, const char *digest,
+		  const char *artifact_type, struct oci_buf *out) WUR;
+
+/* GET a small blob of the declared size into memory (out, NUL-terminated).
+ * Its sha256 and length are checked: other bytes are -EIO (one log line),
+ * a size over OCI_BLOB_MEM_MAX -EFBIG. */
+int oci_blob_get_mem(struct oci_client *c, const char *repo, const char *digest,
+		     uint64_t size, struct oci_buf *out) WUR;
+
 #endif

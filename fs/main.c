@@ -24,6 +24,7 @@
 #include "common/fdlimit.h"
 #include "common/log.h"
 #include "fs/ll.h"
+#include "model/verify.h"
 
 struct options {
 	char *registry;	  /* REGISTRY[/PREFIX] as given, or NULL: every registry */
@@ -51,6 +52,8 @@ struct options {
 	char *log_file;
 	char *write_group;
 	char *sign_key;
+	char *verify_key;
+	char *keyring;
 	int nonopts;
 };
 
@@ -85,6 +88,8 @@ static const struct fuse_opt chartfs_opts[] = {
 	OPT("log_file=%s", log_file),
 	OPT("write_group=%s", write_group),
 	OPT("sign_key=%s", sign_key),
+	OPT("verify_key=%s", verify_key),
+	OPT("keyring=%s", keyring),
 	FUSE_OPT_END,
 };
 
@@ -116,6 +121,8 @@ static const char *const help_lines[] = {
 	"    -o log_file=FILE       once detached, log to FILE instead of syslog",
 	"    -o write_group=GROUP   members of GROUP (a name or gid) may write too (default: only the mounting user)",
 	"    -o sign_key=FILE       sign every chart pushed with this private key (PKCS#8 PEM), as cosign does",
+	"    -o verify_key=FILE[:FILE]  show only charts a cosign signature by one of these public keys covers",
+	"    -o keyring=FILE        show only charts whose helm provenance this OpenPGP keyring verifies",
 };
 /* clang-format on */
 
@@ -386,6 +393,7 @@ struct reloader {
 	const struct options *o;
 	const char *host; /* a one-registry mount's, or NULL */
 	struct chartfs *c;
+	struct verifier *verify; /* -o verify_key, -o keyring, or NULL */
 	pthread_t thread;
 	bool started;
 };
@@ -426,6 +434,10 @@ static void *reloader_main(void *arg)
 			reload_registry_creds(r);
 		if (r->c->signer)
 			push_signer_reload(r->c->signer);
+		/* The keys too, before the listings are forgotten: what is
+		 * listed next is checked with the new ones. */
+		if (r->verify)
+			(void)!verify_reload(r->verify);
 		forget_names();
 	}
 }
@@ -620,6 +632,7 @@ struct run {
 	struct chartfs_ll *ll;
 	struct fuse_loop_config *lcfg;
 	struct reloader reloader;
+	struct verifier *verify;
 	char *host, *prefix, *fsname;
 	/* The numbers the options give, each default written once, here. */
 	unsigned ttl, parallel, connect_timeout, io_timeout, prefetch;
@@ -733,6 +746,30 @@ static int build_session(struct run *r)
 	return check_mountpoint(r->fopts.mountpoint);
 }
 
+/* -o verify_key and -o keyring, read before the registry is asked
+ * anything: a key file that does not load fails the mount (its one line
+ * said by the loader, on stderr). Offline, no signature could be read. */
+static int setup_verify(struct run *r)
+{
+	const struct options *o = &r->o;
+	char tmp[PATH_MAX];
+
+	if (!o->verify_key && !o->keyring)
+		return 0;
+	if (o->offline) {
+		fprintf(stderr, "chartfs: -o offline cannot check signatures: give it "
+				"without -o verify_key and -o keyring\n");
+		return -EINVAL;
+	}
+	/* The keyring's GnuPG home goes with the cache's temp entries: held
+	 * (flock) while the daemon runs, removed by the next one after a
+	 * kill. */
+	if (file_pathf(tmp, sizeof(tmp), "%s/tmp", blobcache_dir(r->c.bc)) != 0)
+		return -ENAMETOOLONG;
+	return verify_new(o->verify_key, o->keyring, tmp, r->ttl, &r->verify) ? -EINVAL
+									      : 0;
+}
+
 /* The cache directory, then the registry (or every registry) behind it. */
 static int build_registry(struct run *r)
 {
@@ -753,6 +790,7 @@ static int build_registry(struct run *r)
 				   .show_signatures = o->show_signatures,
 				   .offline = o->offline,
 				   .prefetch = r->prefetch};
+	int ret;
 
 	c->cache_dir = o->cache_dir ? strdup(o->cache_dir) : default_cache_dir();
 	if (!c->cache_dir || mkdir_p(c->cache_dir) != 0) {
@@ -774,6 +812,10 @@ static int build_registry(struct run *r)
 		return -EIO;
 	}
 	blobcache_set_max(c->bc, r->cache_max);
+	ret = setup_verify(r);
+	if (ret)
+		return ret;
+	mopts.verify = r->verify;
 	if (o->insecure)
 		log_warn("chartfs: -o insecure: the registry's TLS certificate is not "
 			 "verified");
@@ -828,7 +870,8 @@ static int serve(struct run *r)
 	hup_model = r->c.model;
 	hup_hosts = r->c.hosts;
 	hup_ll = r->ll;
-	r->reloader = (struct reloader){.o = &r->o, .host = r->host, .c = &r->c};
+	r->reloader = (struct reloader){
+	    .o = &r->o, .host = r->host, .c = &r->c, .verify = r->verify};
 	ret = reloader_start(&r->reloader);
 	if (!ret) {
 		sigemptyset(&sa.sa_mask);
@@ -850,7 +893,8 @@ static void options_free(struct options *o)
 	    &o->ttl,	   &o->parallel,	&o->prefetch,	      &o->connect_timeout,
 	    &o->cache_max, &o->io_timeout,	&o->ca_file,	      &o->cert_file,
 	    &o->key_file,  &o->registry_config, &o->username,	      &o->password_file,
-	    &o->log_file,  &o->write_group,	&o->sign_key};
+	    &o->log_file,  &o->write_group,	&o->sign_key,	      &o->verify_key,
+	    &o->keyring};
 	size_t i;
 
 	for (i = 0; i < sizeof(owned) / sizeof(owned[0]); i++) {
@@ -869,6 +913,7 @@ static void run_free(struct run *r)
 	chartfs_upload_free_all(&r->c);
 	model_free(r->c.model);
 	push_signer_free(r->c.signer);
+	verify_free(r->verify);
 	oci_client_free(r->c.client);
 	blobcache_free(r->c.bc);
 	free(r->c.cache_dir);

@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "fs/inodes.h"
+#include "model/verify.h"
 
 void chartfs_fill_stat(struct chartfs *c, struct stat *st, bool dir, off_t size,
 		       time_t mtime)
@@ -82,20 +83,31 @@ int chartfs_resolve_new(struct chartfs *c, const char *path, struct model **m,
 	return ret ? ret : model_resolve_new(*m, sub, r);
 }
 
-/* Resolve path to a tag record (for PATH_TAG, PATH_PKG, PATH_IN_TAG). */
+/* Resolve path to a tag record (for PATH_TAG, PATH_PKG, PATH_IN_TAG).
+ * With -o verify_key or -o keyring, a tag no key verifies is EACCES (its
+ * verdict logged once by the model), and one whose signatures could not
+ * be read EIO. */
 int chartfs_get_tag(struct model *m, struct path_res *r, struct model_tag **t)
 {
+	struct sign_result v = {.verdict = SIGN_OK};
 	int ret = model_tag_get(m, r->node, r->tag, t);
 
 	if (ret)
 		return ret;
 	if ((r->kind != PATH_TAG && !(*t)->chart) ||
-	    (r->kind == PATH_PROV && !(*t)->prov)) {
+	    (r->kind == PATH_PROV && !(*t)->prov))
+		ret = -ENOENT;
+	else if (model_verifies(m))
+		ret = model_tag_verify(m, r->node, *t, &v);
+	if (ret && ret != -ENOENT && ret != -ENOMEM)
+		ret = -EIO;
+	else if (!ret && v.verdict != SIGN_OK)
+		ret = -EACCES;
+	if (ret) {
 		model_tag_put(m, *t);
 		*t = NULL;
-		return -ENOENT;
 	}
-	return 0;
+	return ret;
 }
 
 static time_t tag_mtime(struct model *m, const struct model_tag *t)
@@ -156,10 +168,11 @@ int chartfs_stat(struct chartfs *c, const char *path, struct stat *st,
 		return ret;
 	}
 	/* A pushed upload lingers where the registry has nothing by its name
-	 * (a temporary name, a package written into a namespace). */
+	 * (a temporary name, a package written into a namespace), or nothing
+	 * a key of -o verify_key verifies (yet). */
 	if (up) {
 		ret = registry_stat(c, path, st, life);
-		if (ret == -ENOENT)
+		if (ret == -ENOENT || ret == -EACCES)
 			ret = upload_stat(c, st, up->size, up->mtime, life);
 		chartfs_upload_put(c, up);
 		return ret;

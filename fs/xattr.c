@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "model/verify.h"
+
 #define XATTR_ANN "user.oci.annotation."
+#define XATTR_VERIFIED "user.chartfs.verified"
 
 /* Copy value into the caller's buffer with getxattr(2) semantics. */
 static int xattr_value(const char *v, char *out, size_t size)
@@ -124,6 +127,29 @@ static int tag_xattr(const struct model_tag *t, const char *name, char *out, siz
 	return -ENODATA;
 }
 
+/* user.chartfs.verified (-o verify_key, -o keyring): what verified the
+ * tag, "<mechanism> <key fingerprint>"; in a listing, with the rest. */
+static int verified_xattr(struct model *m, struct path_res *r, struct model_tag *t,
+			  char *out, size_t size, struct xattr_list *list)
+{
+	struct sign_result v;
+	char value[128];
+	int ret = model_tag_verify(m, r->node, t, &v);
+
+	if (list) {
+		if (!ret && v.mech)
+			xattr_add(list, "", XATTR_VERIFIED);
+		return tag_xattr(t, NULL, NULL, 0, list);
+	}
+	if (ret)
+		return ret == -ENOMEM ? ret : -EIO;
+	/* A signature tag is shown unverified: nothing signs signatures. */
+	if (v.verdict != SIGN_OK || !v.mech)
+		return -ENODATA;
+	snprintf(value, sizeof(value), "%s %s", v.mech, v.fpr);
+	return xattr_value(value, out, size);
+}
+
 static int do_xattr(struct chartfs *c, const char *path, const char *name, char *out,
 		    size_t size, struct xattr_list *list)
 {
@@ -147,6 +173,8 @@ static int do_xattr(struct chartfs *c, const char *path, const char *name, char 
 		return ret;
 	if (r.kind == PATH_IN_TAG)
 		ret = list ? 0 : -ENODATA;
+	else if (model_verifies(m) && (list || !strcmp(name, XATTR_VERIFIED)))
+		ret = verified_xattr(m, &r, t, out, size, list);
 	else
 		ret = tag_xattr(t, name, out, size, list);
 	model_tag_put(m, t);

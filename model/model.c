@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "model/verify.h"
 
 int model_new(const struct model_opts *o, struct oci_client *client, struct blobcache *bc,
 	      struct model **out)
@@ -35,6 +36,7 @@ int model_new(const struct model_opts *o, struct oci_client *client, struct blob
 	m->show_signatures = o->show_signatures;
 	m->offline = o->offline;
 	m->prefetch = o->prefetch;
+	m->verify = o->verify;
 	m->start = time(NULL);
 	*out = m;
 	return 0;
@@ -443,6 +445,9 @@ static int list_tags_locked(struct model *m, struct ns_node *node, time_t mtime,
 		/* Signatures stay reachable by name, as `crane ls -O` hides them. */
 		if (!m->show_signatures && path_is_signature_tag(t->tag))
 			continue;
+		/* -o verify_key, -o keyring: what no key verified is not shown. */
+		if (!model_tag_shown_locked(m, node, t))
+			continue;
 		ret = fill(arg, &e);
 		if (ret)
 			return ret;
@@ -493,6 +498,7 @@ int model_list(struct model *m, struct ns_node *node, model_fill_fn fill, void *
 			if (ret)
 				return ret;
 			model_snap_save_tags(m, node);
+			model_verify_listed(m, node);
 		}
 	}
 	pthread_mutex_lock(&m->lock);

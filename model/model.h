@@ -35,6 +35,7 @@
 #include "model/path.h"
 
 struct model;
+struct verifier; /* model/verify.h */
 
 struct model_tag {
 	int refs; /* guarded by the model lock */
@@ -80,6 +81,9 @@ struct model_opts {
 	bool show_signatures; /* list sha256-<hex>.sig/.att/.sbom tags too */
 	bool offline;	      /* serve only what the cache holds, never ask */
 	unsigned prefetch;    /* warm this many repositories of a listed namespace */
+	/* -o verify_key, -o keyring: only what they verify is shown (shared
+	 * by every model of the mount, owned by its maker), or NULL. */
+	struct verifier *verify;
 };
 
 int model_new(const struct model_opts *o, struct oci_client *client, struct blobcache *bc,

@@ -50,6 +50,7 @@ struct model {
 	struct refresh_job *rq_head, *rq_tail;
 	size_t rq_len;
 	unsigned rq_threads;
+	struct verifier *verify; /* model/verify.c, or NULL: everything shown */
 };
 
 /* What a background refresh asks again. */

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "model/verify.h"
 
 /* Charts warmed per repository, and the largest blob worth it. */
 #define PREFETCH_TAGS 16
@@ -68,12 +69,16 @@ static void warm_repo(struct model *m, struct ns_node *node)
 	    model_refresh_manifests(m, node, true) != 0)
 		return;
 	model_snap_save_tags(m, node);
+	/* With -o verify_key or -o keyring: the verdicts are warmed too, and
+	 * nothing no key verifies is unpacked. */
+	model_verify_listed(m, node);
 	pthread_mutex_lock(&m->lock);
 	r = node->repo;
 	for (i = 0; r && i < r->ntags && n < PREFETCH_TAGS; i++) {
 		struct model_tag *t = r->tags[i];
 
-		if (!t->chart || t->chart->size > PREFETCH_BLOB_MAX || t->tree_path)
+		if (!t->chart || t->chart->size > PREFETCH_BLOB_MAX || t->tree_path ||
+		    !model_tag_shown_locked(m, node, t))
 			continue;
 		t->refs++;
 		tags[n++] = t;

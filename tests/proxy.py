@@ -20,6 +20,8 @@ import time
 import urllib.parse
 
 CHUNK = 64 * 1024
+# GET /v2/<name>/referrers/<digest>: the OCI 1.1 referrers API.
+REFERRERS = re.compile(r"^/v2/(.+)/referrers/(sha256:[0-9a-f]{64})$")
 # Hop-by-hop headers are the proxy's own business (RFC 9110 7.6.1).
 # Expect: the proxy's server side already answered "100 Continue".
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
@@ -70,12 +72,17 @@ class Fault:
 class RegistryProxy:
     """Forwarding proxy on 127.0.0.1:<free port> in front of `upstream`
     ("host:port"). page=K pages catalog and tag lists by K (None: forward
-    them too). no_catalog=True answers the catalog like GHCR does."""
+    them too). no_catalog=True answers the catalog like GHCR does.
+    referrers=True answers the OCI 1.1 referrers API (GET
+    /v2/<name>/referrers/<digest>[?artifactType=T]) from the referrers tag
+    schema index (tag sha256-<hex>) the registry holds: Debian 12 packages
+    no registry with that API, and distribution 2.8 answers it 404."""
 
-    def __init__(self, upstream, page=None, no_catalog=False):
+    def __init__(self, upstream, page=None, no_catalog=False, referrers=False):
         self.upstream = upstream
         self.page = page
         self.no_catalog = no_catalog
+        self.referrers = referrers
         self.lock = threading.Lock()
         self.log = []          # (method, path with query) of every request
         self.faults = []
@@ -204,6 +211,8 @@ class RegistryProxy:
         if self.page and h.command == "GET" and (path == "/v2/_catalog"
                                                  or path.endswith("/tags/list")):
             return self._paginate(h)
+        if self.referrers and h.command == "GET" and REFERRERS.match(path):
+            return self._referrers(h)
         self._forward(h, fault if fault and fault.kind in ("cut", "flip", "stall", "extend",
                                                            "trickle") else None)
 
@@ -292,6 +301,32 @@ class RegistryProxy:
             headers["Link"] = '<%s?%s>; rel="next"' % (
                 u.path, urllib.parse.urlencode({"n": n, "last": page[-1]}))
         self._reply(h, 200, json.dumps(doc).encode(), headers)
+
+    def _referrers(self, h):
+        """The referrers API over the tag schema: the index the registry
+        keeps under sha256-<hex> (an empty one if none), filtered by
+        artifactType as the spec says (OCI-Filters-Applied)."""
+        self._drain_request(h)
+        u = urllib.parse.urlsplit(h.path)
+        name, digest = REFERRERS.match(u.path).groups()
+        want = urllib.parse.parse_qs(u.query).get("artifactType", [None])[0]
+        conn = http.client.HTTPConnection(self.upstream, timeout=30)
+        try:
+            conn.request("GET", "/v2/%s/manifests/sha256-%s" % (name, digest[7:]),
+                         headers={"Accept": "application/vnd.oci.image.index.v1+json"})
+            r = conn.getresponse()
+            body = r.read()
+        finally:
+            conn.close()
+        manifests = json.loads(body).get("manifests") or [] if r.status == 200 else []
+        headers = {}
+        if want is not None:
+            manifests = [d for d in manifests if d.get("artifactType") == want]
+            headers["OCI-Filters-Applied"] = "artifactType"
+        doc = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+               "manifests": manifests}
+        self._reply(h, 200, json.dumps(doc).encode(), headers,
+                    content_type="application/vnd.oci.image.index.v1+json")
 
     def _forward(self, h, fault=None):
         conn = http.client.HTTPConnection(self.upstream, timeout=120)

@@ -338,9 +338,44 @@ static void test_names(void)
 	ok(!oci_repo_valid(long_repo), "256-character name");
 }
 
+/* cosign's tag scheme: the signature is a layer's own annotation; a layer
+ * whose annotations are no string map keeps the manifest readable. */
+static void test_layer_annotations(void)
+{
+	const char *json = "{\"schemaVersion\":2,\"config\":" DESC(
+	    OCI_MT_MANIFEST, D1,
+	    2) ","
+	       "\"layers\":[{\"mediaType\":\"application/x\",\"digest\":\"" D2 "\","
+	       "\"size\":5,\"annotations\":{\"dev.cosignproject.cosign/signature\":"
+	       "\"MEUC\",\"n\":1}},"
+	       "{\"mediaType\":\"application/x\",\"digest\":\"" D3 "\",\"size\":5,"
+	       "\"annotations\":[1]}]}";
+	struct oci_manifest *m = NULL;
+
+	ok(parse(json, OCI_MT_MANIFEST, &m) == 0 && m->n_layers == 2,
+	   "layers with annotations parse");
+	ok(m &&
+	       oci_descriptor_annotation(&m->layers[0],
+					 "dev.cosignproject.cosign/signature") &&
+	       !strcmp(oci_descriptor_annotation(&m->layers[0],
+						 "dev.cosignproject.cosign/signature"),
+		       "MEUC"),
+	   "a layer's annotation is read");
+	ok(m && m->layers[0].n_annotations == 1 &&
+	       !oci_descriptor_annotation(&m->layers[0], "n"),
+	   "only a layer's string annotations are kept");
+	ok(m && m->layers[1].n_annotations == 0 &&
+	       !oci_descriptor_annotation(&m->layers[1], "x"),
+	   "annotations that are no map are none");
+	ok(!oci_manifest_annotation(m, "dev.cosignproject.cosign/signature"),
+	   "a layer's annotation is not the manifest's");
+	oci_manifest_free(m);
+}
+
 int main(void)
 {
 	test_helm();
+	test_layer_annotations();
 	test_docker_and_index();
 	test_bad();
 	test_chart_rules();
