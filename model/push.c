@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "model/push_sign.h"
 #include "model/timefmt.h"
+#include "model/verify.h"
 
 struct blob {
 	const char *media_type;
@@ -230,6 +231,17 @@ out:
 	return ret;
 }
 
+/* A manifest this mount just pushed (and signed, with -o sign_key): a
+ * lookup between the manifest and its signature may have concluded "no
+ * signature"; that verdict must not hide the chart for the ttl. */
+static void forget_verdict(struct model *m, struct ns_node *node, const char *manifest)
+{
+	char digest[DIGEST_STR_MAX];
+
+	if (digest_buf(manifest, strlen(manifest), digest) == 0)
+		model_verify_forget(m, node, digest);
+}
+
 /* Blobs first: a manifest is only PUT once everything it names is there,
  * so a failed upload leaves no tag behind. */
 static int send_chart(struct oci_client *c, const char *repo, const char *tag,
@@ -320,8 +332,10 @@ int push_chart(struct model *m, struct ns_node *dir, int fd, const char *spool_p
 	if (signer)
 		ret =
 		    push_sign_manifest(signer, c, repo, what, manifest, strlen(manifest));
-	if (model_add_repo(m, p.repo_full, &node) == 0)
+	if (model_add_repo(m, p.repo_full, &node) == 0) {
 		model_changed(m, node);
+		forget_verdict(m, node, manifest);
+	}
 	/* The bytes are verified and ours: keep them as the cached blob. */
 	if (blobcache_adopt(model_blobcache(m), layer.digest, spool_path) == 0)
 		kept = true;
@@ -626,8 +640,10 @@ int push_prov(struct model *m, struct ns_node *dir, int fd, const char *spool_pa
 		    push_sign_manifest(signer, c, repo, what, manifest, strlen(manifest));
 	}
 	/* The manifest may have changed, even when the answer was lost. */
-	if (model_add_repo(m, repo_full, &node) == 0)
+	if (model_add_repo(m, repo_full, &node) == 0) {
 		model_changed(m, node);
+		forget_verdict(m, node, manifest);
+	}
 	goto out;
 refuse:
 	log_warn("model: push into /%s: not a helm provenance file", dir->fullname);

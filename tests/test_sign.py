@@ -395,3 +395,25 @@ def test_rm_leaves_an_index_that_lists_other_artifacts(registry_factory, mount, 
     os.unlink(m.path(REPO, "helm-oci-test-0.1.0.tgz"))
     assert reg.tags(REPO) == ["sha256-" + digest[7:]]
     assert referrers_index(reg, REPO, digest) == idx
+
+
+def test_a_mount_that_signs_and_verifies_shows_what_it_pushed(registry_factory, mount, packages,
+                                                              keys):
+    """sign_key and verify_key with one key pair: the chart cp pushed is
+    listed, opened and named as verified by its bundle at once; one pushed
+    by another mount without signing stays hidden."""
+    reg = registry_factory()
+    key = keys["ecdsa"]
+    m = mount(reg.host, ttl=30, opts=("sign_key=" + key.path, "verify_key=" + key.pub_path))
+    plain = mount(reg.host, name="plain")
+    os.mkdir(plain.path("charts"))
+    r = cp(packages["helm-oci-test-0.1.0"], plain.path("charts/"))
+    assert r.returncode == 0, r.stderr + plain.log()
+    r = cp(packages["helm-oci-test-0.2.0"], m.path("charts/"))
+    assert r.returncode == 0, r.stderr + m.log()
+    assert sorted(os.listdir(m.path(REPO))) == ["0.2.0", "helm-oci-test-0.2.0.tgz"]
+    with open(m.path(REPO, "0.2.0", "Chart.yaml")) as f:
+        assert "0.2.0" in f.read()
+    said = os.getxattr(m.path(REPO, "0.2.0"), "user.chartfs.verified").decode()
+    assert said.startswith("cosign-bundle sha256:"), said
+    assert "pushed but unsigned" not in m.log()
