@@ -45,14 +45,14 @@ struct model_tag {
 	const struct oci_descriptor *chart; /* its chart layer, or NULL */
 	const struct oci_descriptor *prov;  /* a chart's provenance layer, or NULL */
 	time_t created;			    /* org.opencontainers.image.created, or 0 */
-	const char
-	    *source; /* who served the manifest (oci_fetched), or NULL: the cache dir */
-	struct timespec checked; /* when tag->digest was last confirmed */
-	char *blob_path;	 /* set once the chart blob is cached */
-	bool blob_stale;	 /* the cached blob went bad: ask the cache again */
-	bool tree_stale;	 /* the unpacked tree went away: unpack again */
-	bool revalidating;	 /* a background refresh is queued or running (lock) */
-	char *tree_path;	 /* set once the chart is unpacked */
+	struct timespec checked;	    /* when tag->digest was last confirmed */
+	char *blob_path;		    /* set once the chart blob is cached */
+	bool blob_stale;   /* the cached blob went bad: ask the cache again */
+	bool tree_stale;   /* the unpacked tree went away: unpack again */
+	bool revalidating; /* a background refresh is queued or running (lock) */
+	char *tree_path;   /* set once the chart is unpacked */
+	/* Who served the manifest (oci_fetched.source), NULL: the cache dir. */
+	const char *source;
 };
 
 /* One entry of a directory listing. */
