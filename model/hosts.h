@@ -39,8 +39,9 @@ struct hosts_opts {
 	struct oci_client_opts client;
 	const char *registry_config;  /* -o registry_config, or NULL */
 	const char *plain_http_hosts; /* "a,b:5000": hosts spoken to over HTTP */
-	const char *mirror;	 /* -o mirror: "ORIGIN=SPEC,...;..." (client/mirror.h) */
-	struct model_opts model; /* prefix unset */
+	struct model_opts model;      /* prefix unset */
+	/* -o mirror: "ORIGIN=SPEC,...;..." (client/mirror.h), or NULL. */
+	const char *mirror;
 };
 
 /* Make the client for one registry (co) and check that it answers as one
