@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 
@@ -256,6 +257,16 @@ def test_origin_and_mirror_each_get_their_own_credentials(tmp_path, helm4, mount
         assert name_reads(s.to_origin) == [] and blob_gets(s.to_origin) == 0
         assert blob_gets(s.to_mirror) == 1
         assert not FAILED.search(m.log())
+        # SIGHUP reads the mirror's credentials again, as the origin's.
+        good = config(MIRROR_PASSWORD)
+        os.replace(config("wrong"), good)
+        os.kill(m.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "SIGHUP: credentials" not in m.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "name: helm-oci-test" in read(m.path(OCI_TEST, "0.1.0", "Chart.yaml"))
+        assert source(m.path(OCI_TEST, "0.1.0")) == s.to_origin.host
+        assert len(FAILED.findall(m.log())) == 1 and "401" in m.log(), m.log()
         # The origin's password is never the mirror's: with a wrong one for
         # the mirror, the mirror refuses (one line) and the origin serves.
         s.reset()
