@@ -163,6 +163,7 @@ void oci_client_free(struct oci_client *c)
 
 	if (!c)
 		return;
+	mirror_set_free(c->mirrors);
 	for (i = 0; i < c->n_pool; i++)
 		curl_easy_cleanup(c->pool[i]);
 	if (c->share)
@@ -189,11 +190,15 @@ const char *oci_client_base_url(const struct oci_client *c)
 void oci_client_cancel(struct oci_client *c)
 {
 	atomic_store(&c->cancelled, true);
+	if (c->mirrors)
+		mirror_set_cancel(c->mirrors);
 }
 
 uint64_t oci_client_requests(const struct oci_client *c)
 {
-	return atomic_load(&((struct oci_client *)c)->requests);
+	uint64_t n = atomic_load(&((struct oci_client *)c)->requests);
+
+	return c->mirrors ? n + mirror_set_requests(c->mirrors) : n;
 }
 
 CURL *client_handle_get(struct oci_client *c)

@@ -37,6 +37,14 @@ struct deadline {
  * itself (a token request inside a 401 round), or 0. */
 static _Thread_local int64_t call_until;
 
+/* Why this thread's last request failed (http_last_cause). */
+static _Thread_local char last_cause[HTTP_CAUSE_MAX];
+
+char *http_last_cause(void)
+{
+	return last_cause;
+}
+
 /* State of one transfer attempt, shared with the curl callbacks. */
 struct xfer {
 	struct oci_client *c;
@@ -708,7 +716,8 @@ static int perform_retry(struct oci_client *c, const struct http_req *rq,
 			return -ECANCELED;
 		}
 		ret = perform_once(c, rq, rs, dl, auth, &rc, cause, cause_len);
-		if (ret && !(ret == -EIO && curl_transient(rc)))
+		/* A mirror's retry is the next mirror or the origin. */
+		if (c->is_mirror || (ret && !(ret == -EIO && curl_transient(rc))))
 			return ret;
 		if (!ret && rs->status != 408 && rs->status != 429 && rs->status < 500)
 			return 0;
@@ -859,8 +868,9 @@ out:
 		auth_denied_cause(c, rq->scope, cause, sizeof(cause));
 	if (ret) {
 		snprintf(rs->cause, sizeof(rs->cause), "%s", cause);
+		snprintf(last_cause, sizeof(last_cause), "%s", cause);
 		url_log_path(c, rq->url, where, sizeof(where));
-		if (is_quiet(rq->quiet, ret))
+		if (is_quiet(rq->quiet, ret) || c->is_mirror)
 			log_debug("client: %s %s: %s", rq->method, where, cause);
 		else
 			log_warn("client: %s %s: %s", rq->method, where, cause);

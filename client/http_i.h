@@ -77,6 +77,12 @@ struct oci_client {
 
 	atomic_uint_fast64_t requests;
 	atomic_bool cancelled; /* oci_client_cancel: every transfer ends now */
+
+	/* mirror.c: the mirrors reads try first (set up once, or NULL), and
+	 * whether this is a mirror's client (one attempt per request, its
+	 * failures logged at debug: the mirror layer says them once). */
+	struct mirror_set *mirrors;
+	bool is_mirror;
 };
 
 /* Errnos a caller expects and handles itself: logged at debug only. */
@@ -157,6 +163,39 @@ void http_resp_clear(struct http_resp *rs);
 /* The target of the rel="next" entry of a Link header (malloc'd), or NULL.
  * Not static so tests/fuzz/fuzz_headers.c can reach it. */
 char *http_link_next(const char *v);
+/* Why the last http_request of this thread failed, as it was logged: a
+ * buffer of the thread's (HTTP_CAUSE_MAX bytes), which a caller may empty
+ * before a call to tell whether the call's failure came from a request. */
+#define HTTP_CAUSE_MAX 320
+char *http_last_cause(void);
+
+/* oci.c: the reads below ask c itself, never its mirrors (mirror.c routes
+ * the public ones). */
+int oci_tags_here(struct oci_client *c, const char *repo, struct strv *out) WUR;
+int oci_manifest_get_here(struct oci_client *c, const char *repo, const char *ref,
+			  struct oci_fetched *out) WUR;
+int oci_manifest_get_many_here(struct oci_client *c, const char *repo,
+			       const char *const *refs, size_t n, unsigned max_parallel,
+			       struct oci_fetched *results) WUR;
+int oci_blob_get_here(struct oci_client *c, const char *repo, const char *digest,
+		      uint64_t size, int fd, const char *where) WUR;
+
+/* mirror.c: the reads of a client with mirrors, and its upkeep. */
+struct mirror_set;
+int mirror_tags(struct oci_client *c, const char *repo, struct strv *out) WUR;
+int mirror_manifest_get(struct oci_client *c, const char *repo, const char *ref,
+			struct oci_fetched *out) WUR;
+int mirror_manifest_get_many(struct oci_client *c, const char *repo,
+			     const char *const *refs, size_t n, unsigned max_parallel,
+			     struct oci_fetched *results) WUR;
+int mirror_blob_get(struct oci_client *c, const char *repo, const char *digest,
+		    uint64_t size, int fd, const char *where) WUR;
+/* c is about to change repo (a manifest put or delete): its names come
+ * from the origin for the pin time. */
+void mirror_note_write(struct oci_client *c, const char *repo);
+void mirror_set_free(struct mirror_set *s);
+void mirror_set_cancel(struct mirror_set *s);
+uint64_t mirror_set_requests(const struct mirror_set *s);
 
 /* url.c */
 /* ref resolved against base (RFC 3986) into *out; -EPERM if same_origin is asked

@@ -317,6 +317,11 @@ int oci_catalog(struct oci_client *c, struct strv *out)
 
 int oci_tags(struct oci_client *c, const char *repo, struct strv *out)
 {
+	return c->mirrors ? mirror_tags(c, repo, out) : oci_tags_here(c, repo, out);
+}
+
+int oci_tags_here(struct oci_client *c, const char *repo, struct strv *out)
+{
 	struct http_resp rs = {0};
 	char *url, *scope;
 	int ret;
@@ -374,6 +379,13 @@ static int manifest_req(struct oci_client *c, const char *method, const char *re
 int oci_manifest_get(struct oci_client *c, const char *repo, const char *ref,
 		     struct oci_fetched *out)
 {
+	return c->mirrors ? mirror_manifest_get(c, repo, ref, out)
+			  : oci_manifest_get_here(c, repo, ref, out);
+}
+
+int oci_manifest_get_here(struct oci_client *c, const char *repo, const char *ref,
+			  struct oci_fetched *out)
+{
 	struct http_resp rs = {0};
 	const char *why = NULL;
 	int ret;
@@ -407,6 +419,7 @@ int oci_manifest_get(struct oci_client *c, const char *repo, const char *ref,
 		}
 	}
 	out->body = rs.body;
+	out->source = c->registry;
 	rs.body = (struct oci_buf){0};
 out:
 	http_resp_clear(&rs);
@@ -437,12 +450,22 @@ static void *many_worker(void *arg)
 	size_t i;
 
 	while ((i = atomic_fetch_add(&m->next, 1)) < m->n)
-		m->res[i].err = oci_manifest_get(m->c, m->repo, m->refs[i], &m->res[i]);
+		m->res[i].err =
+		    oci_manifest_get_here(m->c, m->repo, m->refs[i], &m->res[i]);
 	return NULL;
 }
 
 int oci_manifest_get_many(struct oci_client *c, const char *repo, const char *const *refs,
 			  size_t n, unsigned max_parallel, struct oci_fetched *results)
+{
+	return c->mirrors
+		   ? mirror_manifest_get_many(c, repo, refs, n, max_parallel, results)
+		   : oci_manifest_get_many_here(c, repo, refs, n, max_parallel, results);
+}
+
+int oci_manifest_get_many_here(struct oci_client *c, const char *repo,
+			       const char *const *refs, size_t n, unsigned max_parallel,
+			       struct oci_fetched *results)
 {
 	struct many m = {c, repo, refs, n, results, 0};
 	size_t extra = 0, started = 0, i;
@@ -485,7 +508,7 @@ int oci_manifest_head(struct oci_client *c, const char *repo, const char *ref,
 	if (ret || digest[0])
 		return ret;
 	/* No usable digest header: hash the body ourselves. */
-	ret = oci_manifest_get(c, repo, ref, &f);
+	ret = oci_manifest_get_here(c, repo, ref, &f);
 	if (!ret)
 		memcpy(digest, f.digest, DIGEST_STR_MAX);
 	oci_fetched_clear(&f);
@@ -519,6 +542,8 @@ int oci_manifest_put_subject(struct oci_client *c, const char *repo, const char 
 	    call_init(&k, c, "PUT", repo, "pull,push", "/v2/%s/manifests/%s", repo, ref);
 	if (ret)
 		return ret;
+	if (c->mirrors)
+		mirror_note_write(c, repo);
 	k.rq.content_type = media_type;
 	k.rq.body = body;
 	k.rq.body_len = len;
@@ -540,6 +565,8 @@ int oci_manifest_delete(struct oci_client *c, const char *repo, const char *ref)
 	    call_init(&k, c, "DELETE", repo, "delete", "/v2/%s/manifests/%s", repo, ref);
 	if (ret)
 		return ret;
+	if (c->mirrors)
+		mirror_note_write(c, repo);
 	/* The caller falls back (tag -> digest) or explains itself. */
 	k.rq.quiet = HTTP_QUIET_EOPNOTSUPP;
 	if (!digest_valid(ref))
@@ -575,6 +602,13 @@ int oci_blob_get_into(struct oci_client *c, const char *repo, const char *digest
 {
 	if (fd < 0)
 		return -EBADF;
+	return c->mirrors ? mirror_blob_get(c, repo, digest, size, fd, where)
+			  : oci_blob_get_here(c, repo, digest, size, fd, where);
+}
+
+int oci_blob_get_here(struct oci_client *c, const char *repo, const char *digest,
+		      uint64_t size, int fd, const char *where)
+{
 	return blob_req(c, "GET", repo, digest, size, fd, where, 0);
 }
 

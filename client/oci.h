@@ -84,6 +84,9 @@ struct oci_fetched {
 	struct oci_buf body;	     /* the manifest bytes, verbatim */
 	char media_type[128];	     /* Content-Type without parameters */
 	char digest[DIGEST_STR_MAX]; /* sha256 of body (verified) */
+	/* Who served it: the registry's or a mirror's "host[:port][/prefix]"
+	 * (client/mirror.h), a string that lives as long as the client. */
+	const char *source;
 };
 
 /* Create a client; copies every string in opts. */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "client/creds.h"
+#include "client/mirror.h"
 #include "common/digest.h"
 #include "common/file.h"
 #include "common/fdlimit.h"
@@ -30,6 +31,8 @@ struct options {
 	char *registry;	  /* REGISTRY[/PREFIX] as given, or NULL: every registry */
 	char *mountpoint; /* the second bare argument (or the only one) */
 	char *plain_http_hosts;
+	char *mirror;  /* -o mirror values joined by ';' (client/mirror.h) */
+	int last_list; /* the list option a bare host continues (KEY_*), or 0 */
 	int plain_http;
 	int insecure;
 	int immutable;
@@ -57,7 +60,8 @@ struct options {
 	int nonopts;
 };
 
-enum { KEY_PLAIN_HTTP_HOSTS };
+/* Keys of options that opt_proc handles; 0 is none (last_list unset). */
+enum { KEY_PLAIN_HTTP_HOSTS = 1, KEY_MIRROR };
 
 #define OPT(t, p)                                                                        \
 	{                                                                                \
@@ -67,6 +71,7 @@ enum { KEY_PLAIN_HTTP_HOSTS };
 static const struct fuse_opt chartfs_opts[] = {
 	OPT("plain_http", plain_http),
 	FUSE_OPT_KEY("plain_http_hosts=", KEY_PLAIN_HTTP_HOSTS),
+	FUSE_OPT_KEY("mirror=", KEY_MIRROR),
 	OPT("insecure", insecure),
 	OPT("immutable", immutable),
 	OPT("ro", ro),
@@ -99,7 +104,8 @@ static const struct fuse_opt chartfs_opts[] = {
 /* One line per option: the man page test reads these. */
 static const char *const help_lines[] = {
 	"    -o plain_http          talk HTTP instead of HTTPS",
-	"    -o plain_http_hosts=H,H  every-registry mount: talk HTTP to hosts H",
+	"    -o plain_http_hosts=H,H  talk HTTP to hosts H (every-registry mount, mirrors)",
+	"    -o mirror=HOST[/PREFIX],...  read through these pull-through mirrors first (ORIGIN=HOST[/PREFIX] per registry)",
 	"    -o insecure            do not verify the registry's TLS certificate",
 	"    -o ca_file=FILE        trust the CA certificates in FILE too",
 	"    -o cert_file=FILE      client certificate for mutual TLS",
@@ -162,17 +168,22 @@ static bool mount_only_option(const char *arg)
 	return false;
 }
 
-/* Add one or more comma-separated hosts to -o plain_http_hosts. */
-static int add_plain_http_hosts(struct options *o, const char *hosts)
+/* Add one or more comma-separated items to a list option, sep between. */
+static int add_to_list(char **list, const char *items, const char *sep)
 {
 	char *s;
 
-	if (asprintf(&s, "%s%s%s", o->plain_http_hosts ? o->plain_http_hosts : "",
-		     o->plain_http_hosts ? "," : "", hosts) < 0)
+	if (asprintf(&s, "%s%s%s", *list ? *list : "", *list ? sep : "", items) < 0)
 		return -1;
-	free(o->plain_http_hosts);
-	o->plain_http_hosts = s;
+	free(*list);
+	*list = s;
 	return 0;
+}
+
+static int add_plain_http_hosts(struct options *o, const char *hosts)
+{
+	o->last_list = KEY_PLAIN_HTTP_HOSTS;
+	return add_to_list(&o->plain_http_hosts, hosts, ",");
 }
 
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
@@ -182,12 +193,20 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	(void)outargs;
 	if (key == KEY_PLAIN_HTTP_HOSTS)
 		return add_plain_http_hosts(o, arg + strlen("plain_http_hosts="));
+	if (key == KEY_MIRROR) {
+		/* Each -o mirror= is an entry of its own (its own origin). */
+		o->last_list = KEY_MIRROR;
+		return add_to_list(&o->mirror, arg + strlen("mirror="), ";");
+	}
 	/* -o plain_http_hosts=a,b reaches here as "plain_http_hosts=a" and "b"
 	 * (-o splits at commas): a bare name shaped like a host continues the
-	 * list. The option may also be repeated. */
-	if (key == FUSE_OPT_KEY_OPT && o->plain_http_hosts && !strchr(arg, '=') &&
-	    strpbrk(arg, ".:"))
+	 * list given last. The options may also be repeated. */
+	if (key == FUSE_OPT_KEY_OPT && o->last_list == KEY_PLAIN_HTTP_HOSTS &&
+	    !strchr(arg, '=') && strpbrk(arg, ".:"))
 		return add_plain_http_hosts(o, arg);
+	if (key == FUSE_OPT_KEY_OPT && o->last_list == KEY_MIRROR && !strchr(arg, '=') &&
+	    strpbrk(arg, ".:"))
+		return add_to_list(&o->mirror, arg, ",");
 	if (key == FUSE_OPT_KEY_OPT && mount_only_option(arg))
 		return 0;
 	if (key != FUSE_OPT_KEY_NONOPT)
@@ -407,6 +426,8 @@ static void reload_registry_creds(const struct reloader *r)
 	if (!ret)
 		ret = oci_client_set_creds(r->c->client, creds.username, creds.password,
 					   creds.identity_token);
+	if (!ret)
+		oci_mirrors_reload_creds(r->c->client, r->o->registry_config);
 	if (ret)
 		log_warn("chartfs: SIGHUP: cannot read the credentials for %s again: %s",
 			 r->host, strerror(-ret));
@@ -460,6 +481,29 @@ static void reloader_stop(struct reloader *r)
 	r->started = false;
 }
 
+/* The mirrors of a one-registry mount (-o mirror), in front of client:
+ * each with its own credentials, the TLS files and timeouts of copts. */
+static int setup_mirrors(const struct options *o, const char *host,
+			 const struct oci_client_opts *copts, unsigned ttl,
+			 struct oci_client *client)
+{
+	struct oci_mirror_opts mo = {.registry_config = o->registry_config,
+				     .plain_http_hosts = o->plain_http_hosts,
+				     .pin_s = ttl};
+	char *specs;
+	int ret;
+
+	if (!o->mirror)
+		return 0;
+	specs = oci_mirror_specs_for(o->mirror, host);
+	if (!specs)
+		return -ENOMEM;
+	mo.specs = specs;
+	ret = oci_mirrors_setup(client, copts, &mo);
+	free(specs);
+	return ret;
+}
+
 /* The client and model of a one-registry mount. The registry is pinged
  * first, so a typo or a dead registry is an error the user sees rather
  * than an empty mount. */
@@ -483,6 +527,8 @@ static int setup_registry(const struct options *o, const char *host,
 	err = hosts_connect(&copts, o->offline, creds.source, &c->client);
 	/* The client keeps its own copies: wipe ours now. */
 	oci_creds_clear(&creds);
+	if (!err && !o->offline)
+		err = setup_mirrors(o, host, &copts, mopts->ttl, c->client);
 	return err ? err : model_new(mopts, c->client, c->bc, &c->model);
 }
 
@@ -493,6 +539,7 @@ static int setup_hosts(const struct options *o, const struct oci_client_opts *co
 	struct hosts_opts ho = {.client = *copts,
 				.registry_config = o->registry_config,
 				.plain_http_hosts = o->plain_http_hosts,
+				.mirror = o->mirror,
 				.model = *mopts};
 
 	if (o->username || o->password_file) {
@@ -707,6 +754,7 @@ static int parse_args(struct run *r, const char *prog)
 	chartfs_log_set_level(r->fopts.debug ? LOG_DEBUG : LOG_NOTICE);
 	if ((o->registry && split_registry(o->registry, o, &r->host, &r->prefix) != 0) ||
 	    parse_numbers(r) != 0 || setup_log(o, r->fopts.foreground) != 0 ||
+	    (o->mirror && oci_mirror_check(o->mirror, r->host) != 0) ||
 	    (o->write_group && parse_write_group(o->write_group, &r->c.write_gid) != 0))
 		return -EINVAL;
 	r->c.write_group = o->write_group != NULL;
@@ -894,7 +942,7 @@ static void options_free(struct options *o)
 	    &o->cache_max, &o->io_timeout,	&o->ca_file,	      &o->cert_file,
 	    &o->key_file,  &o->registry_config, &o->username,	      &o->password_file,
 	    &o->log_file,  &o->write_group,	&o->sign_key,	      &o->verify_key,
-	    &o->keyring};
+	    &o->keyring,   &o->mirror};
 	size_t i;
 
 	for (i = 0; i < sizeof(owned) / sizeof(owned[0]); i++) {

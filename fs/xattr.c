@@ -101,14 +101,16 @@ static int repo_xattr(struct model *m, struct ns_node *node, const char *name, c
 	return xattr_value(num, out, size);
 }
 
-static int tag_xattr(const struct model_tag *t, const char *name, char *out, size_t size,
-		     struct xattr_list *list)
+static int tag_xattr(const struct model_tag *t, bool is_dir, const char *name, char *out,
+		     size_t size, struct xattr_list *list)
 {
 	size_t i, n = t->man ? t->man->n_annotations : 0;
 
 	if (list) {
 		xattr_add(list, "user.oci.", "digest");
 		xattr_add(list, "user.oci.", "media_type");
+		if (is_dir)
+			xattr_add(list, "user.chartfs.", "source");
 		for (i = 0; i < n; i++)
 			xattr_add(list, XATTR_ANN, t->man->annotations[i].key);
 		return xattr_done(list);
@@ -117,6 +119,10 @@ static int tag_xattr(const struct model_tag *t, const char *name, char *out, siz
 		return xattr_value(t->digest, out, size);
 	if (!strcmp(name, "user.oci.media_type"))
 		return xattr_value(t->media_type, out, size);
+	/* Who served the manifest: the registry, a mirror (-o mirror), or
+	 * an earlier mount through the cache dir. */
+	if (is_dir && !strcmp(name, "user.chartfs.source"))
+		return xattr_value(t->source ? t->source : "cache", out, size);
 	if (!strncmp(name, XATTR_ANN, strlen(XATTR_ANN))) {
 		const char *v =
 		    t->man ? oci_manifest_annotation(t->man, name + strlen(XATTR_ANN))
@@ -176,7 +182,7 @@ static int do_xattr(struct chartfs *c, const char *path, const char *name, char 
 	else if (model_verifies(m) && (list || !strcmp(name, XATTR_VERIFIED)))
 		ret = verified_xattr(m, &r, t, out, size, list);
 	else
-		ret = tag_xattr(t, name, out, size, list);
+		ret = tag_xattr(t, r.kind == PATH_TAG, name, out, size, list);
 	model_tag_put(m, t);
 	return ret;
 }

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "client/creds.h"
+#include "client/mirror.h"
 #include "common/log.h"
 #include "common/mono.h"
 #include "common/strv.h"
@@ -33,7 +34,8 @@ struct site {
 
 struct hosts {
 	struct hosts_opts o;
-	char *registry_config, *plain_http_hosts, *ca_file, *cert_file, *key_file;
+	char *registry_config, *plain_http_hosts, *mirror, *ca_file, *cert_file,
+	    *key_file;
 	struct blobcache *bc;
 	pthread_mutex_t lock;
 	pthread_cond_t setup_done;
@@ -102,12 +104,14 @@ int hosts_new(const struct hosts_opts *o, struct blobcache *bc, struct hosts **o
 	} while (0)
 	DUP(registry_config, o->registry_config);
 	DUP(plain_http_hosts, o->plain_http_hosts);
+	DUP(mirror, o->mirror);
 	DUP(ca_file, o->client.ca_file);
 	DUP(cert_file, o->client.cert_file);
 	DUP(key_file, o->client.key_file);
 #undef DUP
 	h->o.registry_config = h->registry_config;
 	h->o.plain_http_hosts = h->plain_http_hosts;
+	h->o.mirror = h->mirror;
 	h->o.client.ca_file = h->ca_file;
 	h->o.client.cert_file = h->cert_file;
 	h->o.client.key_file = h->key_file;
@@ -138,6 +142,7 @@ void hosts_free(struct hosts *h)
 	pthread_cond_destroy(&h->setup_done);
 	free(h->registry_config);
 	free(h->plain_http_hosts);
+	free(h->mirror);
 	free(h->ca_file);
 	free(h->cert_file);
 	free(h->key_file);
@@ -179,6 +184,27 @@ int hosts_connect(const struct oci_client_opts *co, bool offline,
 	return ret;
 }
 
+/* The mirrors -o mirror names for host s (ORIGIN=...), in front of its
+ * client. */
+static int site_mirrors(struct hosts *h, struct site *s, const struct oci_client_opts *co)
+{
+	struct oci_mirror_opts mo = {.registry_config = h->o.registry_config,
+				     .plain_http_hosts = h->o.plain_http_hosts,
+				     .pin_s = h->o.model.ttl};
+	char *specs;
+	int ret;
+
+	if (!h->o.mirror)
+		return 0;
+	specs = oci_mirror_specs_for(h->o.mirror, s->name);
+	if (!specs)
+		return -ENOMEM;
+	mo.specs = specs;
+	ret = oci_mirrors_setup(s->client, co, &mo);
+	free(specs);
+	return ret;
+}
+
 /* Make the client and model of a new host; the lock is not held (DNS, TLS,
  * a credential helper and the ping take time). */
 static int site_setup(struct hosts *h, struct site *s)
@@ -209,7 +235,10 @@ static int site_setup(struct hosts *h, struct site *s)
 			ret = -ENOENT;
 		goto out;
 	}
-	ret = model_new(&h->o.model, s->client, h->bc, &s->model);
+	if (!h->o.model.offline)
+		ret = site_mirrors(h, s, &co);
+	if (!ret)
+		ret = model_new(&h->o.model, s->client, h->bc, &s->model);
 out:
 	oci_creds_clear(&cr);
 	if (ret) {
@@ -347,6 +376,8 @@ static void reload_one(struct hosts *h, const char *host, struct oci_client *cli
 	if (!ret)
 		ret = oci_client_set_creds(client, cr.username, cr.password,
 					   cr.identity_token);
+	if (!ret)
+		oci_mirrors_reload_creds(client, h->o.registry_config);
 	if (ret)
 		log_warn("chartfs: %s: cannot read its credentials again: %s", host,
 			 strerror(-ret));

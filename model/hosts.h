@@ -40,6 +40,8 @@ struct hosts_opts {
 	const char *registry_config;  /* -o registry_config, or NULL */
 	const char *plain_http_hosts; /* "a,b:5000": hosts spoken to over HTTP */
 	struct model_opts model;      /* prefix unset */
+	/* -o mirror: "ORIGIN=SPEC,...;..." (client/mirror.h), or NULL. */
+	const char *mirror;
 };
 
 /* Make the client for one registry (co) and check that it answers as one

@@ -52,6 +52,8 @@ struct model_tag {
 	bool tree_stale;   /* the unpacked tree went away: unpack again */
 	bool revalidating; /* a background refresh is queued or running (lock) */
 	char *tree_path;   /* set once the chart is unpacked */
+	/* Who served the manifest (oci_fetched.source), NULL: the cache dir. */
+	const char *source;
 };
 
 /* One entry of a directory listing. */

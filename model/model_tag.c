@@ -280,6 +280,7 @@ struct model_tag *model_tag_from_fetched(const char *tag, const struct oci_fetch
 	if (!t)
 		return NULL;
 	memcpy(t->digest, f->digest, sizeof(t->digest));
+	t->source = f->source;
 	snprintf(t->media_type, sizeof(t->media_type), "%s", f->media_type);
 	if (oci_manifest_parse(f->body.data, f->body.len, f->media_type, &t->man) != 0) {
 		log_info("model: tag %s: manifest %s is not one chartfs understands", tag,

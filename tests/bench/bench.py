@@ -20,6 +20,10 @@ mount and an empty cache):
   ls 50,000      `ls` of a chart directory of 50,000 empty files untarred on local disk
                  vs  `ls` of it on a new mount sharing the warm cache dir (the chart is
                  generated in Python and pushed by API); `--only big-ls` runs this row alone
+`--fleet` prints another table instead (tests/bench/fleet.py): 1 and 8 daemons
+(own cache dirs) each running a cold `grep -r` over the 50 charts at once, straight
+at the origin or through one pull-through mirror, the origin's requests counted,
+against 8 `helm pull --untar` loops.
 Uses hyperfine when it is installed, else its own timing loop.
 """
 import argparse
@@ -286,10 +290,14 @@ def main():
     ap.add_argument("--cold-runs", type=int, default=3, help="runs of the slow cold ones")
     ap.add_argument("--build", default=os.environ.get("CHARTFS_BUILD", "build"))
     ap.add_argument("--only", choices=["big-ls"], help="run one row alone")
+    ap.add_argument("--fleet", action="store_true",
+                    help="the fleet table alone: many mounts, with and without a mirror")
     a = ap.parse_args()
     build = a.build if os.path.isabs(a.build) else os.path.join(ROOT, a.build)
     if a.only:
         return only(a, build)
+    if a.fleet:
+        return fleet(a, build)
 
     work = tempfile.mkdtemp(prefix="chartfs-bench-")
     helm = Helm(os.path.join(TOOLS, "helm4"), os.path.join(work, "helm"))
@@ -438,6 +446,29 @@ def only(a, build):
     print("| measure | baseline | baseline time | chartfs | ratio |")
     print("|---|---|---:|---:|---:|")
     print("| %s | %s | %s | %s | %.2f× |" % (what, how, fmt_s(base), fmt_s(ours), ours / base))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def fleet(a, build):
+    """The fleet table (--fleet): medians of --cold-runs runs."""
+    from fleet import fleet_rows, print_fleet
+
+    work = tempfile.mkdtemp(prefix="chartfs-bench-")
+    helm = Helm(os.path.join(TOOLS, "helm4"), os.path.join(work, "helm"))
+    reg = Registry(os.path.join(work, "registry"))
+    try:
+        packages = corpus(helm)
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            list(ex.map(lambda p: helm.push(p, reg.host, NS), packages))
+        rows = fleet_rows(os.path.join(build, "fs", "chartfs"), work,
+                          isolated_env(os.path.join(work, "home")), reg, helm.binary, NS,
+                          N_CHARTS, a.cold_runs)
+    finally:
+        reg.stop()
+    print("chartfs fleet benchmark: %d charts, local distribution 2.8 on loopback "
+          "(origin and mirror), %s; median of %d runs." % (N_CHARTS, helm.version(),
+                                                           a.cold_runs))
+    print_fleet(rows, N_CHARTS)
     shutil.rmtree(work, ignore_errors=True)
 
 
