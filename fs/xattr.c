@@ -145,7 +145,7 @@ static int verified_xattr(struct model *m, struct path_res *r, struct model_tag 
 	if (list) {
 		if (!ret && v.mech)
 			xattr_add(list, "", XATTR_VERIFIED);
-		return tag_xattr(t, NULL, NULL, 0, list);
+		return tag_xattr(t, r->kind == PATH_TAG, NULL, NULL, 0, list);
 	}
 	if (ret)
 		return ret == -ENOMEM ? ret : -EIO;
