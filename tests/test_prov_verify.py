@@ -146,8 +146,12 @@ def keys(tmp_path_factory, helm3, helm4):
 
 
 def _leftovers(base):
+    """GnuPG processes (gpg, gpg-agent, dirmngr, gpgconf) running on a home
+    below base. Only those: other tests' session fixtures (a registry) live
+    under the same base temp dir while the suite runs."""
     r = subprocess.run(["pgrep", "-a", "-f", "--", base], capture_output=True, text=True)
-    return r.stdout.strip()
+    return "\n".join(line for line in r.stdout.splitlines()
+                     if "gpg" in line or "dirmngr" in line)
 
 
 @pytest.fixture(autouse=True)
