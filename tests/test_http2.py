@@ -6,10 +6,11 @@ plain HTTP it uses HTTP/1.1 connections, at most -o parallel of them. The
 connections are counted by a TCP relay in front of the registry, and the
 daemon's debug lines say which protocol each request used.
 """
+import asyncio
 import json
 import os
-import re
 import socket
+import ssl
 import threading
 
 import pytest
@@ -137,6 +138,71 @@ def test_plain_http_listing_uses_at_most_parallel_http1_connections(e, relays):
     check_listing(mnt, digests)
     text = stop_foreground(p, mnt, log)
     assert 1 < relay.accepted <= 4, relay.accepted
+    lines = request_lines(text, "/v2/%s/manifests/" % REPO)
+    assert len(lines) >= N_TAGS
+    assert all("HTTP/1.1" in l for l in lines), lines[:5]
+
+
+
+class H1Terminator:
+    """TLS in front of a plain-HTTP registry, offering only http/1.1 by
+    ALPN (as a registry behind an HTTP/1.1 proxy would); counts the
+    connections it accepts. asyncio in a thread of its own."""
+
+    def __init__(self, port, pki):
+        self.port, self.accepted = port, 0
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(pki["server.pem"], pki["server.key"])
+        ctx.set_alpn_protocols(["http/1.1"])
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        async def pump(r, w):
+            try:
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            except (OSError, ConnectionError):
+                pass
+            finally:
+                w.close()
+
+        async def handle(cr, cw):
+            self.accepted += 1
+            ur, uw = await asyncio.open_connection("127.0.0.1", self.port)
+            await asyncio.gather(pump(cr, uw), pump(ur, cw), return_exceptions=True)
+
+        async def serve():
+            self.server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx)
+            self.host = "127.0.0.1:%d" % self.server.sockets[0].getsockname()[1]
+            ready.set()
+
+        self.thread = threading.Thread(
+            target=lambda: (self.loop.run_until_complete(serve()), self.loop.run_forever()),
+            daemon=True)
+        self.thread.start()
+        ready.wait(10)
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def test_tls_without_http2_falls_back_to_http1_connections(e, pki):
+    # ALPN offers only http/1.1: the requests that waited for the first
+    # connection to say whether it multiplexes open their own, at most
+    # -o parallel, and the listing is whole.
+    reg = e.registry()
+    digests = many_tags(reg)
+    term = H1Terminator(reg.port, pki)
+    try:
+        p, mnt, _, log = run_foreground(e, term.host,
+                                        ["ttl=600", "parallel=4", "ca_file=" + pki["ca.pem"]])
+        check_listing(mnt, digests)
+        text = stop_foreground(p, mnt, log)
+    finally:
+        term.close()
+    assert 1 < term.accepted <= 4, term.accepted
     lines = request_lines(text, "/v2/%s/manifests/" % REPO)
     assert len(lines) >= N_TAGS
     assert all("HTTP/1.1" in l for l in lines), lines[:5]
