@@ -607,6 +607,21 @@ static void note_version(struct oci_client *c, CURL *h, CURLcode rc)
 		atomic_store(&c->h2, version == CURL_HTTP_VERSION_2_0);
 }
 
+/* The protocol of an answer, for the debug line of a request. */
+static const char *version_name(long version)
+{
+	switch (version) {
+	case CURL_HTTP_VERSION_2_0:
+		return "2";
+	case CURL_HTTP_VERSION_1_1:
+		return "1.1";
+	case CURL_HTTP_VERSION_1_0:
+		return "1.0";
+	default:
+		return "?";
+	}
+}
+
 /* One exchange. 0 when an HTTP answer arrived (any status); else -errno
  * with the cause in rs->... via cause. */
 static int perform_once(struct oci_client *c, const struct http_req *rq,
@@ -660,8 +675,7 @@ static int perform_once(struct oci_client *c, const struct http_req *rq,
 			  " ms, HTTP/%s%s",
 			  rq->method, where, rc == CURLE_OK ? rs->status : -1L,
 			  (int64_t)(up + down), (int64_t)(us / 1000),
-			  version == CURL_HTTP_VERSION_2_0 ? "2" : "1.1",
-			  conns ? ", new connection" : "");
+			  version_name(version), conns ? ", new connection" : "");
 	}
 	/* Nothing may point at the stack buffer once we return. */
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
