@@ -527,8 +527,12 @@ static void set_common(struct oci_client *c, CURL *h, const struct http_req *rq,
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)left_ms);
 	if (strcmp(rq->method, "HEAD"))
 		curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)most);
-	curl_easy_setopt(h, CURLOPT_MAXCONNECTS, (long)HTTP_HANDLE_CONNS);
 	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
+	/* HTTP/2 where TLS offers it (ALPN), and a request waits for a
+	 * connection being set up that may carry it as a stream, rather than
+	 * open one of its own. */
+	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->connect_timeout);
@@ -599,6 +603,36 @@ static bool curl_transient(CURLcode rc)
 	}
 }
 
+/* Remember whether the registry's own answers come over HTTP/2, which
+ * tells a listing how many requests it may keep in flight. */
+static void note_version(struct oci_client *c, CURL *h, CURLcode rc)
+{
+	long version = 0;
+	char *eff = NULL;
+
+	if (rc != CURLE_OK)
+		return;
+	curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &eff);
+	curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &version);
+	if (eff && url_same_origin(c, eff))
+		atomic_store(&c->h2, version == CURL_HTTP_VERSION_2_0);
+}
+
+/* The protocol of an answer, for the debug line of a request. */
+static const char *version_name(long version)
+{
+	switch (version) {
+	case CURL_HTTP_VERSION_2_0:
+		return "2";
+	case CURL_HTTP_VERSION_1_1:
+		return "1.1";
+	case CURL_HTTP_VERSION_1_0:
+		return "1.0";
+	default:
+		return "?";
+	}
+}
+
 /* One exchange. 0 when an HTTP answer arrived (any status); else -errno
  * with the cause in rs->... via cause. */
 static int perform_once(struct oci_client *c, const struct http_req *rq,
@@ -637,16 +671,22 @@ static int perform_once(struct oci_client *c, const struct http_req *rq,
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 
 	atomic_fetch_add(&c->requests, 1);
-	rc = curl_easy_perform(h);
+	rc = client_perform(c, h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rs->status);
+	note_version(c, h, rc);
 	curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &up);
 	curl_easy_getinfo(h, CURLINFO_SIZE_DOWNLOAD_T, &down);
 	curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &us);
 	if (chartfs_log_level() >= LOG_DEBUG) {
+		long version = 0, conns = 0;
+		curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &version);
+		curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &conns);
 		url_log_path(c, rq->url, where, sizeof(where));
-		log_debug("client: %s %s -> %ld, %" PRId64 " bytes, %" PRId64 " ms",
+		log_debug("client: %s %s -> %ld, %" PRId64 " bytes, %" PRId64
+			  " ms, HTTP/%s%s",
 			  rq->method, where, rc == CURLE_OK ? rs->status : -1L,
-			  (int64_t)(up + down), (int64_t)(us / 1000));
+			  (int64_t)(up + down), (int64_t)(us / 1000),
+			  version_name(version), conns ? ", new connection" : "");
 	}
 	/* Nothing may point at the stack buffer once we return. */
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);

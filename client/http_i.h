@@ -26,10 +26,18 @@
 #include "client/oci.h"
 
 #define HTTP_POOL_MAX 16
-/* Live connections one pooled handle keeps (the registry, and the object
- * store a blob redirects to): with HTTP_POOL_MAX handles, at most 32 idle
- * descriptors. */
+/* Idle connections the client's multi handle keeps, per pooled handle (the
+ * registry, and the object store a blob redirects to): with HTTP_POOL_MAX
+ * handles, at most 32 idle descriptors. */
 #define HTTP_HANDLE_CONNS 2
+/* Streams one listing keeps in flight over HTTP/2, where they share one
+ * connection: HTTP_H2_FANOUT per -o parallel, at most HTTP_H2_STREAMS
+ * (libcurl's own default for one connection). */
+#define HTTP_H2_STREAMS 100
+#define HTTP_H2_FANOUT 16
+/* How long the thread driving the multi handle sleeps at most between two
+ * looks at its transfers (progress callbacks, deadlines, cancellation). */
+#define HTTP_POLL_MS 1000
 /* The slowest average rate a transfer may keep: every call ends by
  * io_timeout plus what it may carry (its declared size, or its body cap) at
  * this rate, across its retries and token requests. */
@@ -37,6 +45,7 @@
 
 struct auth_scope;
 struct auth_creds;
+struct client_job;
 
 struct oci_client {
 	char *registry;
@@ -57,9 +66,19 @@ struct oci_client {
 	CURLSH *share;
 	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 
-	/* Idle easy handles: each keeps its own live connections, so reusing
-	 * them is what gives keep-alive (see http.c for why the connection
-	 * cache itself is not shared). */
+	/* Every transfer runs in this one multi handle, so its connection cache
+	 * is the client's: one HTTP/2 connection per host carries the parallel
+	 * requests as streams, and HTTP/1.1 connections are kept alive there.
+	 * No thread of its own drives it: one of the callers waiting on a
+	 * transfer does (client.c), and hands that over when its own ends. */
+	CURLM *multi;
+	pthread_mutex_t io_lock;
+	struct client_job *jobs; /* handed in and not done (io_lock) */
+	bool driving;		 /* a caller drives the multi handle (io_lock) */
+	atomic_bool h2;		 /* the registry's last answer came over HTTP/2 */
+
+	/* Idle easy handles, reset and reused (their connections live in the
+	 * multi handle's cache). */
 	pthread_mutex_t pool_lock;
 	CURL *pool[HTTP_POOL_MAX];
 	size_t n_pool;
@@ -143,9 +162,17 @@ struct http_resp {
 	char cause[320];  /* why it failed, as logged */
 };
 
-/* client.c: an easy handle, reset, with its live connections; and back. */
+/* client.c: an easy handle, reset; and back. */
 CURL *client_handle_get(struct oci_client *c);
 void client_handle_put(struct oci_client *c, CURL *h);
+/* Run h to its end in the client's multi handle, as curl_easy_perform
+ * would, blocking the calling thread (which may drive other callers'
+ * transfers meanwhile: h's callbacks may run on another thread). A
+ * cancelled client ends it with CURLE_ABORTED_BY_CALLBACK. */
+CURLcode client_perform(struct oci_client *c, CURL *h);
+/* Whether the registry answers over HTTP/2, as far as the last answer
+ * tells (false before any). */
+bool client_multiplexed(const struct oci_client *c);
 
 int http_request(struct oci_client *c, const struct http_req *rq,
 		 struct http_resp *rs) WUR;

@@ -455,6 +455,22 @@ static void *many_worker(void *arg)
 	return NULL;
 }
 
+/* Requests one listing keeps in flight: max_parallel connections' worth
+ * over HTTP/1.1; over HTTP/2, where they are streams of one connection and
+ * cost the registry no connection each, HTTP_H2_FANOUT times as many, at
+ * most HTTP_H2_STREAMS. */
+static size_t many_width(const struct oci_client *c, size_t n, unsigned max_parallel)
+{
+	size_t w = max_parallel ? max_parallel : 1;
+
+	if (client_multiplexed(c)) {
+		w *= HTTP_H2_FANOUT;
+		if (w > HTTP_H2_STREAMS)
+			w = HTTP_H2_STREAMS;
+	}
+	return w < n ? w : n;
+}
+
 int oci_manifest_get_many(struct oci_client *c, const char *repo, const char *const *refs,
 			  size_t n, unsigned max_parallel, struct oci_fetched *results)
 {
@@ -473,8 +489,9 @@ int oci_manifest_get_many_here(struct oci_client *c, const char *repo,
 
 	if (!n)
 		return 0;
-	if (max_parallel > 1)
-		extra = (max_parallel < n ? max_parallel : n) - 1;
+	/* Each worker blocks on one request while the client's multi handle
+	 * carries them all (over HTTP/2, on one connection). */
+	extra = many_width(c, n, max_parallel) - 1;
 	if (extra)
 		th = calloc(extra, sizeof(*th));
 	for (i = 0; th && i < extra; i++, started++)

@@ -3,10 +3,13 @@
  * blobs, uploads and deletes against one registry host.
  *
  * Contract:
- * - Threads: one oci_client is shared by every thread. Connections, DNS and TLS
- *   sessions are pooled in a curl share handle; each call uses its own easy
- *   handle, so calls may run concurrently. No lock is held across network I/O
- *   by the caller's behalf.
+ * - Threads: one oci_client is shared by every thread, and calls may run
+ *   concurrently. Every transfer runs in the client's one curl multi handle,
+ *   whose connection cache is the client's (HTTP/2 streams share one
+ *   connection per host); DNS and TLS sessions are in a curl share handle.
+ *   Each call blocks its thread until it ends, and may meanwhile run other
+ *   calls' transfers (client.c). No lock is held across network I/O on the
+ *   caller's behalf.
  * - Errors: every fallible function returns 0 or -errno, converted once here
  *   from CURLcode and HTTP status: 404/NAME_UNKNOWN/MANIFEST_UNKNOWN -> -ENOENT,
  *   401/403 -> -EACCES, 405/UNSUPPORTED -> -EOPNOTSUPP, 400 -> -EINVAL,
