@@ -5,6 +5,7 @@
 #include <fuse_lowlevel.h>
 #include <grp.h>
 #include <limits.h>
+#include <malloc.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -874,6 +875,11 @@ int main(int argc, char *argv[])
 	struct run r = {.args = FUSE_ARGS_INIT(argc, argv)};
 	int ret;
 
+	/* Few malloc arenas, before any thread, and large blocks mapped on
+	 * their own: a big listing otherwise leaves megabytes of freed pages
+	 * in the daemon (see MODEL_MALLOC_ARENAS). */
+	mallopt(M_ARENA_MAX, MODEL_MALLOC_ARENAS);
+	mallopt(M_MMAP_THRESHOLD, MODEL_MALLOC_MMAP_MIN);
 	fuse_set_log_func(fuse_log_adapter);
 	ret = parse_args(&r, argv[0]);
 	if (ret == 0) {
