@@ -35,6 +35,7 @@ int model_new(const struct model_opts *o, struct oci_client *client, struct blob
 	m->show_signatures = o->show_signatures;
 	m->offline = o->offline;
 	m->prefetch = o->prefetch;
+	m->readahead = !o->no_readahead;
 	m->start = time(NULL);
 	*out = m;
 	return 0;
@@ -502,6 +503,8 @@ int model_list(struct model *m, struct ns_node *node, model_fill_fn fill, void *
 	pthread_mutex_unlock(&m->lock);
 	if (!ret && node->nkids)
 		model_prefetch_kids(m, node);
+	if (!ret)
+		model_readahead_listed(m, node);
 	return ret;
 }
 

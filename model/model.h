@@ -105,6 +105,25 @@ typedef int (*model_fill_fn)(void *arg, const struct model_entry *e);
 #define MODEL_TTL_DEFAULT 30
 #define MODEL_PARALLEL_DEFAULT 8
 
+/* Read-ahead of a walk (model_prefetch.c; on unless -o readahead=0). A
+ * namespace listed, then one of its repositories listed (entered) is a
+ * walk's first step: the tags and manifests of the next
+ * MODEL_READAHEAD_REPOS repositories are fetched. A second repository
+ * entered right after the first (grep -r, find, diff -r) confirms it: the
+ * charts of the repository entered and of those after it, up to
+ * MODEL_READAHEAD_CHART_REPOS in all, are fetched and unpacked too (at most
+ * MODEL_READAHEAD_CHARTS per repository, none over
+ * MODEL_READAHEAD_CHART_MAX bytes). The windows move with the walk; at most
+ * MODEL_READAHEAD_THREADS requests are in flight, and
+ * MODEL_READAHEAD_WALKS walks are followed at once (the oldest is
+ * dropped). A namespace listed alone (ls, ls -l) fetches nothing. */
+#define MODEL_READAHEAD_REPOS 32
+#define MODEL_READAHEAD_CHART_REPOS 8
+#define MODEL_READAHEAD_CHARTS 8
+#define MODEL_READAHEAD_CHART_MAX (1u << 20)
+#define MODEL_READAHEAD_THREADS 16
+#define MODEL_READAHEAD_WALKS 4
+
 struct model_opts {
 	const char *prefix;   /* repository prefix scoping the mount, or NULL */
 	unsigned ttl;	      /* seconds names are trusted */
@@ -112,6 +131,7 @@ struct model_opts {
 	bool show_signatures; /* list sha256-<hex>.sig/.att/.sbom tags too */
 	bool offline;	      /* serve only what the cache holds, never ask */
 	unsigned prefetch;    /* warm this many repositories of a listed namespace */
+	bool no_readahead;    /* -o readahead=0: follow no walk (see above) */
 };
 
 int model_new(const struct model_opts *o, struct oci_client *client, struct blobcache *bc,

@@ -488,11 +488,16 @@ int model_refresh_manifests(struct model *m, struct ns_node *node, bool serve_ex
 	size_t i, n = 0;
 	char *name = NULL;
 	unsigned gen = 0;
-	bool expired = false;
+	bool expired = false, lead = false;
 	int ret = 0;
 
 	pthread_mutex_lock(&m->lock);
 	r = node->repo;
+	/* One fetch of a repository's manifests at a time (a walk's
+	 * read-ahead and the walk itself): the others wait for it, then find
+	 * fresh what it fetched. */
+	while (r && r->fetching)
+		pthread_cond_wait(&m->cond, &m->lock);
 	if (r && r->ntags) {
 		owned = calloc(r->ntags, sizeof(*owned));
 		if (!owned) {
@@ -519,8 +524,15 @@ int model_refresh_manifests(struct model *m, struct ns_node *node, bool serve_ex
 		if (expired)
 			model_revalidate_locked(m, MODEL_REFRESH_REPO, node, NULL);
 	}
+	if (n && !m->offline) {
+		/* Started meanwhile (the wait above lets go of the lock). */
+		while (r->fetching)
+			pthread_cond_wait(&m->cond, &m->lock);
+		r->fetching = true;
+		lead = true;
+	}
 	pthread_mutex_unlock(&m->lock);
-	if (!n || m->offline)
+	if (!lead)
 		goto out;
 
 	name = model_repo_name(m, node);
@@ -542,6 +554,11 @@ int model_refresh_manifests(struct model *m, struct ns_node *node, bool serve_ex
 	pthread_mutex_unlock(&m->lock);
 	model_snap_keep_manifests(m, node, name, res, n);
 out:
+	if (lead) {
+		pthread_mutex_lock(&m->lock);
+		flight_done_locked(m, &r->fetching);
+		pthread_mutex_unlock(&m->lock);
+	}
 	for (i = 0; res && i < n; i++)
 		oci_fetched_clear(&res[i]);
 	for (i = 0; owned && i < n; i++)
