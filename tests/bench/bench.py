@@ -485,8 +485,8 @@ def far(a, build):
         for p in procs:
             p.stop()
         reg.stop()
+        shutil.rmtree(work, ignore_errors=True)
     print_far(a, helm, rows, mem)
-    shutil.rmtree(work, ignore_errors=True)
 
 
 def print_far(a, helm, rows, mem):
