@@ -5,6 +5,7 @@
 #include <fuse_lowlevel.h>
 #include <grp.h>
 #include <limits.h>
+#include <malloc.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -43,6 +44,7 @@ struct options {
 	char *ttl;
 	char *parallel;
 	char *prefetch;
+	char *readahead;
 	char *connect_timeout;
 	char *cache_max;
 	char *io_timeout;
@@ -82,6 +84,7 @@ static const struct fuse_opt chartfs_opts[] = {
 	OPT("ttl=%s", ttl),
 	OPT("parallel=%s", parallel),
 	OPT("prefetch=%s", prefetch),
+	OPT("readahead=%s", readahead),
 	OPT("connect_timeout=%s", connect_timeout),
 	OPT("io_timeout=%s", io_timeout),
 	OPT("ca_file=%s", ca_file),
@@ -118,6 +121,7 @@ static const char *const help_lines[] = {
 	"    -o ttl=SECONDS         trust tag lists and tag digests this long (default " STR(MODEL_TTL_DEFAULT) ")",
 	"    -o parallel=N          manifests fetched at once when listing (default " STR(MODEL_PARALLEL_DEFAULT) ")",
 	"    -o prefetch=N          warm N repositories of a listed namespace in the background (default 0)",
+	"    -o readahead=0         do not fetch ahead of a walk (grep -r, find) of a namespace (default 1)",
 	"    -o connect_timeout=S   give up connecting after S seconds (default " STR(OCI_CONNECT_TIMEOUT_DEFAULT) ")",
 	"    -o io_timeout=S        give up when under 1 KiB/s for S seconds (default " STR(OCI_IO_TIMEOUT_DEFAULT) ")",
 	"    -o immutable           refuse to replace an existing tag (EEXIST)",
@@ -682,7 +686,7 @@ struct run {
 	struct verifier *verify;
 	char *host, *prefix, *fsname;
 	/* The numbers the options give, each default written once, here. */
-	unsigned ttl, parallel, connect_timeout, io_timeout, prefetch;
+	unsigned ttl, parallel, connect_timeout, io_timeout, prefetch, readahead;
 	uint64_t cache_max;
 };
 
@@ -696,10 +700,12 @@ static int parse_numbers(struct run *r)
 	r->connect_timeout = OCI_CONNECT_TIMEOUT_DEFAULT;
 	r->io_timeout = OCI_IO_TIMEOUT_DEFAULT;
 	r->prefetch = 0;
+	r->readahead = 1;
 	r->cache_max = BLOBCACHE_MAX_DEFAULT;
 	if ((o->ttl && parse_uint("ttl", o->ttl, 86400 * 365, &r->ttl)) ||
 	    (o->parallel && parse_uint("parallel", o->parallel, 64, &r->parallel)) ||
 	    (o->prefetch && parse_uint("prefetch", o->prefetch, 100000, &r->prefetch)) ||
+	    (o->readahead && parse_uint("readahead", o->readahead, 1, &r->readahead)) ||
 	    (o->connect_timeout && parse_uint("connect_timeout", o->connect_timeout, 3600,
 					      &r->connect_timeout)) ||
 	    (o->io_timeout &&
@@ -837,7 +843,8 @@ static int build_registry(struct run *r)
 				   .parallel = r->parallel,
 				   .show_signatures = o->show_signatures,
 				   .offline = o->offline,
-				   .prefetch = r->prefetch};
+				   .prefetch = r->prefetch,
+				   .no_readahead = !r->readahead};
 	int ret;
 
 	c->cache_dir = o->cache_dir ? strdup(o->cache_dir) : default_cache_dir();
@@ -949,6 +956,8 @@ static void options_free(struct options *o)
 		free(*owned[i]);
 		*owned[i] = NULL;
 	}
+	free(o->readahead);
+	o->readahead = NULL;
 }
 
 static void run_free(struct run *r)
@@ -976,6 +985,11 @@ int main(int argc, char *argv[])
 	struct run r = {.args = FUSE_ARGS_INIT(argc, argv)};
 	int ret;
 
+	/* Few malloc arenas, before any thread, and large blocks mapped on
+	 * their own: a big listing otherwise leaves megabytes of freed pages
+	 * in the daemon (see MODEL_MALLOC_ARENAS). */
+	mallopt(M_ARENA_MAX, MODEL_MALLOC_ARENAS);
+	mallopt(M_MMAP_THRESHOLD, MODEL_MALLOC_MMAP_MIN);
 	fuse_set_log_func(fuse_log_adapter);
 	ret = parse_args(&r, argv[0]);
 	if (ret == 0) {

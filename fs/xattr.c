@@ -104,15 +104,16 @@ static int repo_xattr(struct model *m, struct ns_node *node, const char *name, c
 static int tag_xattr(const struct model_tag *t, bool is_dir, const char *name, char *out,
 		     size_t size, struct xattr_list *list)
 {
-	size_t i, n = t->man ? t->man->n_annotations : 0;
+	const char *value;
+	size_t i;
 
 	if (list) {
 		xattr_add(list, "user.oci.", "digest");
 		xattr_add(list, "user.oci.", "media_type");
 		if (is_dir)
 			xattr_add(list, "user.chartfs.", "source");
-		for (i = 0; i < n; i++)
-			xattr_add(list, XATTR_ANN, t->man->annotations[i].key);
+		for (i = 0; i < t->n_annotations; i++)
+			xattr_add(list, XATTR_ANN, model_tag_annotation_at(t, i, &value));
 		return xattr_done(list);
 	}
 	if (!strcmp(name, "user.oci.digest"))
@@ -124,11 +125,9 @@ static int tag_xattr(const struct model_tag *t, bool is_dir, const char *name, c
 	if (is_dir && !strcmp(name, "user.chartfs.source"))
 		return xattr_value(t->source ? t->source : "cache", out, size);
 	if (!strncmp(name, XATTR_ANN, strlen(XATTR_ANN))) {
-		const char *v =
-		    t->man ? oci_manifest_annotation(t->man, name + strlen(XATTR_ANN))
-			   : NULL;
-		if (v)
-			return xattr_value(v, out, size);
+		value = model_tag_annotation(t, name + strlen(XATTR_ANN));
+		if (value)
+			return xattr_value(value, out, size);
 	}
 	return -ENODATA;
 }

@@ -37,6 +37,7 @@ int model_new(const struct model_opts *o, struct oci_client *client, struct blob
 	m->offline = o->offline;
 	m->prefetch = o->prefetch;
 	m->verify = o->verify;
+	m->readahead = !o->no_readahead;
 	m->start = time(NULL);
 	*out = m;
 	return 0;
@@ -508,6 +509,8 @@ int model_list(struct model *m, struct ns_node *node, model_fill_fn fill, void *
 	pthread_mutex_unlock(&m->lock);
 	if (!ret && node->nkids)
 		model_prefetch_kids(m, node);
+	if (!ret)
+		model_readahead_listed(m, node);
 	return ret;
 }
 

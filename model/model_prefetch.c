@@ -12,6 +12,16 @@
  * download instead of repeating it. Off by default: a plain `ls` must not
  * download a registry.
  *
+ * Read-ahead (on by default, model.h's MODEL_READAHEAD_*) follows the
+ * walk instead, as a kernel's readahead follows a file read in order: a
+ * namespace listed keeps its repositories in listing order (a walk); the
+ * first of them entered (listed) fetches the tags and manifests of the
+ * next ones, and a second entered right after confirms the walk, so the
+ * charts of the one entered and of the next ones are fetched and unpacked
+ * as well. Both windows move as the walk does. Workers take the job
+ * nearest each walk's position first, charts before metadata, so what the
+ * walk asks for next is what is in flight.
+ *
  * An expired name (the catalog, a repository's tags, a tag's digest) is
  * refreshed here: the access that finds it expired waits REFRESH_WAIT_MS
  * at most, then it and those after it are served the previous answer
@@ -57,10 +67,14 @@ struct prefetch_job {
 	atomic_uint workers; /* the last one out frees the job */
 };
 
-/* Fetch the tags, manifests and small chart trees of one repository. */
-static void warm_repo(struct model *m, struct ns_node *node)
+/* Fetch the tags and manifests of one repository (when not fresh), then
+ * the trees of its first max_charts charts of at most max_size bytes. */
+static void warm_repo(struct model *m, struct ns_node *node, size_t max_charts,
+		      int64_t max_size)
 {
-	struct model_tag *tags[PREFETCH_TAGS];
+	struct model_tag *tags[PREFETCH_TAGS > MODEL_READAHEAD_CHARTS
+				   ? PREFETCH_TAGS
+				   : MODEL_READAHEAD_CHARTS];
 	const char *path;
 	size_t n = 0, i;
 	struct repo *r;
@@ -72,12 +86,14 @@ static void warm_repo(struct model *m, struct ns_node *node)
 	/* With -o verify_key or -o keyring: the verdicts are warmed too, and
 	 * nothing no key verifies is unpacked. */
 	model_verify_listed(m, node);
+	if (max_charts > sizeof(tags) / sizeof(*tags))
+		max_charts = sizeof(tags) / sizeof(*tags);
 	pthread_mutex_lock(&m->lock);
 	r = node->repo;
-	for (i = 0; r && i < r->ntags && n < PREFETCH_TAGS; i++) {
+	for (i = 0; r && i < r->ntags && n < max_charts; i++) {
 		struct model_tag *t = r->tags[i];
 
-		if (!t->chart || t->chart->size > PREFETCH_BLOB_MAX || t->tree_path ||
+		if (!t->chart || t->chart->size > max_size || t->tree_path ||
 		    !model_tag_shown_locked(m, node, t))
 			continue;
 		t->refs++;
@@ -103,7 +119,7 @@ static void *prefetch_worker(void *arg)
 
 	while (!atomic_load(&m->pf_stop) &&
 	       (i = atomic_fetch_add(&job->next, 1)) < job->n)
-		warm_repo(m, job->nodes[i]);
+		warm_repo(m, job->nodes[i], PREFETCH_TAGS, PREFETCH_BLOB_MAX);
 	if (atomic_fetch_sub(&job->workers, 1) == 1) {
 		free(job->nodes);
 		free(job);
@@ -172,6 +188,249 @@ void model_prefetch_kids(struct model *m, struct ns_node *node)
 		free(job->nodes);
 		free(job);
 	}
+}
+
+/* ---- read-ahead of a walk --------------------------------------------- */
+
+/* What was taken for a repository of a walk (queued, running or done). */
+enum { RA_NONE, RA_META, RA_CHARTS };
+
+struct ra_walk {
+	struct ns_node *ns;
+	struct ns_node **kids; /* its repositories when listed, in that order */
+	unsigned char *taken;  /* per kid: RA_NONE, RA_META or RA_CHARTS */
+	size_t n;
+	size_t pos;	    /* the kid entered last; SIZE_MAX: none yet */
+	bool confirmed;	    /* two kids entered one after the other */
+	unsigned long used; /* when last listed or entered (m's clock) */
+};
+
+static void walk_free(struct ra_walk *w)
+{
+	if (!w)
+		return;
+	free(w->kids);
+	free(w->taken);
+	free(w);
+}
+
+/* The walk of namespace ns, or NULL; lock held. */
+static struct ra_walk *walk_of_locked(struct model *m, const struct ns_node *ns)
+{
+	size_t i;
+
+	for (i = 0; ns && i < MODEL_READAHEAD_WALKS; i++)
+		if (m->walks[i] && m->walks[i]->ns == ns)
+			return m->walks[i];
+	return NULL;
+}
+
+/* Namespace ns was listed: follow a walk of its repositories (one that is
+ * followed already and lists as many goes on); lock held. */
+static void walk_start_locked(struct model *m, struct ns_node *ns)
+{
+	struct ra_walk *w = walk_of_locked(m, ns);
+	size_t i, n = 0, slot = 0;
+
+	for (i = 0; i < ns->nkids; i++)
+		if (ns_is_repo(ns->kids[i]) && ns_visible(ns->kids[i]))
+			n++;
+	if (w && w->n == n) {
+		w->used = ++m->ra_clock;
+		return;
+	}
+	if (n == 0)
+		return;
+	/* Its own slot (w NULL: a free one), else the one used longest ago. */
+	slot = MODEL_READAHEAD_WALKS;
+	for (i = 0; i < MODEL_READAHEAD_WALKS && slot == MODEL_READAHEAD_WALKS; i++)
+		if (m->walks[i] == w)
+			slot = i;
+	if (slot == MODEL_READAHEAD_WALKS)
+		for (slot = 0, i = 1; i < MODEL_READAHEAD_WALKS; i++)
+			if (m->walks[i]->used < m->walks[slot]->used)
+				slot = i;
+	walk_free(m->walks[slot]);
+	m->walks[slot] = NULL;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return;
+	w->kids = calloc(n, sizeof(*w->kids));
+	w->taken = calloc(n, 1);
+	if (!w->kids || !w->taken) {
+		walk_free(w);
+		return;
+	}
+	for (i = 0; i < ns->nkids; i++)
+		if (ns_is_repo(ns->kids[i]) && ns_visible(ns->kids[i]))
+			w->kids[w->n++] = ns->kids[i];
+	w->ns = ns;
+	w->pos = SIZE_MAX;
+	w->used = ++m->ra_clock;
+	m->walks[slot] = w;
+}
+
+/* Repository node of walk w was entered; lock held. A kid right after the
+ * one entered before (or one further: one the walk could not enter)
+ * confirms the walk; any other jump starts it again. */
+static void walk_enter_locked(struct model *m, struct ra_walk *w, struct ns_node *node)
+{
+	size_t i, from = w->pos == SIZE_MAX ? 0 : w->pos;
+
+	for (i = from; i < w->n && w->kids[i] != node; i++)
+		;
+	if (i == w->n)
+		for (i = 0; i < from && w->kids[i] != node; i++)
+			;
+	if (i == w->n || w->kids[i] != node)
+		return;
+	if (i == w->pos)
+		return; /* listed again: the same place */
+	w->confirmed = w->pos != SIZE_MAX && i > w->pos && i - w->pos <= 2;
+	w->pos = i;
+	if (w->taken[i] == RA_NONE)
+		w->taken[i] = RA_META; /* the walk fetches it itself */
+	w->used = ++m->ra_clock;
+}
+
+/* The next job of a walk, nearest its position first: charts (confirmed
+ * walks), then metadata. Marks it taken; lock held. */
+static struct ns_node *walk_job_locked(struct ra_walk *w, bool charts_pass, bool *charts)
+{
+	size_t i, end;
+
+	if (w->pos == SIZE_MAX)
+		return NULL;
+	if (charts_pass) {
+		if (!w->confirmed)
+			return NULL;
+		end = w->pos + MODEL_READAHEAD_CHART_REPOS;
+		for (i = w->pos; i < w->n && i < end; i++) {
+			if (w->taken[i] != RA_CHARTS) {
+				w->taken[i] = RA_CHARTS;
+				*charts = true;
+				return w->kids[i];
+			}
+		}
+		return NULL;
+	}
+	end = w->pos + 1 + MODEL_READAHEAD_REPOS;
+	for (i = w->pos + 1; i < w->n && i < end; i++) {
+		if (w->taken[i] == RA_NONE) {
+			w->taken[i] = RA_META;
+			*charts = false;
+			return w->kids[i];
+		}
+	}
+	return NULL;
+}
+
+/* The next job of every walk followed, the latest walk first; lock held. */
+static struct ns_node *ra_job_locked(struct model *m, bool *charts)
+{
+	struct ns_node *node = NULL;
+	int pass;
+	size_t i;
+
+	for (pass = 1; pass >= 0 && !node; pass--) {
+		struct ra_walk *order[MODEL_READAHEAD_WALKS];
+		size_t n = 0, j;
+
+		for (i = 0; i < MODEL_READAHEAD_WALKS; i++) {
+			if (!m->walks[i])
+				continue;
+			for (j = n++; j > 0 && order[j - 1]->used < m->walks[i]->used;
+			     j--)
+				order[j] = order[j - 1];
+			order[j] = m->walks[i];
+		}
+		for (i = 0; i < n && !node; i++)
+			node = walk_job_locked(order[i], pass == 1, charts);
+	}
+	return node;
+}
+
+static void *ra_worker(void *arg)
+{
+	struct model *m = arg;
+	struct ns_node *node;
+	bool charts;
+
+	pthread_mutex_lock(&m->lock);
+	while (!atomic_load(&m->pf_stop) && (node = ra_job_locked(m, &charts))) {
+		pthread_mutex_unlock(&m->lock);
+		warm_repo(m, node, charts ? MODEL_READAHEAD_CHARTS : 0,
+			  MODEL_READAHEAD_CHART_MAX);
+		pthread_mutex_lock(&m->lock);
+	}
+	m->ra_threads--;
+	if (--m->pf_threads == 0)
+		pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+/* How many jobs walk w has for a worker now, counting to max; lock held. */
+static size_t walk_jobs(const struct ra_walk *w, size_t max)
+{
+	size_t i, n = 0;
+
+	if (w->pos == SIZE_MAX)
+		return 0;
+	for (i = w->pos; w->confirmed && n < max && i < w->n &&
+			 i < w->pos + MODEL_READAHEAD_CHART_REPOS;
+	     i++)
+		n += w->taken[i] != RA_CHARTS;
+	for (i = w->pos + 1;
+	     n < max && i < w->n && i < w->pos + 1 + MODEL_READAHEAD_REPOS; i++)
+		n += w->taken[i] == RA_NONE;
+	return n;
+}
+
+/* Start a worker per job waiting, up to MODEL_READAHEAD_THREADS running;
+ * lock held. */
+static void ra_workers_locked(struct model *m)
+{
+	pthread_attr_t attr;
+	size_t i, jobs = 0;
+
+	if (atomic_load(&m->pf_stop) || m->ra_threads >= MODEL_READAHEAD_THREADS)
+		return;
+	for (i = 0; i < MODEL_READAHEAD_WALKS; i++)
+		if (m->walks[i])
+			jobs += walk_jobs(m->walks[i], MODEL_READAHEAD_THREADS);
+	if (!jobs)
+		return;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	/* Workers running take the jobs they find: start the others. */
+	while (m->ra_threads < MODEL_READAHEAD_THREADS && jobs > 0) {
+		pthread_t th;
+
+		if (pthread_create(&th, &attr, ra_worker, m) != 0)
+			break;
+		m->ra_threads++;
+		m->pf_threads++;
+		jobs--;
+	}
+	pthread_attr_destroy(&attr);
+}
+
+void model_readahead_listed(struct model *m, struct ns_node *node)
+{
+	struct ra_walk *w;
+
+	if (!m->readahead || m->offline)
+		return;
+	pthread_mutex_lock(&m->lock);
+	if (node->nkids)
+		walk_start_locked(m, node);
+	w = ns_is_repo(node) ? walk_of_locked(m, node->parent) : NULL;
+	if (w) {
+		walk_enter_locked(m, w, node);
+		ra_workers_locked(m);
+	}
+	pthread_mutex_unlock(&m->lock);
 }
 
 /* ---- refreshes of expired names ---------------------------------------- */
@@ -316,6 +575,8 @@ void model_revalidate_locked(struct model *m, enum model_refresh_kind kind,
 
 void model_prefetch_stop(struct model *m)
 {
+	size_t i;
+
 	atomic_store(&m->pf_stop, true);
 	pthread_mutex_lock(&m->lock);
 	/* The mount is gone: a worker waiting on a stalled registry must not
@@ -326,5 +587,9 @@ void model_prefetch_stop(struct model *m)
 	while (m->pf_threads || m->rq_threads)
 		pthread_cond_wait(&m->cond, &m->lock);
 	drop_queue_locked(m);
+	for (i = 0; i < MODEL_READAHEAD_WALKS; i++) {
+		walk_free(m->walks[i]);
+		m->walks[i] = NULL;
+	}
 	pthread_mutex_unlock(&m->lock);
 }

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,7 +166,7 @@ void model_snap_keep_manifests(struct model *m, struct ns_node *node, const char
 	 * another daemon sharing the cache) reads and may be older. */
 	pthread_mutex_lock(&m->lock);
 	for (i = 0; node->repo && i < node->repo->ntags; i++)
-		if (node->repo->tags[i]->man)
+		if (node->repo->tags[i]->has_manifest)
 			json_object_set_new(keep, node->repo->tags[i]->digest,
 					    json_true());
 	pthread_mutex_unlock(&m->lock);
@@ -212,9 +213,9 @@ void model_snap_save_tags(struct model *m, struct ns_node *node)
 	r->saved = r->listed;
 	for (i = 0; i < r->ntags; i++) {
 		const struct model_tag *t = r->tags[i];
-		json_array_append_new(arr,
-				      json_pack("[sss]", t->tag, t->man ? t->digest : "",
-						t->man ? t->media_type : ""));
+		json_array_append_new(
+		    arr, json_pack("[sss]", t->tag, t->has_manifest ? t->digest : "",
+				   t->has_manifest ? t->media_type : ""));
 	}
 	pthread_mutex_unlock(&m->lock);
 	json_object_set(root, "tags", arr);
@@ -223,6 +224,8 @@ void model_snap_save_tags(struct model *m, struct ns_node *node)
 	text = json_dumps(root, JSON_COMPACT);
 	if (key && text && meta_put(m->bc, key, text, strlen(text)) != 0)
 		log_debug("model: could not save the tags of %s", name);
+	if (json_array_size(arr) >= MODEL_TRIM_AFTER)
+		malloc_trim(0);
 out:
 	json_decref(root);
 	json_decref(arr);

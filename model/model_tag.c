@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,7 @@ static void tag_free(struct model_tag *t)
 {
 	if (!t)
 		return;
-	free(t->tag);
-	oci_manifest_free(t->man);
+	/* Its strings and descriptors live in its own allocation. */
 	free(t->blob_path);
 	free(t->tree_path);
 	free(t);
@@ -71,19 +71,28 @@ static ssize_t tag_find(const struct repo *r, const char *tag, bool *found)
 	return (ssize_t)lo;
 }
 
-static struct model_tag *tag_new(const char *tag)
+/* A record of name tag, with room for extra bytes after it (descriptors
+ * and strings); its manifest still unknown. */
+static struct model_tag *tag_alloc(const char *tag, size_t extra, char **rest)
 {
-	struct model_tag *t = calloc(1, sizeof(*t));
+	size_t len = strlen(tag) + 1;
+	struct model_tag *t = calloc(1, sizeof(*t) + extra + len);
 
 	if (!t)
 		return NULL;
-	t->tag = strdup(tag);
-	if (!t->tag) {
-		free(t);
-		return NULL;
-	}
+	t->tag = (char *)(t + 1) + extra;
+	memcpy(t->tag, tag, len);
+	t->media_type = "";
 	t->refs = 1;
+	*rest = (char *)(t + 1);
 	return t;
+}
+
+static struct model_tag *tag_new(const char *tag)
+{
+	char *rest;
+
+	return tag_alloc(tag, 0, &rest);
 }
 
 /* Insert or replace the record for t->tag; takes the caller's reference. */
@@ -271,33 +280,164 @@ int model_refresh_tags(struct model *m, struct ns_node *node)
 	return tags_lead(m, node, r, gen);
 }
 
+const char *model_tag_annotation_at(const struct model_tag *t, size_t i,
+				    const char **value)
+{
+	const char *p = t->annotations;
+
+	for (; i > 0; i--) {
+		p += strlen(p) + 1;
+		p += strlen(p) + 1;
+	}
+	*value = p + strlen(p) + 1;
+	return p;
+}
+
+const char *model_tag_annotation(const struct model_tag *t, const char *key)
+{
+	const char *k, *v;
+	size_t i;
+
+	for (i = 0; i < t->n_annotations; i++) {
+		k = model_tag_annotation_at(t, i, &v);
+		if (!strcmp(k, key))
+			return v;
+	}
+	return NULL;
+}
+
+/* The annotations of man that a record keeps (MODEL_TAG_ANNOTATIONS_MAX):
+ * how many, and their packed bytes into *bytes. */
+static size_t annotations_kept(const struct oci_manifest *man, size_t *bytes)
+{
+	size_t i, b = 0;
+
+	for (i = 0; man && i < man->n_annotations; i++) {
+		size_t one = strlen(man->annotations[i].key) +
+			     strlen(man->annotations[i].value) + 2;
+
+		if (b + one > MODEL_TAG_ANNOTATIONS_MAX)
+			break;
+		b += one;
+	}
+	*bytes = b;
+	return i;
+}
+
+/* The media types nearly every chart has, kept once rather than per tag. */
+static const char *const common_types[] = {OCI_MT_MANIFEST, HELM_MT_CHART, HELM_MT_PROV,
+					   OCI_MT_DOCKER_MANIFEST};
+
+static const char *common_type(const char *mt)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(common_types) / sizeof(*common_types); i++)
+		if (!strcmp(mt, common_types[i]))
+			return common_types[i];
+	return NULL;
+}
+
+/* Bytes a string of the record takes: none for a common media type. */
+static size_t type_bytes(const char *mt)
+{
+	return common_type(mt) ? 0 : strlen(mt) + 1;
+}
+
+/* Copy s and its NUL to *p, which moves past them; the copy. */
+static const char *put_str(char **p, const char *s)
+{
+	size_t len = strlen(s) + 1;
+	char *at = *p;
+
+	memcpy(at, s, len);
+	*p += len;
+	return at;
+}
+
+/* Copy media type mt to *p (moved past it), unless it is a common one. */
+static const char *put_type(char **p, const char *mt)
+{
+	const char *common = common_type(mt);
+
+	return common ? common : put_str(p, mt);
+}
+
+/* Copy descriptor d (its media type into *strs) to *slot. */
+static const struct oci_descriptor *put_desc(struct oci_descriptor *slot, char **strs,
+					     const struct oci_descriptor *d)
+{
+	*slot = *d;
+	slot->media_type = (char *)put_type(strs, d->media_type ? d->media_type : "");
+	return slot;
+}
+
+static size_t desc_bytes(const struct oci_descriptor *d)
+{
+	return d ? sizeof(*d) + type_bytes(d->media_type ? d->media_type : "") : 0;
+}
+
+/* The compact record of a parsed manifest man (of f): one allocation. */
+static struct model_tag *tag_compact(const char *tag, const struct oci_fetched *f,
+				     const struct oci_manifest *man)
+{
+	const struct oci_descriptor *chart = oci_manifest_chart_layer(man);
+	const struct oci_descriptor *prov = chart ? oci_manifest_prov_layer(man) : NULL;
+	const char *mt = f->media_type[0] ? f->media_type : man->media_type;
+	const char *created =
+	    oci_manifest_annotation(man, "org.opencontainers.image.created");
+	size_t ann_bytes, n_ann = annotations_kept(man, &ann_bytes), i;
+	struct oci_descriptor *descs;
+	struct model_tag *t;
+	char *p;
+
+	mt = mt ? mt : "";
+	t = tag_alloc(
+	    tag, desc_bytes(chart) + desc_bytes(prov) + strlen(mt) + 1 + ann_bytes, &p);
+	if (!t)
+		return NULL;
+	/* Descriptors first: the record's end is aligned for them. */
+	descs = (struct oci_descriptor *)p;
+	p = (char *)(descs + (chart ? 1 : 0) + (prov ? 1 : 0));
+	if (chart)
+		t->chart = put_desc(&descs[0], &p, chart);
+	if (prov)
+		t->prov = put_desc(&descs[1], &p, prov);
+	t->media_type = put_type(&p, mt);
+	t->annotations = p;
+	t->n_annotations = n_ann;
+	for (i = 0; i < n_ann; i++) {
+		put_str(&p, man->annotations[i].key);
+		put_str(&p, man->annotations[i].value);
+	}
+	if (n_ann < man->n_annotations)
+		log_debug("model: tag %s: %zu annotations past %d bytes not kept", tag,
+			  man->n_annotations - n_ann, MODEL_TAG_ANNOTATIONS_MAX);
+	if (created)
+		t->created = timefmt_parse_rfc3339(created);
+	t->has_manifest = true;
+	return t;
+}
+
 /* Build a record from a fetched manifest. */
 struct model_tag *model_tag_from_fetched(const char *tag, const struct oci_fetched *f)
 {
-	struct model_tag *t = tag_new(tag);
-	const char *created;
+	struct oci_manifest *man = NULL;
+	struct model_tag *t;
 
+	if (oci_manifest_parse(f->body.data, f->body.len, f->media_type, &man) != 0) {
+		log_info("model: tag %s: manifest %s is not one chartfs understands", tag,
+			 f->digest);
+		t = tag_new(tag);
+	} else {
+		t = tag_compact(tag, f, man);
+		oci_manifest_free(man);
+	}
 	if (!t)
 		return NULL;
 	memcpy(t->digest, f->digest, sizeof(t->digest));
+	t->manifest_size = (int64_t)f->body.len;
 	t->source = f->source;
-	snprintf(t->media_type, sizeof(t->media_type), "%s", f->media_type);
-	if (oci_manifest_parse(f->body.data, f->body.len, f->media_type, &t->man) != 0) {
-		log_info("model: tag %s: manifest %s is not one chartfs understands", tag,
-			 f->digest);
-		t->man = NULL;
-	}
-	if (t->man) {
-		if (t->man->media_type && !f->media_type[0])
-			snprintf(t->media_type, sizeof(t->media_type), "%s",
-				 t->man->media_type);
-		t->chart = oci_manifest_chart_layer(t->man);
-		t->prov = t->chart ? oci_manifest_prov_layer(t->man) : NULL;
-		created =
-		    oci_manifest_annotation(t->man, "org.opencontainers.image.created");
-		if (created)
-			t->created = timefmt_parse_rfc3339(created);
-	}
 	t->checked = now_mono();
 	return t;
 }
@@ -324,7 +464,8 @@ static void apply_fetched_locked(struct repo *r, const char *tag,
 			r->tags[pos]->checked = now_mono(); /* stale-if-error */
 		return;
 	}
-	if (found && r->tags[pos]->man && !strcmp(r->tags[pos]->digest, f->digest)) {
+	if (found && r->tags[pos]->has_manifest &&
+	    !strcmp(r->tags[pos]->digest, f->digest)) {
 		if (mark)
 			r->tags[pos]->checked = now_mono();
 		return;
@@ -348,11 +489,16 @@ int model_refresh_manifests(struct model *m, struct ns_node *node, bool serve_ex
 	size_t i, n = 0;
 	char *name = NULL;
 	unsigned gen = 0;
-	bool expired = false;
+	bool expired = false, lead = false;
 	int ret = 0;
 
 	pthread_mutex_lock(&m->lock);
 	r = node->repo;
+	/* One fetch of a repository's manifests at a time (a walk's
+	 * read-ahead and the walk itself): the others wait for it, then find
+	 * fresh what it fetched. */
+	while (r && r->fetching)
+		pthread_cond_wait(&m->cond, &m->lock);
 	if (r && r->ntags) {
 		owned = calloc(r->ntags, sizeof(*owned));
 		if (!owned) {
@@ -363,12 +509,12 @@ int model_refresh_manifests(struct model *m, struct ns_node *node, bool serve_ex
 		for (i = 0; i < r->ntags; i++) {
 			const struct model_tag *t = r->tags[i];
 
-			if (t->man && fresh(m, t->checked))
+			if (t->has_manifest && fresh(m, t->checked))
 				continue;
 			/* Hidden from the listing: fetched only when opened. */
 			if (!m->show_signatures && path_is_signature_tag(t->tag))
 				continue;
-			if (serve_expired && t->man && stale_ok(m, t->checked)) {
+			if (serve_expired && t->has_manifest && stale_ok(m, t->checked)) {
 				expired = true;
 				continue;
 			}
@@ -379,8 +525,15 @@ int model_refresh_manifests(struct model *m, struct ns_node *node, bool serve_ex
 		if (expired)
 			model_revalidate_locked(m, MODEL_REFRESH_REPO, node, NULL);
 	}
+	if (n && !m->offline) {
+		/* Started meanwhile (the wait above lets go of the lock). */
+		while (r->fetching)
+			pthread_cond_wait(&m->cond, &m->lock);
+		r->fetching = true;
+		lead = true;
+	}
 	pthread_mutex_unlock(&m->lock);
-	if (!n || m->offline)
+	if (!lead)
 		goto out;
 
 	name = model_repo_name(m, node);
@@ -402,6 +555,11 @@ int model_refresh_manifests(struct model *m, struct ns_node *node, bool serve_ex
 	pthread_mutex_unlock(&m->lock);
 	model_snap_keep_manifests(m, node, name, res, n);
 out:
+	if (lead) {
+		pthread_mutex_lock(&m->lock);
+		flight_done_locked(m, &r->fetching);
+		pthread_mutex_unlock(&m->lock);
+	}
 	for (i = 0; res && i < n; i++)
 		oci_fetched_clear(&res[i]);
 	for (i = 0; owned && i < n; i++)
@@ -410,6 +568,10 @@ out:
 	free(refs);
 	free(res);
 	free(name);
+	/* The bodies, the pack and its JSON were freed in the arenas of
+	 * several threads, between the records kept: give the pages back. */
+	if (n >= MODEL_TRIM_AFTER)
+		malloc_trim(0);
 	return ret;
 }
 
@@ -466,7 +628,7 @@ void model_revalidate_tag(struct model *m, struct ns_node *node, struct model_ta
 	r = node->repo;
 	pos = tag_find(r, t->tag, &found);
 	/* Asked again meanwhile (a listing), or gone from the listing. */
-	if (!found || (r->tags[pos]->man && fresh(m, r->tags[pos]->checked))) {
+	if (!found || (r->tags[pos]->has_manifest && fresh(m, r->tags[pos]->checked))) {
 		pthread_mutex_unlock(&m->lock);
 		return;
 	}
@@ -488,7 +650,7 @@ int model_tag_get(struct model *m, struct ns_node *node, const char *tag,
 	if (!r)
 		return -ENOMEM;
 	pos = tag_find(r, tag, &found);
-	if (found && r->tags[pos]->man && !fresh(m, r->tags[pos]->checked) &&
+	if (found && r->tags[pos]->has_manifest && !fresh(m, r->tags[pos]->checked) &&
 	    stale_ok(m, r->tags[pos]->checked)) {
 		/* Expired: asked again behind, and served as it is if the
 		 * answer does not come at once. */
@@ -499,7 +661,7 @@ int model_tag_get(struct model *m, struct ns_node *node, const char *tag,
 		model_tag_unref_locked(t);
 		pos = tag_find(r, tag, &found);
 	}
-	if (found && r->tags[pos]->man &&
+	if (found && r->tags[pos]->has_manifest &&
 	    (fresh(m, r->tags[pos]->checked) || stale_ok(m, r->tags[pos]->checked))) {
 		*out = r->tags[pos];
 		(*out)->refs++;
@@ -520,7 +682,7 @@ int model_tag_get(struct model *m, struct ns_node *node, const char *tag,
 			pthread_mutex_unlock(&m->lock);
 			return -ENOENT;
 		}
-		if (r->tags[pos]->man) {
+		if (r->tags[pos]->has_manifest) {
 			*out = r->tags[pos];
 			(*out)->refs++;
 			pthread_mutex_unlock(&m->lock);
@@ -536,7 +698,7 @@ int model_tag_get(struct model *m, struct ns_node *node, const char *tag,
 
 	pthread_mutex_lock(&m->lock);
 	pos = tag_find(r, tag, &found);
-	if (found && r->tags[pos]->man) {
+	if (found && r->tags[pos]->has_manifest) {
 		*out = r->tags[pos];
 		(*out)->refs++;
 		ret = 0;
@@ -731,7 +893,8 @@ int model_digest_shared(struct model *m, struct ns_node *node, const char *tag,
 		const struct model_tag *t = r->tags[i];
 		/* A tag whose manifest could not be read counts as shared:
 		 * better refuse a delete than remove a version silently. */
-		if (strcmp(t->tag, tag) && (!t->man || !strcmp(t->digest, digest)))
+		if (strcmp(t->tag, tag) &&
+		    (!t->has_manifest || !strcmp(t->digest, digest)))
 			ret = strv_push(others, t->tag);
 	}
 	pthread_mutex_unlock(&m->lock);

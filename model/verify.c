@@ -582,9 +582,9 @@ static void prov_pkg_name(const struct ns_node *node, const struct model_tag *t,
 			  char *buf, size_t len)
 {
 	const char *name =
-	    oci_manifest_annotation(t->man, "org.opencontainers.image.title");
+	    model_tag_annotation(t, "org.opencontainers.image.title");
 	const char *ver =
-	    oci_manifest_annotation(t->man, "org.opencontainers.image.version");
+	    model_tag_annotation(t, "org.opencontainers.image.version");
 
 	if (name && ver)
 		snprintf(buf, len, "%s-%s.tgz", name, ver);
@@ -725,7 +725,7 @@ bool model_tag_shown_locked(struct model *m, const struct ns_node *node,
 
 	if (!v || path_is_signature_tag(t->tag))
 		return true;
-	if (!t->man || tag_key(m, node, t->digest, key, sizeof(key)) != 0)
+	if (!t->has_manifest || tag_key(m, node, t->digest, key, sizeof(key)) != 0)
 		return false;
 	pthread_mutex_lock(&v->lock);
 	hit = cache_get_locked(v, key, &r);
@@ -781,7 +781,7 @@ static size_t unverified_locked(struct model *m, struct ns_node *node,
 		struct model_tag *t = node->repo->tags[i];
 		bool hit;
 
-		if (!t->man || path_is_signature_tag(t->tag) ||
+		if (!t->has_manifest || path_is_signature_tag(t->tag) ||
 		    tag_key(m, node, t->digest, key, sizeof(key)) != 0)
 			continue;
 		pthread_mutex_lock(&v->lock);

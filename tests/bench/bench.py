@@ -24,6 +24,20 @@ mount and an empty cache):
 (own cache dirs) each running a cold `grep -r` over the 50 charts at once, straight
 at the origin or through one pull-through mirror, the origin's requests counted,
 against 8 `helm pull --untar` loops.
+
+`--far` prints another table instead (issue 19): the registry behind
+tests/bench/delayproxy.py, 25 ms each way (a 50 ms round trip; TCP level, so
+TLS and HTTP/2 pass through):
+  cold grep      `grep -r` on a fresh mount (default, and -o prefetch=64)  vs
+                 helm's pull loop, and a minimal client keeping 8 requests in
+                 flight (tests/bench/minclient.py: catalog, tags, manifests,
+                 blobs, untarred) + grep
+  ls -l 200, TLS `ls -l` of the 200-tag repository over TLS (a second registry with
+                 a self-signed certificate on the same storage)  vs  curl
+                 fetching the same manifests, --http2 ×100 and --http1.1 ×8
+  memory         VmRSS of the daemon a second after `ls -l` of a repository of
+                 250, 1,000 and 4,000 tags (loopback; pushed by API)
+`--only far-mem` / `--only far-grep` run parts of it.
 Uses hyperfine when it is installed, else its own timing loop.
 """
 import argparse
@@ -45,8 +59,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from proxy import RegistryProxy  # noqa: E402
-from util import (CHARTS, HELM_CHART, HELM_CONFIG, OCI_MANIFEST, ROOT, TOOLS,  # noqa: E402
-                  Helm, Registry, copy_chart, find_pid, isolated_env)
+from util import (CHARTS, HELM_CHART, HELM_CONFIG, OCI_MANIFEST, REGISTRY_BIN, ROOT,  # noqa: E402
+                  TOOLS, Helm, Registry, copy_chart, find_pid, isolated_env)
 
 CORPUS = os.path.join(TOOLS, "bench-corpus")
 N_CHARTS = 50
@@ -239,18 +253,19 @@ class Bench:
         self.cache = os.path.join(work, "cache")
         os.makedirs(self.mnt)
 
-    def mount_cmd(self, host, cache=None, extra=""):
-        return "%s -o plain_http,cache_dir=%s,ttl=600%s %s %s" % (
-            shlex.quote(self.chartfs), shlex.quote(cache or self.cache), extra, host,
-            shlex.quote(self.mnt))
+    def mount_cmd(self, host, cache=None, extra="", scheme="plain_http"):
+        """scheme: plain_http, or the TLS options (ca_file=PEM)."""
+        return "%s -o %s,cache_dir=%s,ttl=600%s %s %s" % (
+            shlex.quote(self.chartfs), scheme, shlex.quote(cache or self.cache), extra,
+            host, shlex.quote(self.mnt))
 
     def unmount_cmd(self):
         # The daemon may still be exiting; unmounting again is harmless.
         return "fusermount3 -u %s 2>/dev/null || true" % shlex.quote(self.mnt)
 
-    def fresh_mount_cmd(self, host, extra=""):
+    def fresh_mount_cmd(self, host, extra="", scheme="plain_http"):
         return "%s; rm -rf %s; %s" % (self.unmount_cmd(), shlex.quote(self.cache),
-                                      self.mount_cmd(host, extra=extra))
+                                      self.mount_cmd(host, extra=extra, scheme=scheme))
 
     def remount_cmd(self, host):
         return "%s; %s" % (self.unmount_cmd(), self.mount_cmd(host))
@@ -284,16 +299,235 @@ def fmt_s(s):
     return "%.3f s" % s if s >= 0.1 else "%.1f ms" % (s * 1000)
 
 
+# --- far: the same registry 25 ms away (issue 19) --------------------------------
+
+DELAY_MS = 25  # each way: a 50 ms round trip
+MEM_NS = "bench/mem"
+MEM_TAGS = (250, 1000, 4000)
+
+
+class TlsRegistry(Registry):
+    """A second docker-registry over TLS (a self-signed certificate for
+    127.0.0.1) serving the storage another one filled."""
+
+    def __init__(self, workdir, data, cert, key):
+        self.data, self.cert, self.key = data, cert, key
+        super().__init__(workdir)
+
+    def _config(self):
+        path = os.path.join(self.dir, "config.yml")
+        with open(path, "w") as f:
+            f.write("version: 0.1\n"
+                    "log: {level: error, accesslog: {disabled: true}}\n"
+                    "storage: {filesystem: {rootdirectory: %s}}\n"
+                    "http: {addr: '%s', tls: {certificate: %s, key: %s}}\n"
+                    % (self.data, self.host, self.cert, self.key))
+        return path
+
+    def start(self):
+        log = open(os.path.join(self.dir, "registry.log"), "a")
+        self.proc = subprocess.Popen([REGISTRY_BIN, "serve", self._config()],
+                                     stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if sh("curl -fsS --cacert %s https://%s/v2/ -o /dev/null"
+                  % (shlex.quote(self.cert), self.host), check=False).returncode == 0:
+                return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.1)
+        return False
+
+
+class DelayProxy:
+    """tests/bench/delayproxy.py in front of upstream, as a process."""
+
+    def __init__(self, upstream, delay_ms=DELAY_MS):
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "delayproxy.py"), "--upstream", upstream,
+             "--delay-ms", str(delay_ms)], stdout=subprocess.PIPE, text=True)
+        self.host = self.proc.stdout.readline().strip()
+        if not self.host:
+            raise RuntimeError("delayproxy.py did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def self_signed(work):
+    cert, key = os.path.join(work, "tls.pem"), os.path.join(work, "tls.key")
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+       "-addext subjectAltName=IP:127.0.0.1 -keyout %s -out %s"
+       % (shlex.quote(key), shlex.quote(cert)))
+    return cert, key
+
+
+def seed_tags(reg, repo, n):
+    """n tags in repo, each helm's manifest of bench-00 with its own version
+    annotation (so its own digest), pushed by API 8 at a time."""
+    man, _, _ = reg.manifest(NS + "/bench-00", "1.0.0")
+    for blob in [man["config"]] + man["layers"]:
+        st, _, _ = reg.request("POST", "/v2/%s/blobs/uploads/?mount=%s&from=%s"
+                               % (repo, blob["digest"], NS + "/bench-00"))
+        assert st == 201, st
+
+    def push(t):
+        m = json.loads(json.dumps(man))
+        m["annotations"]["org.opencontainers.image.version"] = "1.0.%d" % t
+        reg.push_manifest(repo, "1.0.%d" % t, m)
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        list(ex.map(push, range(n)))
+
+
+def vm_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+def memory_rows(b, reg):
+    """VmRSS of the daemon a second after `ls -l` of a repository of n tags,
+    each on a fresh mount and cache (loopback: memory does not depend on
+    distance)."""
+    rows = []
+    for n in MEM_TAGS:
+        repo = "%s/t%d" % (MEM_NS, n)
+        if len(reg.tags(repo)) != n:
+            seed_tags(reg, repo, n)
+        sh(b.fresh_mount_cmd(reg.host), b.env)
+        pid = find_pid(shlex.split(b.mount_cmd(reg.host)))
+        idle = vm_rss_kib(pid)
+        sh("ls -l %s >/dev/null" % shlex.quote(os.path.join(b.mnt, repo)), b.env)
+        time.sleep(1)
+        rss = vm_rss_kib(pid)
+        sh(b.unmount_cmd(), b.env)
+        rows.append((n, idle, rss))
+    return rows
+
+
+def curl_manifests(reg_host, repo, tags, cafile, http, parallel):
+    """A curl command fetching every manifest of tags at once (a config
+    file: 200 URLs)."""
+    cfg = os.path.join(os.path.dirname(cafile), "curl-%s-%d.cfg" % (http, parallel))
+    with open(cfg, "w") as f:
+        f.write('header = "Accept: %s"\n' % OCI_MANIFEST)
+        for t in tags:
+            f.write('url = "https://%s/v2/%s/manifests/%s"\noutput = "/dev/null"\n'
+                    % (reg_host, repo, t))
+    return ("curl -fsS --%s --parallel --parallel-max %d --cacert %s -K %s"
+            % (http, parallel, shlex.quote(cafile), shlex.quote(cfg)))
+
+
+def far(a, build):
+    """The rows with the registry DELAY_MS away each way (--far)."""
+    work = tempfile.mkdtemp(prefix="chartfs-bench-far-")
+    helm = Helm(os.path.join(TOOLS, "helm4"), os.path.join(work, "helm"))
+    reg = Registry(os.path.join(work, "registry"))
+    b = Bench(build, a.runs, work)
+    rows, mem, procs = [], [], []
+    try:
+        t = time.time()
+        packages = corpus(helm)
+        seed(reg, helm, packages)
+        print("corpus: %d charts + %d tags pushed in %.1f s" % (N_CHARTS, N_TAGS,
+                                                                time.time() - t),
+              file=sys.stderr)
+        if a.only != "far-grep":
+            t = time.time()
+            mem = memory_rows(b, reg)
+            print("memory rows in %.1f s" % (time.time() - t), file=sys.stderr)
+        if a.only == "far-mem":
+            return print_far(a, helm, rows, mem)
+        cert, key = self_signed(work)
+        treg = TlsRegistry(os.path.join(work, "registry-tls"), os.path.join(
+            work, "registry", "data"), cert, key)
+        procs.append(treg)
+        plain, tls = DelayProxy(reg.host), DelayProxy(treg.host)
+        procs += [plain, tls]
+
+        # cold grep -r: helm's pull loop, a minimal client, chartfs
+        grep = "grep -r --exclude='*.tgz' 'image:' %s >/dev/null" % shlex.quote(
+            os.path.join(b.mnt, NS))
+        local = os.path.join(work, "local")
+        local_grep = "grep -r 'image:' %s >/dev/null" % shlex.quote(local)
+        pull_all = " && ".join(
+            "%s pull oci://%s/%s/bench-%02d --version 1.0.0 --untar --untardir %s --plain-http"
+            % (shlex.quote(helm.binary), plain.host, NS, i, shlex.quote(local))
+            for i in range(N_CHARTS))
+        clean = "rm -rf %s" % shlex.quote(local)
+        helm_t = median_seconds(pull_all + " && " + local_grep, clean, a.cold_runs,
+                                helm.env)
+        mini = "%s %s --registry %s --ns %s --out %s --parallel 8 && %s" % (
+            sys.executable, shlex.quote(os.path.join(HERE, "minclient.py")), plain.host,
+            NS, shlex.quote(local), local_grep)
+        mini_t = b.time(mini, clean, a.cold_runs)
+        ours = b.time(grep, b.fresh_mount_cmd(plain.host), a.cold_runs)
+        what = "cold `grep -r image:` over %d charts" % N_CHARTS
+        rows.append((what, "helm pull --untar ×%d + grep" % N_CHARTS, helm_t, ours))
+        rows.append((what, "minimal client, 8 in flight + grep", mini_t, ours))
+        ours = b.time(grep, b.fresh_mount_cmd(plain.host, ",prefetch=64"), a.cold_runs)
+        rows.append(("the same, `-o prefetch=64`", "minimal client, 8 in flight + grep",
+                     mini_t, ours))
+
+        if a.only != "far-grep":
+            # ls -l of 200 tags over TLS: curl fetching the same manifests
+            tags = reg.tags(MANY)
+            ls_l = "ls -l %s >/dev/null" % shlex.quote(os.path.join(b.mnt, MANY))
+            tls_opt = "ca_file=%s" % shlex.quote(cert)
+            ours = b.time(ls_l, b.fresh_mount_cmd(tls.host, scheme=tls_opt))
+            for http, par in (("http2", 100), ("http1.1", 8)):
+                base = b.time(curl_manifests(tls.host, MANY, tags, cert, http, par))
+                rows.append(("cold `ls -l` of a %d-tag repository, TLS" % N_TAGS,
+                             "`curl --%s --parallel --parallel-max %d`, %d manifests"
+                             % (http, par, len(tags)), base, ours))
+    finally:
+        sh(b.unmount_cmd(), b.env, check=False)
+        for p in procs:
+            p.stop()
+        reg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print_far(a, helm, rows, mem)
+
+
+def print_far(a, helm, rows, mem):
+    print()
+    print("chartfs benchmark, far: the registry (local distribution 2.8) behind "
+          "tests/bench/delayproxy.py, %d ms each way (RTT %d ms), %s; median of %d runs "
+          "(cold: %d)%s." % (DELAY_MS, 2 * DELAY_MS, helm.version(), a.runs, a.cold_runs,
+                             ", hyperfine" if shutil.which("hyperfine") else ""))
+    print()
+    print("| measure, RTT %d ms | baseline | baseline time | chartfs | ratio |" % (
+        2 * DELAY_MS))
+    print("|---|---|---:|---:|---:|")
+    for what, how, base, ours in rows:
+        print("| %s | %s | %s | %s | %.2f× |" % (what, how, fmt_s(base), fmt_s(ours),
+                                                 ours / base))
+    for n, idle, rss in mem:
+        print("| daemon VmRSS 1 s after `ls -l` of %d tags (loopback) | mounted, idle | "
+              "%.1f MiB | %.1f MiB | %s |" % (n, idle / 1024.0, rss / 1024.0,
+                                              "≤ 16 MiB" if n == 4000 else "-"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=5, help="runs per measurement (median)")
     ap.add_argument("--cold-runs", type=int, default=3, help="runs of the slow cold ones")
     ap.add_argument("--build", default=os.environ.get("CHARTFS_BUILD", "build"))
-    ap.add_argument("--only", choices=["big-ls"], help="run one row alone")
+    ap.add_argument("--only", choices=["big-ls", "far-mem", "far-grep"],
+                    help="run one row alone (far-*: part of --far)")
+    ap.add_argument("--far", action="store_true",
+                    help="the far table instead: the registry %d ms away each way"
+                    % DELAY_MS)
     ap.add_argument("--fleet", action="store_true",
                     help="the fleet table alone: many mounts, with and without a mirror")
     a = ap.parse_args()
     build = a.build if os.path.isabs(a.build) else os.path.join(ROOT, a.build)
+    if a.far or (a.only or "").startswith("far-"):
+        return far(a, build)
     if a.only:
         return only(a, build)
     if a.fleet:
