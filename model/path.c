@@ -229,6 +229,14 @@ int path_resolve(struct ns_node *root, const char *path, struct path_res *res)
 		}
 		memcpy(res->tag, p, len);
 		res->tag[len] = '\0';
+		/* A name that can be no tag is no path below it either; alone,
+		 * it may be a file being copied in under a temporary name
+		 * (rsync's .web-1.0.0.tgz.XXXXXX), which the caller tells. */
+		if (!oci_tag_valid(res->tag) && !slash) {
+			res->tag[0] = '\0';
+			res->kind = PATH_UNKNOWN;
+			return 0;
+		}
 		if (!oci_tag_valid(res->tag))
 			return -ENOENT;
 		p += len;

@@ -80,8 +80,10 @@ struct path_res {
 /* Walk path (absolute, as FUSE gives it) down the tree. Never fails: a name
  * the tree lacks gives PATH_UNKNOWN with rest at that name; under a repo
  * node it gives PATH_TAG / PATH_PKG / PATH_IN_TAG by the name's shape,
- * without checking that the tag exists (the model does). Returns -ENAMETOOLONG
- * for a tag over 128 characters and -ENOENT for names that can be no tag. */
+ * without checking that the tag exists (the model does), and PATH_UNKNOWN
+ * for a last name there that can be no tag (a temporary file's). Returns
+ * -ENAMETOOLONG for a tag over 128 characters and -ENOENT for a path below
+ * a name that can be no tag. */
 int path_resolve(struct ns_node *root, const char *path, struct path_res *res) WUR;
 
 /* If name is "<last>-<tag>.tgz" for repository segment last, copy the tag

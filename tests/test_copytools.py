@@ -136,3 +136,22 @@ def test_a_failed_push_leaves_no_name(proxied, packages):
     assert r.returncode != 0
     assert not os.path.exists(m.path("ns/web-1.0.0.tgz"))
     assert reg.tags("ns/web") == []
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_copy_tool_into_a_repository_directory(proxied, packages, tool):
+    """The README's `cp web-0.3.0.tgz /mnt/registry/charts/test/web/`, with
+    every copy tool: the target is the chart's own repository."""
+    if tool == "rsync -a" and not shutil.which("rsync"):
+        pytest.skip("rsync is not installed")
+    reg, proxy, m = proxied
+    os.mkdir(m.path("into"))
+    first, second = packages["helm-oci-test-0.1.0"], packages["helm-oci-test-0.2.0"]
+    r = subprocess.run(TOOLS["cp"](first, m.path("into")), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    repo = m.path("into", "helm-oci-test")
+    r = subprocess.run(TOOLS[tool](second, repo), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr + m.log()
+    assert reg.tags("into/helm-oci-test") == ["0.1.0", "0.2.0"]
+    assert visible(m, "into/helm-oci-test") == ["0.1.0", "0.2.0", "helm-oci-test-0.1.0.tgz",
+                                                "helm-oci-test-0.2.0.tgz"]
