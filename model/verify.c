@@ -581,10 +581,8 @@ out:
 static void prov_pkg_name(const struct ns_node *node, const struct model_tag *t,
 			  char *buf, size_t len)
 {
-	const char *name =
-	    model_tag_annotation(t, "org.opencontainers.image.title");
-	const char *ver =
-	    model_tag_annotation(t, "org.opencontainers.image.version");
+	const char *name = model_tag_annotation(t, "org.opencontainers.image.title");
+	const char *ver = model_tag_annotation(t, "org.opencontainers.image.version");
 
 	if (name && ver)
 		snprintf(buf, len, "%s-%s.tgz", name, ver);

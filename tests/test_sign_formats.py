@@ -289,6 +289,10 @@ def test_simple_signature_verdicts(tool, keys, kind):
 
 # --- bundles made by @sigstore/sign, checked by chartfs ---------------------------
 
+# Most of its time is node's (the Sigstore libraries), not sign-tool's:
+# the sanitized pass skips it; tests/unit/test_sign.c covers the same code
+# there.
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_js_bundle_verdicts(tool, keys, kind):
     """A DSSE bundle from @sigstore/sign with a key signer: chartfs verifies
@@ -385,6 +389,10 @@ def test_bundle_shapes_refused(tool, keys):
 
 # --- bundles made by chartfs, checked by @sigstore/verify and cryptography -----
 
+# Most of its time is node's (the Sigstore libraries), not sign-tool's:
+# the sanitized pass skips it; tests/unit/test_sign.c covers the same code
+# there.
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_chartfs_bundle_verifies_independently(tool, keys, kind):
     """make-bundle's output: @sigstore/verify@3 accepts it with the public key
