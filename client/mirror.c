@@ -21,6 +21,7 @@
 #include "client/manifest.h"
 #include "common/digest.h"
 #include "common/log.h"
+#include "common/strv.h"
 #include "common/mono.h"
 
 /* A host as a registry address may name it ("host[:port]"). */
@@ -210,24 +211,6 @@ char *oci_mirror_specs_for(const char *all, const char *registry)
 
 /* ---- set-up ------------------------------------------------------------ */
 
-/* Is host named in the comma-separated list? */
-static bool in_list(const char *list, const char *host)
-{
-	size_t n = strlen(host);
-	const char *p = list;
-
-	while (p && *p) {
-		size_t k = strcspn(p, ",");
-
-		if (k == n && !strncmp(p, host, n))
-			return true;
-		p += k;
-		if (*p == ',')
-			p++;
-	}
-	return false;
-}
-
 /* The client of one mirror, with its host's own credentials. */
 static int mirror_client(const struct spec *sp, const struct oci_client_opts *base,
 			 const struct oci_mirror_opts *mo, struct oci_client **out)
@@ -246,7 +229,7 @@ static int mirror_client(const struct spec *sp, const struct oci_client_opts *ba
 		log_info("chartfs: credentials for mirror %s from %s", sp->host,
 			 cr.source);
 	co.registry = sp->host;
-	co.plain_http = sp->http || in_list(mo->plain_http_hosts, sp->host);
+	co.plain_http = sp->http || strv_csv_has(mo->plain_http_hosts, sp->host);
 	co.username = cr.username;
 	co.password = cr.password;
 	co.identity_token = cr.identity_token;

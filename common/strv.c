@@ -78,3 +78,20 @@ void strv_join(const struct strv *sv, const char *sep, char *buf, size_t len)
 		used += (size_t)n;
 	}
 }
+
+bool strv_csv_has(const char *list, const char *item)
+{
+	size_t n = strlen(item);
+	const char *p = list;
+
+	while (p && *p) {
+		size_t k = strcspn(p, ",");
+
+		if (k == n && !strncmp(p, item, n))
+			return true;
+		p += k;
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}

@@ -7,6 +7,7 @@
 #ifndef CHARTFS_STRV_H
 #define CHARTFS_STRV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/compiler.h"
@@ -26,6 +27,9 @@ void strv_sort_uniq(struct strv *sv);
 /* The strings joined by sep into buf (size len > 0), always terminated;
  * what does not fit ends in "...". */
 void strv_join(const struct strv *sv, const char *sep, char *buf, size_t len);
+/* Whether item is one of the names of list, a comma-separated string as
+ * options give it ("a,b:5000"); a NULL list names nothing. */
+bool strv_csv_has(const char *list, const char *item);
 /* Free all strings and the array; leaves sv empty. */
 void strv_free(struct strv *sv);
 

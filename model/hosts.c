@@ -68,24 +68,6 @@ static bool looks_like_host(const char *s, size_t len)
 	return dot_or_colon && s[len - 1] != '.' && s[len - 1] != ':';
 }
 
-/* Is host named in the comma-separated list? */
-static bool in_list(const char *list, const char *host)
-{
-	size_t n = strlen(host);
-	const char *p = list;
-
-	while (p && *p) {
-		size_t k = strcspn(p, ",");
-
-		if (k == n && !strncmp(p, host, n))
-			return true;
-		p += k;
-		if (*p == ',')
-			p++;
-	}
-	return false;
-}
-
 int hosts_new(const struct hosts_opts *o, struct blobcache *bc, struct hosts **out)
 {
 	struct hosts *h = calloc(1, sizeof(*h));
@@ -224,7 +206,7 @@ static int site_setup(struct hosts *h, struct site *s)
 		log_info("chartfs: credentials for %s from %s", s->name, cr.source);
 	}
 	co.registry = s->name;
-	co.plain_http = co.plain_http || in_list(h->o.plain_http_hosts, s->name);
+	co.plain_http = co.plain_http || strv_csv_has(h->o.plain_http_hosts, s->name);
 	co.username = cr.username;
 	co.password = cr.password;
 	co.identity_token = cr.identity_token;
