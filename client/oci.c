@@ -4,7 +4,7 @@
  * Every name and reference is validated before it becomes part of a URL, so
  * nothing a user types or a registry lists can change the path asked for.
  */
-#include "client/http_i.h"
+#include "client/oci_i.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -73,8 +73,7 @@ static bool ref_valid(const char *ref)
 }
 
 /* Refuse names that would not make a well-formed API path. */
-static int check_args(const char *op, const char *repo, const char *ref,
-		      bool ref_is_digest)
+int oci_check_args(const char *op, const char *repo, const char *ref, bool ref_is_digest)
 {
 	if (!repo || !oci_repo_valid(repo)) {
 		log_warn("client: %s: refusing an invalid repository name", op);
@@ -87,22 +86,8 @@ static int check_args(const char *op, const char *repo, const char *ref,
 	return 0;
 }
 
-/* One endpoint's request and the URL and token scope it owns: the
- * preamble every call below shares. */
-struct call {
-	struct http_req rq;
-	char *url;
-	char *scope;
-};
-
-/* k->rq for method on the registry's base + the formatted path, in the
- * token scope of actions on repo (no scope when repo is NULL). 0, or
- * -ENOMEM with nothing left to free. */
-static int call_init(struct call *k, const struct oci_client *c, const char *method,
-		     const char *repo, const char *actions, const char *fmt, ...)
-    PRINTF_LIKE(6, 7);
-static int call_init(struct call *k, const struct oci_client *c, const char *method,
-		     const char *repo, const char *actions, const char *fmt, ...)
+int oci_call_init(struct call *k, const struct oci_client *c, const char *method,
+		  const char *repo, const char *actions, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -123,9 +108,7 @@ static int call_init(struct call *k, const struct oci_client *c, const char *met
 	return 0;
 }
 
-/* Send k and free what it owns. The answer is left in *rs for the caller
- * to clear, or dropped when rs is NULL. */
-static int call_send(struct oci_client *c, struct call *k, struct http_resp *rs)
+int oci_call_send(struct oci_client *c, struct call *k, struct http_resp *rs)
 {
 	struct http_resp dropped = {0};
 	int ret = http_request(c, &k->rq, rs ? rs : &dropped);
@@ -140,9 +123,9 @@ static int call_send(struct oci_client *c, struct call *k, struct http_resp *rs)
 int oci_ping(struct oci_client *c)
 {
 	struct call k;
-	int ret = call_init(&k, c, "GET", NULL, NULL, "/v2/");
+	int ret = oci_call_init(&k, c, "GET", NULL, NULL, "/v2/");
 
-	return ret ? ret : call_send(c, &k, NULL);
+	return ret ? ret : oci_call_send(c, &k, NULL);
 }
 
 /* ---- listings ---------------------------------------------------------- */
@@ -327,7 +310,7 @@ int oci_tags_here(struct oci_client *c, const char *repo, struct strv *out)
 	int ret;
 
 	*out = (struct strv){0};
-	ret = check_args("tags", repo, NULL, false);
+	ret = oci_check_args("tags", repo, NULL, false);
 	if (ret)
 		return ret;
 	url = endpoint_url(c, "/v2/%s/tags/list?n=1000", repo);
@@ -366,14 +349,15 @@ static int manifest_req(struct oci_client *c, const char *method, const char *re
 	int ret;
 
 	memset(rs, 0, sizeof(*rs));
-	ret = call_init(&k, c, method, repo, "pull", "/v2/%s/manifests/%s", repo, ref);
+	ret =
+	    oci_call_init(&k, c, method, repo, "pull", "/v2/%s/manifests/%s", repo, ref);
 	if (ret)
 		return ret;
 	k.rq.accept = accept_manifests;
 	k.rq.max_body = OCI_MANIFEST_MAX;
 	k.rq.follow = true;
 	k.rq.quiet = HTTP_QUIET_ENOENT;
-	return call_send(c, &k, rs);
+	return oci_call_send(c, &k, rs);
 }
 
 int oci_manifest_get(struct oci_client *c, const char *repo, const char *ref,
@@ -391,7 +375,7 @@ int oci_manifest_get_here(struct oci_client *c, const char *repo, const char *re
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = check_args("manifest", repo, ref, false);
+	ret = oci_check_args("manifest", repo, ref, false);
 	if (ret)
 		goto out;
 	ret = manifest_req(c, "GET", repo, ref, &rs);
@@ -513,7 +497,7 @@ int oci_manifest_head(struct oci_client *c, const char *repo, const char *ref,
 	int ret;
 
 	digest[0] = '\0';
-	ret = check_args("manifest", repo, ref, false);
+	ret = oci_check_args("manifest", repo, ref, false);
 	if (ret)
 		return ret;
 	ret = manifest_req(c, "HEAD", repo, ref, &rs);
@@ -550,13 +534,13 @@ int oci_manifest_put_subject(struct oci_client *c, const char *repo, const char 
 
 	*subject = false;
 
-	ret = check_args("manifest put", repo, ref, false);
+	ret = oci_check_args("manifest put", repo, ref, false);
 	if (ret)
 		return ret;
 	if (!media_type || !body || len > OCI_MANIFEST_MAX)
 		return -EINVAL;
-	ret =
-	    call_init(&k, c, "PUT", repo, "pull,push", "/v2/%s/manifests/%s", repo, ref);
+	ret = oci_call_init(&k, c, "PUT", repo, "pull,push", "/v2/%s/manifests/%s", repo,
+			    ref);
 	if (ret)
 		return ret;
 	if (c->mirrors)
@@ -564,7 +548,7 @@ int oci_manifest_put_subject(struct oci_client *c, const char *repo, const char 
 	k.rq.content_type = media_type;
 	k.rq.body = body;
 	k.rq.body_len = len;
-	ret = call_send(c, &k, &rs);
+	ret = oci_call_send(c, &k, &rs);
 	*subject = !ret && rs.oci_subject;
 	http_resp_clear(&rs);
 	return ret;
@@ -575,11 +559,11 @@ int oci_manifest_delete(struct oci_client *c, const char *repo, const char *ref)
 	struct call k;
 	int ret;
 
-	ret = check_args("manifest delete", repo, ref, false);
+	ret = oci_check_args("manifest delete", repo, ref, false);
 	if (ret)
 		return ret;
-	ret =
-	    call_init(&k, c, "DELETE", repo, "delete", "/v2/%s/manifests/%s", repo, ref);
+	ret = oci_call_init(&k, c, "DELETE", repo, "delete", "/v2/%s/manifests/%s", repo,
+			    ref);
 	if (ret)
 		return ret;
 	if (c->mirrors)
@@ -588,7 +572,7 @@ int oci_manifest_delete(struct oci_client *c, const char *repo, const char *ref)
 	k.rq.quiet = HTTP_QUIET_EOPNOTSUPP;
 	if (!digest_valid(ref))
 		k.rq.quiet |= HTTP_QUIET_EINVAL;
-	return call_send(c, &k, NULL);
+	return oci_call_send(c, &k, NULL);
 }
 
 /* ---- blobs ------------------------------------------------------------- */
@@ -600,10 +584,10 @@ static int blob_req(struct oci_client *c, const char *method, const char *repo,
 	struct call k;
 	int ret;
 
-	ret = check_args("blob", repo, digest, true);
+	ret = oci_check_args("blob", repo, digest, true);
 	if (ret)
 		return ret;
-	ret = call_init(&k, c, method, repo, "pull", "/v2/%s/blobs/%s", repo, digest);
+	ret = oci_call_init(&k, c, method, repo, "pull", "/v2/%s/blobs/%s", repo, digest);
 	if (ret)
 		return ret;
 	k.rq.out_fd = fd;
@@ -611,7 +595,7 @@ static int blob_req(struct oci_client *c, const char *method, const char *repo,
 	k.rq.out_name = where;
 	k.rq.follow = true;
 	k.rq.quiet = quiet;
-	return call_send(c, &k, NULL);
+	return oci_call_send(c, &k, NULL);
 }
 
 int oci_blob_get_into(struct oci_client *c, const char *repo, const char *digest,
@@ -685,7 +669,7 @@ int oci_blob_upload(struct oci_client *c, const char *repo, const char *digest, 
 	uint64_t off;
 	int ret;
 
-	ret = check_args("blob upload", repo, digest, true);
+	ret = oci_check_args("blob upload", repo, digest, true);
 	if (ret)
 		return ret;
 	loc = endpoint_url(c, "/v2/%s/blobs/uploads/", repo);
